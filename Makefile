@@ -1,0 +1,51 @@
+# podtrace — the same commands locally and in CI (.ci/run calls `make test`).
+# Only python3 and make are assumed; everything else is installed here.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: help install browser test lint typecheck pytest bench demo clean
+
+help:
+	@echo "make demo   - run the whole product end to end (shop, rollout, blast radius)"
+	@echo "make test   - lint, type-check and run the full test suite"
+	@echo "make bench  - print performance figures (ratios measured side by side)"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[collector]" --group dev
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+# The web-page tests drive Debian's chromium headless; install it when missing (root, apt).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium (Debian package) for the web-page tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium missing: install it (apt-get install chromium) to run the browser tests" >&2; exit 1; fi; }
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check src collector
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install browser
+	$(BIN)/pytest -q
+
+test: lint typecheck pytest
+
+bench: install
+	$(BIN)/python -m bench
+
+demo: install
+	$(BIN)/podtrace demo
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build dist

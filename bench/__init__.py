@@ -1,0 +1,1 @@
+"""podtrace benchmarks: `make bench` (python -m bench) prints figures measured side by side."""

@@ -1,0 +1,26 @@
+"""The podtrace command dispatcher."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from podtrace import _cli
+
+
+def test_help_lists_every_subcommand(capsys: object) -> None:
+    """`podtrace --help` names every subcommand."""
+    assert _cli.main(["--help"]) == 0
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    for name in _cli.SUBCOMMANDS:
+        assert name in out
+
+
+def test_unknown_command_exits_2() -> None:
+    """An unknown subcommand is a usage error, not a traceback."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "podtrace._cli", "frobnicate"], capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert "unknown command" in proc.stderr
+    assert "Traceback" not in proc.stderr
