@@ -1,0 +1,113 @@
+"""Query times: ``since``/``until`` parameters in, Unix seconds out, and RFC 3339 back out.
+
+A time is either an RFC 3339 timestamp with a zone (``2026-11-24T10:00:00Z``,
+``2026-11-24T12:00:00.5+02:00``) or a duration back from now (``90s``, ``15m``, ``2h``, ``7d``,
+``1w``, ``1h30m``).  Anything else is a ``QueryError`` with code ``bad_time`` (HTTP 400) whose
+message says what was wrong, so an API user can fix the request without reading the source.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime
+
+from podtrace_collector.errors import QueryError
+
+# A duration longer than this is a typo, not a query (the store retains days, not decades).
+MAX_DURATION_S = 10 * 366 * 86_400.0
+_MAX_LEN = 64
+_UNIT_S = {"s": 1.0, "m": 60.0, "h": 3_600.0, "d": 86_400.0, "w": 604_800.0}
+_DURATION = re.compile(r"(?:\d+(?:\.\d+)?[smhdw])+")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+_RFC3339 = re.compile(
+    r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})"
+)
+
+
+def parse_time(value: str, now_s: float) -> float:
+    """Parse a ``since``/``until`` value into Unix seconds.
+
+    Args:
+        value: an RFC 3339 timestamp with ``Z`` or an offset, or a duration back from ``now_s``
+            made of ``<number><unit>`` parts, units ``s m h d w`` (``15m``, ``1h30m``).
+        now_s: the current time, Unix seconds (durations count back from it).
+
+    Returns:
+        The time in Unix seconds.
+
+    Raises:
+        QueryError: code ``bad_time`` (status 400) for anything else, negative or absurd values.
+    """
+    text = value.strip()
+    if not text:
+        raise _bad(value, "it is empty")
+    if len(text) > _MAX_LEN:
+        raise _bad(value[:_MAX_LEN] + "…", "it is too long")
+    if _DURATION.fullmatch(text):
+        return now_s - _duration_s(text, value)
+    if _RFC3339.fullmatch(text):
+        return _timestamp_s(text, value)
+    if text.startswith("-"):
+        raise _bad(value, "durations count back from now and cannot be negative")
+    if re.fullmatch(r"\d+(?:\.\d+)?", text):
+        raise _bad(value, "a duration needs a unit (s, m, h, d or w), e.g. 15m")
+    raise _bad(value, "expected RFC 3339 (2026-11-24T10:00:00Z) or a duration (15m, 2h, 7d)")
+
+
+def parse_optional(value: str | None, now_s: float) -> float | None:
+    """``parse_time`` for an optional parameter: ``None`` stays ``None``."""
+    return None if value is None else parse_time(value, now_s)
+
+
+def parse_window(
+    since: str | None, until: str | None, now_s: float
+) -> tuple[float | None, float | None]:
+    """Parse a ``since``/``until`` pair and check that the window is not reversed.
+
+    Raises:
+        QueryError: ``bad_time`` for a malformed value or a ``since`` later than ``until``.
+    """
+    since_s = parse_optional(since, now_s)
+    until_s = parse_optional(until, now_s)
+    if since_s is not None and until_s is not None and since_s > until_s:
+        raise QueryError(
+            f"since ({since}) is later than until ({until})", status=400, code="bad_time"
+        )
+    return since_s, until_s
+
+
+def format_time(unix_s: float) -> str:
+    """Unix seconds as RFC 3339 UTC with a ``Z``; milliseconds only when not a whole second."""
+    dt = datetime.fromtimestamp(unix_s, tz=UTC)
+    if dt.microsecond // 1000:
+        return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _duration_s(text: str, original: str) -> float:
+    total = sum(float(n) * _UNIT_S[u] for n, u in _DURATION_PART.findall(text))
+    if not math.isfinite(total) or total > MAX_DURATION_S:
+        raise _bad(original, "the duration is longer than ten years")
+    return total
+
+
+def _timestamp_s(text: str, original: str) -> float:
+    m = _RFC3339.fullmatch(text)
+    assert m is not None  # checked by the caller
+    date, clock, fraction, zone = m.groups()
+    # fromisoformat takes at most microseconds; finer digits cannot matter to a minute bucket.
+    micro = (fraction or "0")[:6].ljust(6, "0")
+    zone = "+00:00" if zone in ("Z", "z") else zone
+    try:
+        dt = datetime.fromisoformat(f"{date}T{clock}.{micro}{zone}")
+    except ValueError as exc:
+        raise _bad(original, f"it is not a valid date and time ({exc})") from exc
+    unix_s = dt.timestamp()
+    if unix_s < 0:
+        raise _bad(original, "it is before 1970-01-01T00:00:00Z")
+    return unix_s
+
+
+def _bad(value: str, why: str) -> QueryError:
+    return QueryError(f"bad time {value!r}: {why}", status=400, code="bad_time")
