@@ -1,0 +1,305 @@
+"""The request tree of one trace: failures, origins, propagation, containment, self time (SPEC §4).
+
+``analyse_trace`` takes the spans of one trace in any order and of any shape and returns a
+``TraceAnalysis``.  Definitions, as SPEC §4 states them:
+
+* A **request** is a SERVER or CONSUMER span; a trace with none has its root spans as requests.
+  Unknown span kinds count as INTERNAL.  A request has **failed** when its status is ERROR.
+* A request's **parent request** is its nearest ancestor request; the **hop distance** between two
+  requests is their depth difference in this tree.  The edge is **synchronous** unless the child
+  is a CONSUMER.
+* An **origin** is a failed request none of whose synchronous direct downstream requests failed.
+  A failed non-origin inherits the origins of its failed synchronous direct downstream requests,
+  transitively, and is **affected** by each at the hop distance.
+* A failed synchronous direct downstream request whose parent request did not fail was
+  **absorbed** by the parent's workload, on behalf of each of the child's origins.
+* **Self time**: how long the caller waited for the request (the duration of its parent span when
+  that is a CLIENT span and the edge is synchronous; otherwise the request's own duration) minus
+  the union of the intervals it waited on its synchronous direct downstream requests, clamped at
+  0.  Each waited interval is the downstream request's parent span when that span is inside the
+  request's workload (the CLIENT span, which includes the network); when the downstream request
+  hangs directly off the request's own span (no client span) or off a span of another workload,
+  the downstream request's own interval stands in for it.
+
+Robustness (real traces are messy): a parent id that is not in the trace makes the span the root
+of its fragment; duplicate span ids keep the first span; a span naming itself or a cycle of
+parents is broken at the span with the smallest span id (deterministic, independent of arrival
+order).  Everything is iterative and linear in the number of spans (plus a sort per request of
+its waited intervals), so traces of 100,000 spans and depth 10,000 are fine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from podtrace_collector.analyse.workload import WorkloadInfo, workload_of
+from podtrace_collector.model import (
+    KIND_CLIENT,
+    KIND_CONSUMER,
+    KIND_SERVER,
+    STATUS_ERROR,
+    Span,
+)
+
+WorkloadRev = tuple[str, str]
+_REQUEST_KINDS = frozenset((KIND_SERVER, KIND_CONSUMER))
+# Origin workload-revision -> (smallest, largest) request-tree depth of such origins below.
+OriginDepths = dict[WorkloadRev, tuple[int, int]]
+
+
+class Request:
+    """One request of a trace, with its place in the request tree and what analysis found."""
+
+    __slots__ = (
+        "caller_wait_ns",
+        "depth",
+        "failed",
+        "info",
+        "key",
+        "origin",
+        "origins",
+        "parent",
+        "self_time_ms",
+        "span",
+        "sync",
+        "waits",
+    )
+
+    def __init__(
+        self, span: Span, info: WorkloadInfo, key: WorkloadRev, parent: Request | None
+    ) -> None:
+        self.span = span
+        self.info = info
+        self.key = key  # (workload, revision)
+        self.parent = parent
+        self.depth: int = 0 if parent is None else parent.depth + 1
+        self.sync = span.kind != KIND_CONSUMER
+        self.failed = span.status == STATUS_ERROR
+        self.origin = False
+        # For a failed request: the workload-revisions of its origins (itself, for an origin).
+        self.origins: OriginDepths | None = None
+        self.waits: list[tuple[int, int]] | None = None
+        self.self_time_ms = 0.0
+        # How long the caller waited: the parent CLIENT span's duration, set while building.
+        self.caller_wait_ns = max(span.end_ns - span.start_ns, 0)
+
+    @property
+    def latency_ms(self) -> float:
+        """The request's own duration."""
+        return max(self.span.end_ns - self.span.start_ns, 0) / 1e6
+
+    def affected_by(self) -> list[tuple[WorkloadRev, int, int]]:
+        """``(origin workload-revision, min hops, max hops)`` for a failed non-origin request."""
+        if self.origin or not self.origins:
+            return []
+        d = self.depth
+        return [(k, lo - d, hi - d) for k, (lo, hi) in self.origins.items()]
+
+    def __repr__(self) -> str:
+        return f"Request({self.key[0]}@{self.key[1]} {self.span.name!r} depth={self.depth})"
+
+
+class TraceAnalysis:
+    """The analysed trace: deduplicated spans with their workloads, and its requests."""
+
+    __slots__ = ("absorbed", "duplicates", "infos", "requests", "spans", "start_ns")
+
+    def __init__(self, spans: list[Span], infos: list[WorkloadInfo], duplicates: int) -> None:
+        self.spans = spans
+        self.infos = infos  # infos[i] is the workload of spans[i]
+        self.duplicates = duplicates
+        # Earliest positive start time (0 for an empty trace): the trace's time bucket.
+        self.start_ns = min((s.start_ns for s in spans if s.start_ns > 0), default=0)
+        self.requests: list[Request] = []  # parents before children
+        # One (origin workload-revision, absorbing workload) per absorbed request and origin.
+        self.absorbed: list[tuple[WorkloadRev, str]] = []
+
+    @property
+    def trace_id(self) -> bytes:
+        return self.spans[0].trace_id if self.spans else b""
+
+
+def analyse_trace(spans: Iterable[Span]) -> TraceAnalysis:
+    """Build the request tree of one trace and find failures, origins, containment, self time."""
+    uniq, index, duplicates = _dedupe(spans)
+    parent = [index.get(s.parent_id, -1) if s.parent_id else -1 for s in uniq]
+    order = _tree_order(uniq, parent)
+    infos, keys = _resolve(uniq)
+    result = TraceAnalysis(uniq, infos, duplicates)
+    result.requests = _build_requests(uniq, parent, order, infos, keys)
+    result.absorbed = _propagate(result.requests)
+    for r in result.requests:
+        _set_self_time(r)
+    return result
+
+
+def _dedupe(spans: Iterable[Span]) -> tuple[list[Span], dict[bytes, int], int]:
+    uniq: list[Span] = []
+    index: dict[bytes, int] = {}
+    duplicates = 0
+    for s in spans:
+        sid = s.span_id
+        if sid in index:
+            duplicates += 1
+            continue
+        if sid:  # an empty span id cannot be anybody's parent
+            index[sid] = len(uniq)
+        uniq.append(s)
+    return uniq, index, duplicates
+
+
+def _tree_order(spans: list[Span], parent: list[int]) -> list[int]:
+    """Span indices with every parent before its children; breaks cycles in ``parent``."""
+    n = len(parent)
+    children: list[list[int]] = [[] for _ in range(n)]
+    order: list[int] = []
+    for i, p in enumerate(parent):
+        if p < 0:
+            order.append(i)
+        else:
+            children[p].append(i)
+    _extend_bfs(order, 0, children)
+    if len(order) < n:  # the rest hangs off cycles: cut them, then walk down from the cuts
+        start = len(order)
+        order.extend(_break_cycles(spans, parent, order, children))
+        _extend_bfs(order, start, children)
+    return order
+
+
+def _extend_bfs(order: list[int], start: int, children: list[list[int]]) -> None:
+    i = start
+    while i < len(order):
+        kids = children[order[i]]
+        if kids:
+            order.extend(kids)
+        i += 1
+
+
+def _break_cycles(
+    spans: list[Span], parent: list[int], seen: list[int], children: list[list[int]]
+) -> list[int]:
+    """Cut each cycle at its smallest span id; return the new roots, sorted by span id."""
+    state = bytearray(len(parent))  # 0 unvisited, 1 on the current path, 2 done
+    for i in seen:
+        state[i] = 2
+    cuts: list[int] = []
+    for first in range(len(parent)):
+        path: list[int] = []
+        i = first
+        while i >= 0 and state[i] == 0:
+            state[i] = 1
+            path.append(i)
+            i = parent[i]
+        if i >= 0 and state[i] == 1:  # walked into the current path: a new cycle
+            cycle = path[path.index(i) :]
+            cut = min(cycle, key=lambda j: spans[j].span_id)
+            children[parent[cut]].remove(cut)
+            parent[cut] = -1
+            cuts.append(cut)
+        for j in path:
+            state[j] = 2
+    cuts.sort(key=lambda j: spans[j].span_id)
+    return cuts
+
+
+def _resolve(spans: list[Span]) -> tuple[list[WorkloadInfo], list[WorkloadRev]]:
+    # Spans of a trace share few resources: resolve each once (by identity, safe while alive).
+    local: dict[int, tuple[WorkloadInfo, WorkloadRev]] = {}
+    infos: list[WorkloadInfo] = []
+    keys: list[WorkloadRev] = []
+    for s in spans:
+        got = local.get(id(s.resource))
+        if got is None:
+            info = workload_of(s.resource)
+            got = local[id(s.resource)] = (info, (info.workload, info.revision))
+        infos.append(got[0])
+        keys.append(got[1])
+    return infos, keys
+
+
+def _build_requests(
+    spans: list[Span],
+    parent: list[int],
+    order: list[int],
+    infos: list[WorkloadInfo],
+    keys: list[WorkloadRev],
+) -> list[Request]:
+    any_request = any(s.kind in _REQUEST_KINDS for s in spans)
+    near: list[Request | None] = [None] * len(spans)  # nearest request at or above each span
+    requests: list[Request] = []
+    for i in order:
+        s = spans[i]
+        p = parent[i]
+        up = near[p] if p >= 0 else None
+        kind = s.kind
+        if (kind in _REQUEST_KINDS) if any_request else p < 0:
+            r = Request(s, infos[i], keys[i], up)
+            requests.append(r)
+            near[i] = r
+            if p >= 0 and r.sync and spans[p].kind == KIND_CLIENT:
+                r.caller_wait_ns = max(spans[p].end_ns - spans[p].start_ns, 0)
+            if up is not None and r.sync:
+                _add_wait(up, r, spans, p, infos)
+        else:
+            near[i] = up
+    return requests
+
+
+def _add_wait(
+    up: Request, r: Request, spans: list[Span], p: int, infos: list[WorkloadInfo]
+) -> None:
+    ps = spans[p]
+    if ps is not up.span and infos[p].workload == up.info.workload:
+        interval = (ps.start_ns, ps.end_ns)
+    else:
+        interval = (r.span.start_ns, r.span.end_ns)
+    if up.waits is None:
+        up.waits = [interval]
+    else:
+        up.waits.append(interval)
+
+
+def _propagate(requests: list[Request]) -> list[tuple[WorkloadRev, str]]:
+    """Children before parents: find origins, pass them up failed sync edges, note absorption."""
+    absorbed: list[tuple[WorkloadRev, str]] = []
+    for r in reversed(requests):
+        if not r.failed:
+            continue
+        mine = r.origins
+        if mine is None:  # no failed synchronous direct downstream request
+            r.origin = True
+            mine = r.origins = {r.key: (r.depth, r.depth)}
+        p = r.parent
+        if p is None or not r.sync:
+            continue
+        if not p.failed:
+            workload = p.info.workload
+            absorbed.extend((k, workload) for k in mine)
+        elif p.origins is None:
+            p.origins = dict(mine)
+        else:
+            theirs = p.origins
+            for k, (lo, hi) in mine.items():
+                cur = theirs.get(k)
+                theirs[k] = (lo, hi) if cur is None else (min(cur[0], lo), max(cur[1], hi))
+    return absorbed
+
+
+def _set_self_time(r: Request) -> None:
+    total = r.caller_wait_ns
+    if r.waits:
+        total -= _union_ns(r.waits)
+    r.self_time_ms = max(total, 0) / 1e6
+
+
+def _union_ns(intervals: list[tuple[int, int]]) -> int:
+    intervals.sort()
+    total = 0
+    cur_start, cur_end = intervals[0]
+    for start, end in intervals:
+        if start > cur_end:
+            total += max(cur_end - cur_start, 0)
+            cur_start, cur_end = start, end
+        elif end > cur_end:
+            cur_end = end
+    return total + max(cur_end - cur_start, 0)
