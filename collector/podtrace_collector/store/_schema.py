@@ -1,0 +1,190 @@
+"""The SQLite schema, described once: tables, key columns and how each value column merges.
+
+Every ``Aggregates`` map becomes one table with one row per (key, minute).  A column's *merge*
+says how two rows of the same key combine, both when a minute is written twice (an upsert) and
+when a window of minutes is read (an aggregate query):
+
+========  =====================================  ==========================================
+merge     upsert of a repeated write             read over a window
+========  =====================================  ==========================================
+sum       ``a + b``                              ``SUM``
+max       ``max(a, b)``                          ``MAX``
+min0      smallest non-zero (0 means "none")     smallest non-zero
+first     the first non-empty string             ``MAX`` (the values agree in practice)
+hist      histogram counts added (JSON)          merged lazily, only if the query needs it
+set       capped union (JSON array)              capped union
+list      capped concatenation (JSON array)      capped concatenation in minute order
+========  =====================================  ==========================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """One stored map: its key columns (text) and value columns with their merge kind."""
+
+    name: str
+    keys: tuple[str, ...]
+    values: tuple[tuple[str, str], ...]
+
+    def columns(self, kind: str) -> list[str]:
+        return [c for c, m in self.values if m == kind]
+
+
+REVISIONS = Table(
+    "revisions",
+    ("workload", "revision"),
+    (
+        ("kind", "first"),
+        ("service", "first"),
+        ("version", "first"),
+        ("first_seen_ns", "min0"),
+        ("last_seen_ns", "max"),
+        ("pods", "set"),
+        ("requests", "sum"),
+        ("errors", "sum"),
+        ("origin_errors", "sum"),
+        ("latency", "hist"),
+        ("self_time", "hist"),
+    ),
+)
+IMPACTS = Table(
+    "impacts",
+    ("origin_workload", "origin_revision", "workload"),
+    (("affected_requests", "sum"), ("min_hops", "min0")),
+)
+ENTRY_IMPACTS = Table(
+    "entry_impacts",
+    ("origin_workload", "origin_revision", "workload", "operation"),
+    (("affected_requests", "sum"), ("min_hops", "min0"), ("users", "set")),
+)
+ABSORBED = Table(
+    "absorbed", ("origin_workload", "origin_revision", "workload"), (("requests", "sum"),)
+)
+ORIGINS = Table(
+    "origins",
+    ("workload", "revision"),
+    (("affected_traces", "sum"), ("max_hops", "max"), ("users", "set"), ("exemplars", "list")),
+)
+ENTRY_TOTALS = Table("entry_totals", ("workload", "operation"), (("requests", "sum"),))
+EDGES = Table(
+    "edges",
+    ("caller", "callee"),
+    (("calls", "sum"), ("errors", "sum"), ("latency", "hist")),
+)
+TOTALS = Table("totals", (), (("traces", "sum"), ("spans", "sum")))
+
+# The revision registry: one row per workload-revision over everything retained.
+REGISTRY = Table(
+    "registry",
+    ("workload", "revision"),
+    tuple((c, m) for c, m in REVISIONS.values if m != "hist"),
+)
+
+BUCKET_TABLES = (REVISIONS, IMPACTS, ENTRY_IMPACTS, ABSORBED, ORIGINS, ENTRY_TOTALS, EDGES, TOTALS)
+
+_SQL_TYPE = {"sum": "INTEGER", "max": "INTEGER", "min0": "INTEGER"}
+
+
+def _column_ddl(name: str, merge: str) -> str:
+    sql_type = _SQL_TYPE.get(merge, "TEXT")
+    default = "0" if sql_type == "INTEGER" else ("''" if merge == "first" else "'[]'")
+    if merge == "hist":
+        default = "'{}'"
+    return f"{name} {sql_type} NOT NULL DEFAULT {default}"
+
+
+def create_statements() -> list[str]:
+    """DDL for every table, index and the schema version (idempotent)."""
+    stmts = ["CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"]
+    for t in BUCKET_TABLES:
+        cols = ["bucket INTEGER NOT NULL", *(f"{k} TEXT NOT NULL" for k in t.keys)]
+        cols += [_column_ddl(c, m) for c, m in t.values]
+        # Key first, bucket last: a lazy histogram reads one key's minutes with a range scan;
+        # the bucket index serves window scans.
+        pk = ", ".join([*t.keys, "bucket"])
+        stmts.append(
+            f"CREATE TABLE IF NOT EXISTS {t.name} ({', '.join(cols)}, PRIMARY KEY ({pk}))"
+            " WITHOUT ROWID"
+        )
+        if t.keys:
+            stmts.append(f"CREATE INDEX IF NOT EXISTS {t.name}_bucket ON {t.name} (bucket)")
+    cols = [*(f"{k} TEXT NOT NULL" for k in REGISTRY.keys)]
+    cols += [_column_ddl(c, m) for c, m in REGISTRY.values]
+    pk = ", ".join(REGISTRY.keys)
+    stmts.append(
+        f"CREATE TABLE IF NOT EXISTS {REGISTRY.name} ({', '.join(cols)}, PRIMARY KEY ({pk}))"
+        " WITHOUT ROWID"
+    )
+    return stmts
+
+
+_UPSERT = {
+    "sum": "{c} = {c} + excluded.{c}",
+    "max": "{c} = max({c}, excluded.{c})",
+    "min0": (
+        "{c} = CASE WHEN excluded.{c} = 0 THEN {c} WHEN {c} = 0 THEN excluded.{c}"
+        " ELSE min({c}, excluded.{c}) END"
+    ),
+    "first": "{c} = CASE WHEN {c} = '' THEN excluded.{c} ELSE {c} END",
+    "hist": "{c} = pt_hist_merge({c}, excluded.{c})",
+    "set": "{c} = pt_set_union({c}, excluded.{c})",
+    "list": "{c} = pt_list_concat({c}, excluded.{c})",
+}
+
+
+def upsert_sql(t: Table, *, bucketed: bool = True) -> str:
+    """``INSERT … ON CONFLICT DO UPDATE`` merging a row into the stored one of the same key."""
+    keys = ["bucket", *t.keys] if bucketed else list(t.keys)
+    cols = keys + [c for c, _ in t.values]
+    sets = ", ".join(_UPSERT[m].format(c=c) for c, m in t.values)
+    marks = ", ".join("?" for _ in cols)
+    return (
+        f"INSERT INTO {t.name} ({', '.join(cols)}) VALUES ({marks})"
+        f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
+    )
+
+
+_READ = {
+    "sum": "SUM({c})",
+    "max": "MAX({c})",
+    "min0": "COALESCE(MIN(NULLIF({c}, 0)), 0)",
+    "first": "MAX({c})",
+}
+
+WINDOW = "bucket > ? AND bucket < ?"
+
+
+def read_sql(t: Table) -> str:
+    """The window query: one row per key with its scalar columns aggregated in SQL."""
+    exprs = [_READ[m].format(c=c) for c, m in t.values if m in _READ]
+    group = f" GROUP BY {', '.join(t.keys)}" if t.keys else ""
+    return f"SELECT {', '.join([*t.keys, *exprs])} FROM {t.name} WHERE {WINDOW}{group}"
+
+
+def set_sql(t: Table, column: str) -> str:
+    """The distinct members of a JSON-array column per key over the window."""
+    keys = ", ".join(f"t.{k}" for k in t.keys)
+    return (
+        f"SELECT DISTINCT {keys}, j.value FROM {t.name} AS t, json_each(t.{column}) AS j"
+        " WHERE t.bucket > ? AND t.bucket < ?"
+    )
+
+
+def list_sql(t: Table, column: str) -> str:
+    """A JSON-array column's rows per key over the window, in minute order."""
+    return (
+        f"SELECT {', '.join(t.keys)}, {column} FROM {t.name}"
+        f" WHERE {WINDOW} AND {column} != '[]' ORDER BY bucket"
+    )
+
+
+def hist_sql(t: Table, column: str) -> str:
+    """One key's histogram rows over the window (a primary-key range scan)."""
+    where = " AND ".join(f"{k} = ?" for k in t.keys)
+    return f"SELECT {column} FROM {t.name} WHERE {where} AND {WINDOW}"
