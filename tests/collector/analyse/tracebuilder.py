@@ -167,6 +167,8 @@ class Trace:
         route: str | None = None,
         user: str | None = None,
         attrs: Mapping[str, AttrValue] | None = None,
+        span_id: bytes | None = None,
+        parent_id: bytes | None = None,
     ) -> Span:
         """A SERVER span (a request); ``method``, ``route``, ``user`` set HTTP and enduser keys."""
         all_attrs = dict(attrs or {})
@@ -182,6 +184,8 @@ class Trace:
             name,
             KIND_SERVER,
             parent=parent,
+            parent_id=parent_id,
+            span_id=span_id,
             start_ms=start_ms,
             dur_ms=dur_ms,
             error=error,
