@@ -1,0 +1,201 @@
+"""The query API (SPEC §3): ``/api/v1/workloads``, ``rollouts``, ``blast-radius`` and ``graph``.
+
+Thin edges around the pure report functions of ``analyse.report``: parse the parameters, call the
+report with ``read=store.read`` and ``registry=store.revisions()``, return its JSON.  Every
+problem with a request is a ``QueryError`` (status and code), which the app renders in the error
+envelope ``{"error": {"code", "message"}}``.  Routes are plain ``def`` functions: FastAPI runs
+them in its thread pool, where each thread reads SQLite through its own connection.
+
+``router`` also carries the web page (``api.page``), so the app includes one router.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel
+
+from podtrace_collector.analyse import report
+from podtrace_collector.api import page
+from podtrace_collector.errors import QueryError
+from podtrace_collector.store.base import Store
+from podtrace_collector.timeparse import parse_window
+
+JSON = dict[str, Any]
+MAX_PARAM_CHARS = 512  # longer than any Kubernetes name or time; anything longer is garbage
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorEnvelope(BaseModel):
+    """Every error response: ``{"error": {"code": "...", "message": "..."}}``."""
+
+    error: ErrorDetail
+
+
+def _authorize(request: Request) -> None:
+    """Check ``Authorization: Bearer <token>`` when the collector has an API token."""
+    token = _configured_token(request)
+    if not token:
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    ):
+        raise QueryError(
+            "missing or wrong bearer token (Authorization: Bearer <token>)",
+            status=401,
+            code="unauthorized",
+        )
+
+
+def _configured_token(request: Request) -> str | None:
+    state = request.app.state
+    token = getattr(state, "api_token", None)
+    if token is None:
+        token = getattr(getattr(state, "config", None), "api_token", None)
+    return token if isinstance(token, str) else None
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {
+        "model": ErrorEnvelope,
+        "description": "a malformed parameter (`bad_request`, `bad_time`)",
+    },
+    401: {"model": ErrorEnvelope, "description": "the API token is set and was not given"},
+}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorEnvelope, "description": "`unknown_workload` or `unknown_revision`"},
+}
+
+api = APIRouter(prefix="/api/v1", tags=["query"], dependencies=[Depends(_authorize)])
+
+Since = Annotated[
+    str | None,
+    Query(
+        description="Window start: RFC 3339 (`2026-11-24T10:00:00Z`) or a duration back from"
+        " now (`15m`, `2h`, `7d`).",
+        examples=["15m"],
+    ),
+]
+Until = Annotated[
+    str | None,
+    Query(description="Window end, same formats as `since`; default: now.", examples=["5m"]),
+]
+
+
+def _store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def _check(**params: str | None) -> None:
+    for name, value in params.items():
+        if value is not None and (len(value) > MAX_PARAM_CHARS or "\x00" in value):
+            raise QueryError(f"parameter {name} is too long or holds a NUL character")
+
+
+def _window(
+    since: str | None, until: str | None, now_s: float
+) -> tuple[float | None, float | None]:
+    _check(since=since, until=until)
+    return parse_window(since, until, now_s)
+
+
+@api.get("/workloads", summary="Workloads and their revisions", responses=_ERRORS)
+def get_workloads(request: Request, since: Since = None, until: Until = None) -> JSON:
+    """Every workload seen, with its revisions (version, first/last seen, pods) and their
+    requests and errors over the window (default: everything retained)."""
+    since_s, until_s = _window(since, until, time.time())
+    store = _store(request)
+    return report.workloads(store.read, store.revisions(), since_s=since_s, until_s=until_s)
+
+
+@api.get("/rollouts", summary="Rollouts, newest first", responses=_ERRORS)
+def get_rollouts(
+    request: Request,
+    since: Since = None,
+    until: Until = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="At most this many rollouts.")] = 50,
+) -> JSON:
+    """Each time a workload's new revision appeared: from/to revision, when it started, and the
+    verdict with summary counts of its blast radius (judged from its start until now)."""
+    now_s = time.time()
+    since_s, until_s = _window(since, until, now_s)
+    store = _store(request)
+    return report.rollouts(
+        store.read, store.revisions(), now_s=now_s, since_s=since_s, until_s=until_s, limit=limit
+    )
+
+
+@api.get(
+    "/blast-radius",
+    summary="The blast radius of a workload's revision",
+    responses={**_ERRORS, **_NOT_FOUND},
+)
+def get_blast_radius(
+    request: Request,
+    workload: Annotated[
+        str | None, Query(description="`namespace/name` of the workload.", examples=["shop/cart"])
+    ] = None,
+    revision: Annotated[
+        str | None, Query(description="The revision (pod-template-hash); default: the newest.")
+    ] = None,
+    baseline: Annotated[
+        str | None,
+        Query(description="The revision to compare with; default: the one seen before it."),
+    ] = None,
+    since: Since = None,
+    until: Until = None,
+    service: Annotated[
+        str | None,
+        Query(description="A `service.name` instead of `workload` (services outside Kubernetes)."),
+    ] = None,
+    version: Annotated[
+        str | None,
+        Query(description="With `service` or `workload`: the newest revision of this version."),
+    ] = None,
+) -> JSON:
+    """What the revision broke, how far away, for whom: its requests, errors and latency against
+    the baseline with a verdict, the services and entry points its failures reached (with hop
+    distances), where they were contained, affected users and exemplar trace ids.  The window
+    defaults to the revision's first span until now."""
+    _check(
+        workload=workload, revision=revision, baseline=baseline, service=service, version=version
+    )
+    now_s = time.time()
+    since_s, until_s = _window(since, until, now_s)
+    store = _store(request)
+    registry = store.revisions()
+    name, by_version = report.resolve_workload(
+        registry, workload=workload, service=service, version=version
+    )
+    return report.blast_radius(
+        store.read,
+        registry,
+        workload=name,
+        revision=revision if revision is not None else by_version,
+        baseline=baseline,
+        since_s=since_s,
+        until_s=until_s,
+        now_s=now_s,
+    )
+
+
+@api.get("/graph", summary="The service dependency graph", responses=_ERRORS)
+def get_graph(request: Request, since: Since = None, until: Until = None) -> JSON:
+    """Workloads as nodes and caller→callee edges with calls, errors and latency over the
+    window (default: everything retained)."""
+    since_s, until_s = _window(since, until, time.time())
+    return report.graph(_store(request).read(since_s, until_s))
+
+
+router = APIRouter()
+router.include_router(api)
+router.include_router(page.router)
