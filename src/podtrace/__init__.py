@@ -6,6 +6,17 @@ podtrace.init()          # or, with no code change: podtrace run -- python app.p
 
 from __future__ import annotations
 
+from podtrace._configure import init
+from podtrace._export import ExportStats, stats
+from podtrace._k8s import KubernetesResourceDetector, detect_kubernetes_attributes
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = [
+    "ExportStats",
+    "KubernetesResourceDetector",
+    "__version__",
+    "detect_kubernetes_attributes",
+    "init",
+    "stats",
+]

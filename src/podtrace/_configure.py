@@ -1,0 +1,163 @@
+"""``podtrace.init()``: the global TracerProvider with pod identity, batching and OTLP export.
+
+Fork safety (prefork servers such as gunicorn): SDK 1.45's BatchSpanProcessor restarts its
+worker thread in a forked child by itself (``os.register_at_fork``), and the TracerProvider
+re-runs process-dependent detectors after a fork, which replaces ``service.instance.id`` with a
+fresh random UUID. podtrace registers its own after-fork hook, run after the SDK's, that puts
+back podtrace's policy value for the child's pid (see :func:`podtrace._k8s.service_instance_id`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import OTELResourceDetector, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+
+from podtrace import _env, _export, _instrument, _signals
+from podtrace._exporters import make_exporter
+from podtrace._k8s import SERVICE_INSTANCE_ID, KubernetesResourceDetector, cached_attributes
+from podtrace._k8s import service_instance_id as _instance_id_policy
+
+logger = logging.getLogger(__name__)
+
+_OPTIONS = frozenset(
+    {"exporter", "export_timeout_s", "shutdown_timeout_s", "resource_attributes", "handle_sigterm"}
+)
+
+_lock = threading.Lock()
+_provider: TracerProvider | None = None
+
+
+def init(
+    service_name: str | None = None,
+    *,
+    endpoint: str | None = None,
+    protocol: str | None = None,
+    instrument: bool = True,
+    **options: Any,
+) -> TracerProvider:
+    """Configure the global OpenTelemetry TracerProvider once, for this pod.
+
+    Args:
+        service_name: ``service.name``; wins over ``OTEL_SERVICE_NAME`` and detection.
+        endpoint: OTLP endpoint; for ``http/protobuf`` a base URL (``/v1/traces`` is appended
+            unless present), for ``grpc`` ``host:port`` or a URL. Default: the standard
+            ``OTEL_EXPORTER_OTLP_*ENDPOINT`` variables, else the sidecar on localhost.
+        protocol: ``http/protobuf`` (default) or ``grpc``; default from
+            ``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`` / ``OTEL_EXPORTER_OTLP_PROTOCOL``.
+        instrument: enable every installed contrib instrumentation.
+        **options: ``export_timeout_s`` (default 2, or ``OTEL_EXPORTER_OTLP_*TIMEOUT``),
+            ``shutdown_timeout_s`` (default 3, or ``PODTRACE_SHUTDOWN_TIMEOUT_S``),
+            ``resource_attributes`` (a mapping merged over detection, under ``OTEL_*``),
+            ``exporter`` (a ready SpanExporter, replacing OTLP), ``handle_sigterm`` (default True).
+
+    Returns:
+        The configured provider; on a second call, the existing one (with a warning).
+
+    Raises:
+        TypeError: on an unknown option (a programming error, reported at the call).
+    """
+    unknown = set(options) - _OPTIONS
+    if unknown:
+        raise TypeError(f"podtrace.init() got unknown option(s): {', '.join(sorted(unknown))}")
+    global _provider
+    with _lock:
+        if _provider is not None:
+            logger.warning("podtrace.init() was already called; keeping the existing provider")
+            return _provider
+        existing = trace.get_tracer_provider()
+        if isinstance(existing, TracerProvider):
+            logger.warning("podtrace: a TracerProvider is already configured; podtrace leaves it")
+            _provider = existing
+            return existing
+        _provider = _build(service_name, endpoint, protocol, options)
+        trace.set_tracer_provider(_provider)
+    if instrument and not _sdk_disabled():
+        _instrument.instrument_all()
+    return _provider
+
+
+def _sdk_disabled() -> bool:
+    return (_env.get(_env.OTEL_SDK_DISABLED) or "").lower() == "true"
+
+
+def _build(
+    service_name: str | None, endpoint: str | None, protocol: str | None, options: dict[str, Any]
+) -> TracerProvider:
+    resource = build_resource(service_name, options.get("resource_attributes"))
+    # Our own bounded atexit replaces the SDK's unbounded one.
+    provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+    if _sdk_disabled():
+        return provider
+    exporter: SpanExporter | None = options.get("exporter")
+    if exporter is None:
+        exporter = make_exporter(endpoint, protocol, options.get("export_timeout_s"))
+    if exporter is not None:
+        processor = BatchSpanProcessor(_export.CountingExporter(exporter))
+        _export.count_queue_drops(processor)
+        provider.add_span_processor(processor)
+    timeout_s = options.get("shutdown_timeout_s") or _env.seconds(
+        _env.PODTRACE_SHUTDOWN_TIMEOUT_S, _env.DEFAULT_SHUTDOWN_TIMEOUT_S
+    )
+    _signals.install_atexit(provider, timeout_s)
+    if options.get("handle_sigterm", True):
+        _signals.install_sigterm(provider, timeout_s)
+    _register_fork_hook(provider)
+    return provider
+
+
+def build_resource(
+    service_name: str | None = None, extra: Mapping[str, Any] | None = None
+) -> Resource:
+    """The Resource podtrace uses: SDK defaults < Kubernetes < ``extra`` < OTEL_* < argument.
+
+    ``Resource.create()`` runs the SDK's default detectors (telemetry.sdk.*, service.instance.id,
+    any in ``OTEL_EXPERIMENTAL_RESOURCE_DETECTORS``) and the OTEL_* variables; the Kubernetes
+    attributes are merged over it and the explicit variables merged again on top, so that
+    explicit settings always win.
+    """
+    resource = Resource.create()
+    try:
+        resource = resource.merge(KubernetesResourceDetector().detect())
+    except Exception as exc:  # detect() already never raises; belt and braces for the host app
+        logger.warning("podtrace: Kubernetes resource detection skipped: %r", exc)
+    if extra:
+        resource = resource.merge(Resource(dict(extra)))
+    resource = resource.merge(OTELResourceDetector().detect())
+    if service_name:
+        resource = resource.merge(Resource({"service.name": service_name}))
+    return resource
+
+
+def _register_fork_hook(provider: TracerProvider) -> None:
+    explicit = OTELResourceDetector().detect().attributes.get(SERVICE_INSTANCE_ID)
+
+    def after_in_child() -> None:
+        instance = explicit or _instance_id_policy(cached_attributes(), os.getpid())
+        update = getattr(provider, "_update_resource", None)
+        if instance is not None and callable(update):
+            try:
+                update(Resource({SERVICE_INSTANCE_ID: str(instance)}))
+            except Exception:
+                pass  # keep the SDK's fresh UUID: still distinct per process
+
+    os.register_at_fork(after_in_child=after_in_child)
+
+
+def current_provider() -> TracerProvider | None:
+    """The provider configured by :func:`init`, or None."""
+    return _provider
+
+
+def reset_for_tests() -> None:
+    """Forget the configured provider (tests only; does not undo instrumentation)."""
+    global _provider
+    with _lock:
+        _provider = None

@@ -1,0 +1,112 @@
+"""Choosing the span exporter from arguments and the standard OTEL_* variables.
+
+Defaults differ from the bare SDK in one way only: when no ``OTEL_EXPORTER_OTLP_*TIMEOUT`` is
+set, the export timeout is 2 s instead of 10 s, so a missing sidecar never stalls a flush or the
+process's exit for long. Everything else (headers, compression, certificates, endpoints) is left
+to the exporters, which read the same variables as everywhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from importlib.metadata import entry_points
+
+from opentelemetry.sdk.trace.export import SpanExporter
+
+from podtrace import _env
+from podtrace._log import warn_once
+
+logger = logging.getLogger(__name__)
+
+HTTP_PROTOBUF = "http/protobuf"
+GRPC = "grpc"
+DEFAULT_HTTP_ENDPOINT = "http://localhost:4318/v1/traces"
+DEFAULT_GRPC_ENDPOINT = "http://localhost:4317"
+
+
+def resolve_protocol(protocol: str | None, environ: Mapping[str, str] | None = None) -> str:
+    """Argument, then ``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL``, then ``..._PROTOCOL``, then http."""
+    env = os.environ if environ is None else environ
+    chosen = (
+        protocol
+        or env.get(_env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, "").strip()
+        or env.get(_env.OTEL_EXPORTER_OTLP_PROTOCOL, "").strip()
+        or HTTP_PROTOBUF
+    ).lower()
+    if chosen not in {HTTP_PROTOBUF, GRPC}:
+        warn_once(
+            logger,
+            f"protocol-{chosen}",
+            "podtrace: OTLP protocol %r unsupported; using %s",
+            chosen,
+            HTTP_PROTOBUF,
+        )
+        return HTTP_PROTOBUF
+    return chosen
+
+
+def resolve_timeout_s(timeout_s: float | None) -> float | None:
+    """The export timeout: argument, else None when an OTEL_* variable sets it, else 2 s."""
+    if timeout_s is not None:
+        return float(timeout_s)
+    if _env.get(_env.OTEL_EXPORTER_OTLP_TRACES_TIMEOUT) or _env.get(
+        _env.OTEL_EXPORTER_OTLP_TIMEOUT
+    ):
+        return None  # the exporter reads the variable itself
+    return _env.DEFAULT_EXPORT_TIMEOUT_S
+
+
+def http_endpoint(endpoint: str) -> str:
+    """A base URL gets the traces path, like ``OTEL_EXPORTER_OTLP_ENDPOINT`` does."""
+    base = endpoint.rstrip("/")
+    return base if base.endswith("/v1/traces") else base + "/v1/traces"
+
+
+def make_exporter(
+    endpoint: str | None, protocol: str | None, timeout_s: float | None
+) -> SpanExporter | None:
+    """Build the exporter named by ``OTEL_TRACES_EXPORTER`` (default ``otlp``); None: ``none``."""
+    names = [n.strip().lower() for n in (_env.get(_env.OTEL_TRACES_EXPORTER) or "otlp").split(",")]
+    name = names[0] if names else "otlp"
+    if len(names) > 1:
+        warn_once(
+            logger, "exporters-many", "podtrace: only the first of OTEL_TRACES_EXPORTER is used"
+        )
+    if name == "none":
+        return None
+    if name == "otlp":
+        return _otlp(endpoint, resolve_protocol(protocol), resolve_timeout_s(timeout_s))
+    return _from_entry_point(name) or _otlp(
+        endpoint, resolve_protocol(protocol), resolve_timeout_s(timeout_s)
+    )
+
+
+def _otlp(endpoint: str | None, protocol: str, timeout_s: float | None) -> SpanExporter:
+    if protocol == GRPC:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter as GrpcExporter,
+        )
+
+        return GrpcExporter(endpoint=endpoint, timeout=timeout_s)
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+        OTLPSpanExporter as HttpExporter,
+    )
+
+    return HttpExporter(endpoint=http_endpoint(endpoint) if endpoint else None, timeout=timeout_s)
+
+
+def _from_entry_point(name: str) -> SpanExporter | None:
+    for entry_point in entry_points(group="opentelemetry_traces_exporter"):
+        if entry_point.name == name:
+            try:
+                exporter = entry_point.load()()
+            except Exception as exc:
+                warn_once(logger, f"exporter-{name}", "podtrace: exporter %r failed: %r", name, exc)
+                return None
+            return exporter if isinstance(exporter, SpanExporter) else None
+    warn_once(
+        logger, f"exporter-{name}", "podtrace: unknown OTEL_TRACES_EXPORTER %r; using otlp", name
+    )
+    return None
