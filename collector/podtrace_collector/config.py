@@ -1,0 +1,213 @@
+"""The collector's configuration: command-line flags, ``PODTRACE_*`` variables, defaults.
+
+Every flag ``--some-flag`` also reads ``PODTRACE_SOME_FLAG``; the command line wins over the
+environment, which wins over the default.  ``--forward`` may be repeated on the command line, or
+given as a comma-separated list in ``PODTRACE_FORWARD``.  Durations are ``500ms``, ``10s``, ``5m``,
+``2h``, ``7d`` (a bare number is seconds); sizes are ``1024``, ``64KB``, ``64KiB``, ``16MiB``,
+``1GiB`` (``K``/``M``/``G`` alone are binary).  A bad value raises ``ConfigError`` naming the flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from podtrace_collector.errors import ConfigError
+
+ENV_PREFIX = "PODTRACE_"
+MODES = ("gateway", "sidecar")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+_PORTS = ("grpc_port", "http_port", "api_port")
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "": 1.0}
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "k": 1024,
+    "m": 1024**2,
+    "g": 1024**3,
+    "ki": 1024,
+    "mi": 1024**2,
+    "gi": 1024**3,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+}
+_NUMBER_UNIT = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*$")
+
+
+@dataclass(frozen=True)
+class CollectorConfig:
+    """Everything the collector process is configured with; see ``docs/collector.md``.
+
+    Ports set to 0 pick a free port; ``Collector`` exposes the ports actually bound.
+    """
+
+    mode: str = "gateway"
+    bind: str = "127.0.0.1"
+    grpc_port: int = 4317
+    http_port: int = 4318
+    api_port: int = 4320
+    store: str = "sqlite:///./podtrace.db"
+    forward: tuple[str, ...] = ()
+    trace_timeout_s: float = 10.0
+    api_token: str | None = None
+    otlp_token: str | None = None
+    forward_token: str | None = None
+    max_body_bytes: int = 16 * 1024**2
+    memory_limit_bytes: int = 256 * 1024**2
+    max_buffered_spans: int = 1_000_000
+    retention_s: float = 7 * 86400.0
+    forward_queue_spans: int = 100_000
+    resolve_interval_s: float = 30.0
+    drain_timeout_s: float = 10.0
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+
+def _validate(cfg: CollectorConfig) -> None:
+    if cfg.mode not in MODES:
+        raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not {cfg.mode!r}")
+    for name in _PORTS:
+        port = getattr(cfg, name)
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"--{name.replace('_', '-')} must be 0..65535, not {port}")
+    if cfg.store != "memory" and not cfg.store.startswith("sqlite:///"):
+        raise ConfigError(f"--store must be 'memory' or 'sqlite:///PATH', not {cfg.store!r}")
+    if cfg.mode == "sidecar" and not cfg.forward:
+        raise ConfigError("--mode sidecar needs at least one --forward gateway URL")
+    for flag, (attr, _) in _FLAGS.items():
+        value = getattr(cfg, attr)
+        if isinstance(value, int | float) and attr not in _PORTS and value <= 0:
+            raise ConfigError(f"--{flag} must be positive, not {value}")
+    if cfg.log_level not in LOG_LEVELS:
+        raise ConfigError(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
+
+
+def parse_duration(text: str, *, flag: str = "duration") -> float:
+    """Parse ``500ms``/``10s``/``5m``/``2h``/``7d`` (bare numbers are seconds) to seconds."""
+    match = _NUMBER_UNIT.match(text)
+    unit = match.group(2).lower() if match else ""
+    if not match or unit not in _DURATION_UNITS:
+        raise ConfigError(f"--{flag}: {text!r} is not a duration like 500ms, 10s, 5m, 2h or 7d")
+    return float(match.group(1)) * _DURATION_UNITS[unit]
+
+
+def parse_size(text: str, *, flag: str = "size") -> int:
+    """Parse ``1024``/``64KB``/``64KiB``/``16MiB``/``1GiB`` to bytes."""
+    match = _NUMBER_UNIT.match(text)
+    unit = match.group(2).lower() if match else ""
+    if not match or unit not in _SIZE_UNITS:
+        raise ConfigError(f"--{flag}: {text!r} is not a size like 1048576, 64KiB, 16MiB or 1GiB")
+    return int(float(match.group(1)) * _SIZE_UNITS[unit])
+
+
+def parse_int(text: str, *, flag: str) -> int:
+    """Parse a plain integer (``_`` separators allowed)."""
+    try:
+        return int(text.replace("_", ""))
+    except ValueError:
+        raise ConfigError(f"--{flag}: {text!r} is not an integer") from None
+
+
+# flag -> (dataclass field, parser or None for a plain string)
+_FLAGS: dict[str, tuple[str, str]] = {
+    "mode": ("mode", "str"),
+    "bind": ("bind", "str"),
+    "grpc-port": ("grpc_port", "int"),
+    "http-port": ("http_port", "int"),
+    "api-port": ("api_port", "int"),
+    "store": ("store", "str"),
+    "forward": ("forward", "list"),
+    "trace-timeout": ("trace_timeout_s", "duration"),
+    "api-token": ("api_token", "str"),
+    "otlp-token": ("otlp_token", "str"),
+    "forward-token": ("forward_token", "str"),
+    "max-body-bytes": ("max_body_bytes", "size"),
+    "memory-limit": ("memory_limit_bytes", "size"),
+    "max-buffered-spans": ("max_buffered_spans", "int"),
+    "retention": ("retention_s", "duration"),
+    "forward-queue-spans": ("forward_queue_spans", "int"),
+    "resolve-interval": ("resolve_interval_s", "duration"),
+    "drain-timeout": ("drain_timeout_s", "duration"),
+    "log-level": ("log_level", "str"),
+}
+
+_HELP = {
+    "mode": "gateway (default: assemble, analyse, store, serve) or sidecar (enrich, forward)",
+    "bind": "address the receivers and the API listen on (default 127.0.0.1)",
+    "grpc-port": "OTLP/gRPC port (default 4317; 0 picks a free port)",
+    "http-port": "OTLP/HTTP port (default 4318; 0 picks a free port)",
+    "api-port": "query API, /healthz, /readyz, /metrics (default 4320)",
+    "store": "sqlite:///PATH or memory (default sqlite:///./podtrace.db)",
+    "forward": "OTLP upstream: host:port, grpc://, http(s)://.../v1/traces; repeatable",
+    "trace-timeout": "a trace is complete this long after its last span (default 10s)",
+    "api-token": "bearer token required on /api and /metrics",
+    "otlp-token": "bearer token required on the OTLP receivers",
+    "forward-token": "bearer token sent to --forward upstreams",
+    "max-body-bytes": "largest OTLP request, after decompression (default 16MiB)",
+    "memory-limit": "budget for queued and buffered spans (default 256MiB)",
+    "max-buffered-spans": "most spans buffered at once (default 1000000)",
+    "retention": "how long stored results are kept (default 7d)",
+    "forward-queue-spans": "bound of each forward target's retry queue, in spans (default 100000)",
+    "resolve-interval": "how often gateway DNS names are re-resolved (default 30s)",
+    "drain-timeout": "on SIGTERM, how long queues may drain to forwards (default 10s)",
+    "log-level": "debug, info, warning or error (default info)",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``podtrace collector`` argument parser (every default is None: see ``load_config``)."""
+    parser = argparse.ArgumentParser(
+        prog="podtrace collector",
+        description="Receive OTLP traces; run as a pod sidecar or as a cluster gateway. "
+        "Every flag also reads PODTRACE_<FLAG> from the environment.",
+    )
+    for flag in _FLAGS:
+        action = "append" if flag == "forward" else "store"
+        metavar = flag.split("-")[-1].upper()
+        parser.add_argument(f"--{flag}", action=action, metavar=metavar, help=_HELP[flag])
+    return parser
+
+
+def load_config(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> CollectorConfig:
+    """Build a ``CollectorConfig`` from flags, then ``PODTRACE_*`` variables, then defaults.
+
+    Raises:
+        ConfigError: a value does not parse or is out of range.
+        SystemExit: from argparse, for ``--help`` or an unknown flag.
+    """
+    env = os.environ if environ is None else environ
+    args = vars(build_parser().parse_args(list(argv)))
+    values: dict[str, object] = {}
+    for flag, (attr, kind) in _FLAGS.items():
+        raw = args[flag.replace("-", "_")]
+        if raw is None:
+            raw = env.get(ENV_PREFIX + flag.replace("-", "_").upper()) or None
+            if raw is not None and kind == "list":
+                raw = [part for part in str(raw).split(",")]
+        if raw is not None:
+            values[attr] = _convert(flag, kind, raw)
+    return CollectorConfig(**values)  # type: ignore[arg-type]
+
+
+def _convert(flag: str, kind: str, raw: object) -> object:
+    if kind == "list":
+        assert isinstance(raw, list)
+        return tuple(part.strip() for item in raw for part in item.split(",") if part.strip())
+    text = str(raw).strip()
+    if kind == "int":
+        return parse_int(text, flag=flag)
+    if kind == "duration":
+        return parse_duration(text, flag=flag)
+    if kind == "size":
+        return parse_size(text, flag=flag)
+    return text.lower() if flag in ("mode", "log-level") else text

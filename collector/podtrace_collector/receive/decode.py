@@ -1,0 +1,304 @@
+"""OTLP trace requests (protobuf or JSON) → ``Span`` objects, with per-span validation.
+
+This is the ingest hot path.  Protobuf bodies are parsed by the protobuf runtime (upb, in C) into
+the lean, wire-compatible view of ``ExportTraceServiceRequest`` from ``receive.lean``; ``extract``
+then walks it once, building one ``Resource`` per ``ResourceSpans`` and one ``Span`` per valid
+span, decoding only the ``SPAN_KEYS_KEPT`` attributes.  Invalid spans (ids of the wrong length,
+all-zero ids) are rejected one by one: the rest is accepted and the count goes into
+``partial_success``.  The lean message is also what is enriched and forwarded.
+
+OTLP/JSON follows the OTLP specification (hex ids, lowerCamelCase keys, enums as integers, 64-bit
+integers as strings, unknown fields ignored) and also accepts what real clients send and the
+OpenTelemetry Collector accepts: snake_case keys, enum names, 64-bit integers as numbers.  It is
+parsed with opentelemetry-proto's generated classes and converted to the same lean message.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError as ProtobufDecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Status
+
+from podtrace_collector.errors import DecodeError
+from podtrace_collector.model import SPAN_KEYS_KEPT, AttrValue, Resource, Span
+from podtrace_collector.receive.lean import LeanRequest
+
+__all__ = [
+    "Decoded",
+    "LeanRequest",
+    "decode_json",
+    "decode_protobuf",
+    "encode_response",
+    "extract",
+    "parse_json",
+    "parse_protobuf",
+    "resource_attributes",
+]
+
+_ZERO_TRACE = bytes(16)
+_ZERO_SPAN = bytes(8)
+# Invalid hex in OTLP/JSON becomes this 1-byte id, which fails the length check, so that the span
+# alone is rejected (partial success) rather than the whole request.
+_BAD_ID_B64 = base64.b64encode(b"\xff").decode()
+_ID_KEYS = frozenset({"traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id"})
+# The serialized prefix of a KeyValue whose key is kept: field 1 (key), length, key bytes.
+_KEPT_PREFIXES = {b"\x0a" + bytes([len(k.encode())]) + k.encode(): k for k in SPAN_KEYS_KEPT}
+assert all(len(k.encode()) < 128 for k in SPAN_KEYS_KEPT)  # one-byte length in the prefix
+
+
+class Decoded:
+    """The result of decoding one request.
+
+    Attributes:
+        spans: the valid spans, in request order.
+        total: how many spans the request held.
+        rejected: how many were invalid.
+        error: why the first rejected span was rejected ("" when none was).
+    """
+
+    __slots__ = ("error", "rejected", "spans", "total")
+
+    def __init__(self, spans: list[Span], total: int, rejected: int, error: str) -> None:
+        self.spans = spans
+        self.total = total
+        self.rejected = rejected
+        self.error = error
+
+
+def parse_protobuf(body: bytes) -> Any:
+    """Parse protobuf ``ExportTraceServiceRequest`` bytes into a ``LeanRequest``.
+
+    Raises:
+        DecodeError: the bytes are not a valid message.
+    """
+    request = LeanRequest()
+    try:
+        request.ParseFromString(body)
+    except (ProtobufDecodeError, RecursionError, ValueError) as exc:
+        raise DecodeError(f"invalid OTLP protobuf: {exc}") from exc
+    return request
+
+
+def parse_json(body: bytes) -> Any:
+    """Parse an OTLP/JSON ``ExportTraceServiceRequest`` into a ``LeanRequest``.
+
+    Raises:
+        DecodeError: the bytes are not JSON, or not of the OTLP shape.
+    """
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise DecodeError(f"invalid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise DecodeError("invalid OTLP/JSON: the body must be a JSON object")
+    try:
+        _hex_ids_to_base64(data)
+        full = json_format.ParseDict(data, ExportTraceServiceRequest(), ignore_unknown_fields=True)
+    except (json_format.ParseError, RecursionError, ValueError, TypeError, AttributeError) as exc:
+        raise DecodeError(f"invalid OTLP/JSON: {exc}") from exc
+    return parse_protobuf(full.SerializeToString())
+
+
+def decode_protobuf(body: bytes) -> tuple[Any, Decoded]:
+    """Parse and extract protobuf bytes in one call (see ``parse_protobuf``, ``extract``)."""
+    request = parse_protobuf(body)
+    return request, extract(request)
+
+
+def decode_json(body: bytes) -> tuple[Any, Decoded]:
+    """Parse and extract OTLP/JSON bytes in one call (see ``parse_json``, ``extract``)."""
+    request = parse_json(body)
+    return request, extract(request)
+
+
+def extract(request: Any) -> Decoded:
+    """Build the ``Span`` objects of a parsed ``LeanRequest``, rejecting invalid spans one by one.
+
+    Raises:
+        DecodeError: a resource attribute is not a valid ``KeyValue``.
+    """
+    spans: list[Span] = []
+    append = spans.append
+    prefixes = _KEPT_PREFIXES
+    total = rejected = 0
+    error = ""
+    for resource_spans in request.resource_spans:
+        resource = Resource(resource_attributes(resource_spans.resource.attributes))
+        for scope_spans in resource_spans.scope_spans:
+            for s in scope_spans.spans:
+                total += 1
+                trace_id = s.trace_id
+                span_id = s.span_id
+                parent_id = s.parent_span_id
+                if (
+                    len(trace_id) != 16
+                    or len(span_id) != 8
+                    or trace_id == _ZERO_TRACE
+                    or span_id == _ZERO_SPAN
+                    or (parent_id and len(parent_id) != 8)
+                ):
+                    rejected += 1
+                    error = error or _why_invalid(trace_id, span_id, parent_id)
+                    continue
+                attributes: dict[str, AttrValue] = {}
+                for kv in s.attributes:
+                    # Hot loop: compare the serialized key prefix; decode only kept keys.
+                    key = prefixes.get(kv[: 2 + kv[1]]) if len(kv) > 2 else None
+                    if key is not None:
+                        value = _kept_value(kv, len(key) + 2)
+                        if value is not None:
+                            attributes[key] = value
+                    elif kv[:1] != b"\x0a":
+                        _odd_key_value(kv, attributes)
+                status = s.status
+                append(
+                    Span(
+                        trace_id,
+                        span_id,
+                        b"" if parent_id == _ZERO_SPAN else parent_id,
+                        s.name,
+                        s.kind,
+                        s.start_time_unix_nano,
+                        s.end_time_unix_nano,
+                        (status[1] if len(status) == 2 and status[0] == 0x18 else _status(status))
+                        if status
+                        else 0,
+                        attributes,
+                        resource,
+                    )
+                )
+    return Decoded(spans, total, rejected, error)
+
+
+def _kept_value(kv: bytes, offset: int) -> AttrValue | None:
+    # Fast path: ``0x12 len 0x0a len <utf-8>``, a short string value right after the key.
+    if len(kv) > offset + 3 and kv[offset] == 0x12 and kv[offset + 2] == 0x0A:
+        n = kv[offset + 3]
+        if n < 128 and kv[offset + 1] == n + 2 and len(kv) == offset + 4 + n:
+            try:
+                return kv[offset + 4 :].decode()
+            except UnicodeDecodeError:
+                return None
+    try:
+        return _value(KeyValue.FromString(kv).value)
+    except (ProtobufDecodeError, RecursionError, ValueError):
+        return None
+
+
+def _odd_key_value(kv: bytes, attributes: dict[str, AttrValue]) -> None:
+    """A KeyValue not serialized key-first (legal, rare): decode it fully."""
+    try:
+        parsed = KeyValue.FromString(kv)
+    except (ProtobufDecodeError, RecursionError, ValueError):
+        return
+    if parsed.key in SPAN_KEYS_KEPT:
+        value = _value(parsed.value)
+        if value is not None:
+            attributes[parsed.key] = value
+
+
+def _status(raw: bytes) -> int:
+    try:
+        return int(Status.FromString(raw).code)
+    except (ProtobufDecodeError, RecursionError, ValueError):
+        return 0
+
+
+def resource_attributes(attributes: Iterable[bytes]) -> dict[str, AttrValue]:
+    """Serialized resource ``KeyValue``s as plain values.
+
+    Arrays of scalars are joined with ``,``, bytes become hex, nested key-value lists are skipped.
+
+    Raises:
+        DecodeError: an attribute is not a valid ``KeyValue``.
+    """
+    out: dict[str, AttrValue] = {}
+    for raw in attributes:
+        try:
+            kv = KeyValue.FromString(raw)
+        except (ProtobufDecodeError, RecursionError, ValueError) as exc:
+            raise DecodeError(f"invalid resource attribute: {exc}") from exc
+        value = _value(kv.value)
+        if value is not None:
+            out[kv.key] = value
+    return out
+
+
+def _value(any_value: AnyValue) -> AttrValue | None:
+    which = any_value.WhichOneof("value")
+    if which is None or which == "kvlist_value":
+        return None
+    if which == "array_value":
+        items = (_value(v) for v in any_value.array_value.values)
+        return ",".join(str(item) for item in items if item is not None)
+    if which == "bytes_value":
+        return bytes(any_value.bytes_value).hex()
+    value: AttrValue = getattr(any_value, which)
+    return value
+
+
+def _why_invalid(trace_id: bytes, span_id: bytes, parent_id: bytes) -> str:
+    if len(trace_id) != 16:
+        return f"invalid trace id: {len(trace_id)} bytes, want 16"
+    if trace_id == _ZERO_TRACE:
+        return "invalid trace id: all zeros"
+    if len(span_id) != 8:
+        return f"invalid span id: {len(span_id)} bytes, want 8"
+    if span_id == _ZERO_SPAN:
+        return "invalid span id: all zeros"
+    return f"invalid parent span id: {len(parent_id)} bytes, want 8 or none"
+
+
+def _hex_ids_to_base64(data: dict[str, Any]) -> None:
+    """Rewrite OTLP/JSON hex ids in place into the base64 that protobuf's JSON parser expects."""
+    for resource_spans in _items(data, "resourceSpans", "resource_spans"):
+        for scope_spans in _items(resource_spans, "scopeSpans", "scope_spans"):
+            for span in _items(scope_spans, "spans", "spans"):
+                _convert_ids(span)
+                for link in _items(span, "links", "links"):
+                    _convert_ids(link)
+
+
+def _items(obj: object, camel: str, snake: str) -> list[Any]:
+    if not isinstance(obj, dict):
+        return []
+    value = obj.get(camel, obj.get(snake))
+    return value if isinstance(value, list) else []
+
+
+def _convert_ids(obj: object) -> None:
+    if not isinstance(obj, dict):
+        return
+    for key in _ID_KEYS.intersection(obj):
+        value = obj[key]
+        if isinstance(value, str):
+            obj[key] = _hex_to_base64(value)
+
+
+def _hex_to_base64(text: str) -> str:
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        return _BAD_ID_B64
+    return base64.b64encode(raw).decode() if raw or not text else _BAD_ID_B64
+
+
+def encode_response(rejected: int, message: str, *, as_json: bool) -> bytes:
+    """An ``ExportTraceServiceResponse``; ``partial_success`` only when something was rejected."""
+    response = ExportTraceServiceResponse()
+    if rejected:
+        response.partial_success.rejected_spans = rejected
+        response.partial_success.error_message = message
+    if as_json:
+        return json_format.MessageToJson(response, indent=None).encode()
+    return response.SerializeToString()

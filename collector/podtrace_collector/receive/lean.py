@@ -1,0 +1,93 @@
+"""A lean, wire-compatible view of ``ExportTraceServiceRequest`` for the ingest hot path.
+
+Parsing the full OTLP message and reading it through the protobuf runtime costs several
+microseconds per span, mostly in creating a Python object for every attribute's ``KeyValue`` and
+``AnyValue``.  The lean schema below is derived from opentelemetry-proto's own descriptors (same
+field numbers, so the same bytes), but keeps only what ingest reads, and declares
+
+* ``Span.attributes`` and ``Resource.attributes`` as ``repeated bytes`` (each element is one
+  serialized ``KeyValue``: iterating bytes is cheap, and only kept keys are decoded), and
+* ``Span.status`` as ``bytes`` (usually empty or two bytes), ``Span.kind`` as ``int32``.
+
+Every other field (events, links, trace state, scope, schema URLs...) is kept by the protobuf
+runtime as unknown fields and written back by ``SerializeToString``, so a lean message forwards
+losslessly: the bytes it produces parse as the same ``ExportTraceServiceRequest``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from opentelemetry.proto.resource.v1 import resource_pb2
+from opentelemetry.proto.trace.v1 import trace_pb2
+
+_F = descriptor_pb2.FieldDescriptorProto
+_PACKAGE = "podtrace.lean.v1"
+
+# message -> (source descriptor, {field: (type override or None, message type or None)})
+_SCHEMA: dict[str, tuple[Any, dict[str, tuple[int | None, str | None]]]] = {
+    "Span": (
+        trace_pb2.Span.DESCRIPTOR,
+        {
+            "trace_id": (None, None),
+            "span_id": (None, None),
+            "parent_span_id": (None, None),
+            "name": (None, None),
+            "kind": (_F.TYPE_INT32, None),
+            "start_time_unix_nano": (None, None),
+            "end_time_unix_nano": (None, None),
+            "attributes": (_F.TYPE_BYTES, None),
+            "status": (_F.TYPE_BYTES, None),
+        },
+    ),
+    "ScopeSpans": (trace_pb2.ScopeSpans.DESCRIPTOR, {"spans": (None, "Span")}),
+    "Resource": (resource_pb2.Resource.DESCRIPTOR, {"attributes": (_F.TYPE_BYTES, None)}),
+    "ResourceSpans": (
+        trace_pb2.ResourceSpans.DESCRIPTOR,
+        {"resource": (None, "Resource"), "scope_spans": (None, "ScopeSpans")},
+    ),
+}
+
+
+def _build() -> descriptor_pool.DescriptorPool:
+    file = descriptor_pb2.FileDescriptorProto(
+        name="podtrace_lean_trace.proto", package=_PACKAGE, syntax="proto3"
+    )
+    for name, (source, fields) in _SCHEMA.items():
+        message = file.message_type.add(name=name)
+        for field_name, (type_override, message_type) in fields.items():
+            original = source.fields_by_name[field_name]
+            repeated = original.is_repeated
+            field = message.field.add(
+                name=field_name,
+                number=original.number,
+                type=type_override or original.type,
+                label=_F.LABEL_REPEATED if repeated else _F.LABEL_OPTIONAL,
+            )
+            if message_type and type_override is None:
+                field.type_name = f".{_PACKAGE}.{message_type}"
+    request = file.message_type.add(name="ExportTraceServiceRequest")
+    request.field.add(
+        name="resource_spans",
+        number=1,
+        type=_F.TYPE_MESSAGE,
+        label=_F.LABEL_REPEATED,
+        type_name=f".{_PACKAGE}.ResourceSpans",
+    )
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    return pool
+
+
+_POOL = _build()
+
+
+def _cls(name: str) -> Any:
+    return message_factory.GetMessageClass(_POOL.FindMessageTypeByName(f"{_PACKAGE}.{name}"))
+
+
+LeanRequest: Any = _cls("ExportTraceServiceRequest")
+LeanResourceSpans: Any = _cls("ResourceSpans")
+LeanScopeSpans: Any = _cls("ScopeSpans")
+LeanSpan: Any = _cls("Span")
