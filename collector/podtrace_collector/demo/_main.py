@@ -1,0 +1,303 @@
+"""``podtrace demo``: the example shop, a bad rollout and its blast radius, on one machine."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import httpx
+
+from podtrace_collector.demo._cluster import (
+    Cluster,
+    Say,
+    clean_environ,
+    free_port,
+    podtrace_command,
+)
+from podtrace_collector.demo._procs import DemoError, Process, Supervisor, http_probe, wait_ready
+from podtrace_collector.demo._report import wait_for_report
+from podtrace_collector.demo._rollout import SHOP, DeploymentSpec, bad_revision, rolling_update
+from podtrace_collector.demo._traffic import LoadGenerator
+
+GATEWAY_TIER = 0
+STANDARD_PORTS = {"grpc": 4317, "http": 4318, "api": 4320}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How long each phase lasts and how busy the shop is."""
+
+    baseline_s: float
+    canary_s: float
+    after_s: float
+    sessions_per_s: float
+    users: int
+    trace_timeout_s: float
+    progress_every_s: float
+    settle_timeout_s: float
+
+
+FULL = Plan(25, 20, 20, 5.0, 400, 3.0, 5.0, 30.0)
+FAST = Plan(8, 7, 7, 6.0, 150, 2.0, 3.0, 20.0)
+
+
+class Console:
+    """Progress lines with the time since the demo started."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def say(self, message: str) -> None:
+        """Print one progress line now."""
+        print(f"[{time.monotonic() - self.started:5.1f}s] {message}", flush=True)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="podtrace demo",
+        description="Run the example shop on this machine, roll one service to a bad revision "
+        "and print that rollout's blast radius.",
+    )
+    parser.add_argument("--keep-running", action="store_true", help="stay up after the report")
+    parser.add_argument("--fast", action="store_true", help="shorter phases (tests and CI)")
+    parser.add_argument("--workdir", type=Path, help="keep logs, pod files and the database here")
+    names = [spec.name for spec in SHOP if spec.name != "frontend"]
+    parser.add_argument("--service", choices=names, default="payment", help="what to roll out")
+    parser.add_argument("--api-port", type=int, help="the gateway's API port (default 4320)")
+    parser.add_argument("--seed", type=int, help="seed the demo's randomness")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    """Run the demo; returns the process exit code."""
+    args = _parser().parse_args(argv)
+    plan = FAST if args.fast else FULL
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="podtrace-demo-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    supervisor = Supervisor(workdir / "logs")
+    console = Console()
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    ok = False
+    try:
+        asyncio.run(_demo(args, plan, workdir, supervisor, console))
+        ok = True
+        return 0
+    except KeyboardInterrupt:
+        console.say("interrupted")
+        return 130
+    except DemoError as exc:
+        print(f"podtrace demo: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        if supervisor.processes:
+            console.say(f"stopping {len(supervisor.processes)} processes")
+        supervisor.stop_all()
+        signal.signal(signal.SIGTERM, previous)
+        if args.workdir is None and ok:
+            shutil.rmtree(workdir, ignore_errors=True)
+        elif not ok:
+            print(f"podtrace demo: logs kept in {workdir / 'logs'}", file=sys.stderr)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    # SIGTERM ends the demo the way Ctrl-C does: through the cleanup path.
+    raise KeyboardInterrupt
+
+
+async def _demo(
+    args: argparse.Namespace, plan: Plan, workdir: Path, supervisor: Supervisor, console: Console
+) -> None:
+    say = console.say
+    rng = random.Random(args.seed)
+    say(f"podtrace demo: work directory {workdir}")
+    ports = _gateway_ports(args.api_port)
+    api = f"http://127.0.0.1:{ports['api']}"
+    gateway_http = f"http://127.0.0.1:{ports['http']}"
+    await _start_gateway(supervisor, workdir, ports, plan, say)
+    cluster = Cluster(
+        supervisor, workdir, gateway_http=gateway_http, shop_path=_shop_path(), say=say, rng=rng
+    )
+    cluster.ports.update(ports.values())
+    try:
+        await _start_shop(cluster, say)
+        target = next(spec for spec in SHOP if spec.name == args.service)
+        report = await _run_rollout(cluster, supervisor, target, plan, api, rng, say)
+        _print_report(report, api, target, keep_running=args.keep_running)
+        if args.keep_running:
+            await _stay_up(cluster, supervisor, rng, say)
+    finally:
+        await cluster.close()
+
+
+def _gateway_ports(api_port: int | None) -> dict[str, int]:
+    taken: set[int] = set()
+    ports = {name: _preferred_port(port, taken) for name, port in STANDARD_PORTS.items()}
+    if api_port is not None:
+        ports["api"] = api_port or free_port(taken)
+    return ports
+
+
+def _preferred_port(port: int, taken: set[int]) -> int:
+    # The documented port when it is free (so the printed URL is the familiar one), else any.
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return free_port(taken)
+    taken.add(port)
+    return port
+
+
+def _shop_path() -> Path:
+    here = Path(__file__).resolve()
+    for root in (here.parents[3] / "examples", here.parent / "examples"):
+        if (root / "shop" / "__main__.py").is_file():
+            return root
+    raise DemoError("cannot find the example shop (examples/shop) next to podtrace_collector")
+
+
+async def _start_gateway(
+    supervisor: Supervisor, workdir: Path, ports: dict[str, int], plan: Plan, say: Say
+) -> Process:
+    say(
+        f"starting the podtrace gateway: OTLP gRPC :{ports['grpc']}, OTLP HTTP :{ports['http']}, "
+        f"API :{ports['api']}, SQLite {workdir / 'podtrace.db'}"
+    )
+    command = podtrace_command(
+        "collector",
+        "--mode=gateway",
+        "--bind=127.0.0.1",
+        f"--grpc-port={ports['grpc']}",
+        f"--http-port={ports['http']}",
+        f"--api-port={ports['api']}",
+        f"--store=sqlite:///{workdir / 'podtrace.db'}",
+        f"--trace-timeout={plan.trace_timeout_s:g}s",
+    )
+    env = {**clean_environ(os.environ), "PYTHONUNBUFFERED": "1"}
+    gateway = supervisor.spawn("gateway", command, env=env, cwd=workdir, tier=GATEWAY_TIER)
+    async with httpx.AsyncClient() as client:
+        probe = http_probe(client, f"http://127.0.0.1:{ports['api']}/readyz")
+        took = await wait_ready(gateway, probe, timeout_s=60.0)
+    say(f"gateway ready in {took:.1f}s")
+    return gateway
+
+
+async def _start_shop(cluster: Cluster, say: Say) -> None:
+    started = []
+    for spec in SHOP:
+        revision = spec.revision()
+        pods = [cluster.start_pod(revision, sidecar=spec.sidecar) for _ in range(spec.replicas)]
+        started.extend(pods)
+        names = ", ".join(pod.name for pod, _ in pods)
+        extra = " (+ podtrace sidecar)" if spec.sidecar else ""
+        say(f"starting shop/{spec.name} v{spec.version}: {names}{extra}")
+    took = await asyncio.gather(*(cluster.wait_ready(pod, process) for pod, process in started))
+    for pod, process in started:
+        cluster.add_endpoint(pod, process)
+    say(f"{len(started)} pods ready (slowest {max(took):.1f}s)")
+
+
+async def _run_rollout(
+    cluster: Cluster,
+    supervisor: Supervisor,
+    target: DeploymentSpec,
+    plan: Plan,
+    api: str,
+    rng: random.Random,
+    say: Say,
+) -> dict[str, Any]:
+    old, new = target.revision(), bad_revision(target)
+    users = LoadGenerator(
+        lambda: [pod.address for pod in cluster.pods("frontend")],
+        users=plan.users,
+        sessions_per_s=plan.sessions_per_s,
+        rng=rng,
+    )
+    stop = asyncio.Event()
+    say(f"traffic: {plan.users} users, about {plan.sessions_per_s:g} shopping sessions a second")
+    traffic = asyncio.create_task(users.run(stop))
+    progress = asyncio.create_task(_progress(users, supervisor, plan.progress_every_s, say))
+    try:
+        await _sleep_watching(plan.baseline_s, traffic)
+        await rolling_update(cluster, old, new, canary_s=plan.canary_s, say=say)
+        await _sleep_watching(plan.after_s, traffic)
+        stop.set()
+        await traffic
+    finally:
+        stop.set()
+        progress.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await progress
+    say(f"traffic stopped: {users.counters.line()}")
+    return await wait_for_report(
+        api,
+        f"shop/{target.name}",
+        new.hash,
+        trace_timeout_s=plan.trace_timeout_s,
+        timeout_s=plan.settle_timeout_s,
+        say=say,
+    )
+
+
+async def _sleep_watching(seconds: float, traffic: asyncio.Task[None]) -> None:
+    # Wake up early if the load generator crashed, so its exception surfaces now.
+    await asyncio.wait([traffic], timeout=seconds)
+    if traffic.done():
+        traffic.result()
+
+
+async def _progress(users: LoadGenerator, supervisor: Supervisor, every_s: float, say: Say) -> None:
+    last, last_at = 0, time.monotonic()
+    while True:
+        await asyncio.sleep(every_s)
+        supervisor.check_alive()
+        now, count = time.monotonic(), users.counters.requests
+        say(f"traffic: {(count - last) / (now - last_at):.0f} req/s; {users.counters.line()}")
+        last, last_at = count, now
+
+
+def _print_report(
+    report: dict[str, Any], api: str, target: DeploymentSpec, *, keep_running: bool
+) -> None:
+    from podtrace._query import render_report
+
+    print()
+    print(render_report(report))
+    print()
+    print(f"web page:    {api}/")
+    print(f"same table:  podtrace blast-radius shop/{target.name} --api {api}")
+    if not keep_running:
+        print("(the demo stops now; run `podtrace demo --keep-running` to explore the page)")
+    print(flush=True)
+
+
+async def _stay_up(cluster: Cluster, supervisor: Supervisor, rng: random.Random, say: Say) -> None:
+    say("still running with light traffic; press Ctrl-C to stop")
+    users = LoadGenerator(
+        lambda: [pod.address for pod in cluster.pods("frontend")],
+        users=100,
+        sessions_per_s=1.0,
+        rng=rng,
+    )
+    stop = asyncio.Event()
+    traffic = asyncio.create_task(users.run(stop))
+    try:
+        while True:
+            await _sleep_watching(5.0, traffic)
+            supervisor.check_alive()
+    finally:
+        stop.set()
+        traffic.cancel()

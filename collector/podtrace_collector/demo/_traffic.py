@@ -1,0 +1,129 @@
+"""The demo's users: an asynchronous load generator shopping through the frontend.
+
+Sessions arrive at random (a Poisson process at ``sessions_per_s``), each as one user picked from
+a population: look at the products, put one or two in the cart, and usually check out.  Every
+request carries the user in ``x-user-id``, which the frontend records as ``enduser.id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+USER_HEADER = "x-user-id"
+CHECKOUT_SHARE = 0.8
+MAX_IN_FLIGHT = 24
+TIMEOUT_S = 5.0
+
+
+@dataclass
+class Counters:
+    """What the users saw so far."""
+
+    requests: int = 0
+    errors: int = 0
+    checkouts: int = 0
+    failed_checkouts: int = 0
+    fallbacks: int = 0
+    users: set[str] = field(default_factory=set)
+
+    def line(self) -> str:
+        """A one-line progress summary."""
+        return (
+            f"{self.requests} requests from {len(self.users)} users, {self.errors} errors; "
+            f"checkouts {self.checkouts} ok / {self.failed_checkouts} failed; "
+            f"recommendation fallbacks {self.fallbacks}"
+        )
+
+
+class LoadGenerator:
+    """Drives shop traffic against whichever frontend pods are ready."""
+
+    def __init__(
+        self,
+        frontends: Callable[[], list[str]],
+        *,
+        users: int,
+        sessions_per_s: float,
+        rng: random.Random,
+    ) -> None:
+        self.frontends = frontends
+        self.users = [f"user-{i:04d}" for i in range(1, users + 1)]
+        self.sessions_per_s = sessions_per_s
+        self.rng = rng
+        self.counters = Counters()
+        self._turn = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Start sessions until *stop* is set, then let those in flight finish (briefly)."""
+        limits = httpx.Limits(max_connections=MAX_IN_FLIGHT * 2)
+        async with httpx.AsyncClient(timeout=TIMEOUT_S, limits=limits) as client:
+            sessions: set[asyncio.Task[None]] = set()
+            while not stop.is_set():
+                if len(sessions) < MAX_IN_FLIGHT:
+                    task = asyncio.create_task(self._session(client))
+                    sessions.add(task)
+                    task.add_done_callback(sessions.discard)
+                gap = self.rng.expovariate(self.sessions_per_s)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), gap)
+            if sessions:
+                _, pending = await asyncio.wait(sessions, timeout=TIMEOUT_S)
+                for task in pending:
+                    task.cancel()
+
+    async def _session(self, client: httpx.AsyncClient) -> None:
+        user = self.rng.choice(self.users)
+        self.counters.users.add(user)
+        page = await self._request(client, "GET", "/products", user)
+        if page is None:
+            return
+        self.counters.fallbacks += bool(page.get("fallback"))
+        products = [p["id"] for p in page.get("products", [])]
+        for product in self.rng.sample(products, min(len(products), self.rng.choice((1, 1, 2)))):
+            await self._think()
+            body = {"product_id": product, "quantity": self.rng.choice((1, 1, 2))}
+            if await self._request(client, "POST", "/cart/items", user, json=body) is None:
+                return
+        if self.rng.random() < CHECKOUT_SHARE:
+            await self._think()
+            order = await self._request(client, "POST", "/checkout", user)
+            if order is None:
+                self.counters.failed_checkouts += 1
+            else:
+                self.counters.checkouts += 1
+
+    async def _request(
+        self,
+        client: httpx.AsyncClient,
+        method: str,
+        path: str,
+        user: str,
+        json: dict[str, object] | None = None,
+    ) -> dict[str, Any] | None:
+        """One request; the JSON body on success, None on an error (counted)."""
+        frontends = self.frontends()
+        if not frontends:
+            return None
+        self._turn += 1
+        url = f"http://{frontends[self._turn % len(frontends)]}{path}"
+        self.counters.requests += 1
+        try:
+            response = await client.request(method, url, headers={USER_HEADER: user}, json=json)
+        except httpx.HTTPError:
+            self.counters.errors += 1
+            return None
+        if response.status_code >= 400:
+            self.counters.errors += 1
+            return None
+        body = response.json()
+        return body if isinstance(body, dict) else {"items": body}
+
+    async def _think(self) -> None:
+        await asyncio.sleep(self.rng.uniform(0.02, 0.08))
