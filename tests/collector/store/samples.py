@@ -1,0 +1,72 @@
+"""Hand-built ``Aggregates`` with every field filled, for the store and API tests."""
+
+from __future__ import annotations
+
+from podtrace_collector.analyse.aggregate import (
+    Aggregates,
+    EdgeStats,
+    EntryImpact,
+    Impact,
+    OriginStats,
+    RevisionStats,
+)
+from podtrace_collector.analyse.histogram import Histogram
+
+T0 = 1_795_000_000 - 1_795_000_000 % 60  # a minute boundary in 2026 (Unix s)
+
+
+def hist(*values_ms: float) -> Histogram:
+    h = Histogram()
+    h.add_all(values_ms)
+    return h
+
+
+def sample(i: int = 0, *, revision: str = "abc12", bucket_s: int = T0) -> Aggregates:
+    """One minute of a small shop: frontend → cart (failing) → db, every map non-empty."""
+    ns = bucket_s * 1_000_000_000
+    a = Aggregates()
+    a.revisions[("shop/cart", revision)] = RevisionStats(
+        kind="Deployment",
+        service="cart",
+        version="1.4.0",
+        first_seen_ns=ns + 1_000 + i,
+        last_seen_ns=ns + 50_000_000_000 + i,
+        pods={f"cart-{revision}-pod{i % 3}"},
+        requests=100 + i,
+        errors=20 + i,
+        origin_errors=15 + i,
+        latency=hist(10, 12, 80 + i, 140),
+        self_time=hist(4, 4, 50 + i),
+    )
+    a.revisions[("shop/frontend", "fe001")] = RevisionStats(
+        kind="Deployment",
+        service="frontend",
+        version="2.0",
+        first_seen_ns=ns + 5,
+        last_seen_ns=ns + 59_000_000_000,
+        pods={"frontend-fe001-aaaaa"},
+        requests=300,
+        errors=10 + i,
+        latency=hist(30, 31, 200),
+        self_time=hist(3, 3),
+    )
+    a.impacts[("shop/cart", revision, "shop/frontend")] = Impact(10 + i, 1 + i % 2)
+    a.entry_impacts[("shop/cart", revision, "shop/frontend", "POST /checkout")] = EntryImpact(
+        8 + i, 1, {f"user{i}", "alice"}
+    )
+    a.absorbed[("shop/cart", revision, "shop/frontend")] = 3 + i
+    a.origins[("shop/cart", revision)] = OriginStats(
+        affected_traces=8 + i, max_hops=1 + i % 3, users={f"user{i}"}, exemplars=[f"{i:032x}"]
+    )
+    a.entry_totals[("shop/frontend", "POST /checkout")] = 300
+    a.edges[("shop/frontend", "shop/cart")] = EdgeStats(100 + i, 20 + i, hist(11, 13, 90))
+    a.traces = 300 + i
+    a.spans = 1_200 + i
+    return a
+
+
+def merged(*aggs: Aggregates) -> Aggregates:
+    out = Aggregates()
+    for a in aggs:
+        out.merge(a)
+    return out

@@ -1,0 +1,31 @@
+"""Tests for store.memory: the in-memory store keeps its own copies.
+
+The behaviour shared with SqliteStore is tested against both in test_sqlite.py.
+"""
+
+from __future__ import annotations
+
+from podtrace_collector.store.memory import MemoryStore
+
+from tests.collector.store.samples import T0, sample
+
+
+def test_written_aggregates_are_copied() -> None:
+    """Mutating an Aggregates after writing it does not change the store."""
+    st = MemoryStore()
+    a = sample()
+    st.write({T0: a})
+    a.revisions[("shop/cart", "abc12")].requests = 0
+    a.revisions[("shop/cart", "abc12")].latency.add(1.0)
+    a.origins[("shop/cart", "abc12")].exemplars.append("x")
+    assert st.read() == sample()
+
+
+def test_reads_are_copies() -> None:
+    """Mutating what read() or revisions() returned does not change the store."""
+    st = MemoryStore()
+    st.write({T0: sample()})
+    st.read().revisions[("shop/cart", "abc12")].pods.add("intruder")
+    st.revisions()[("shop/cart", "abc12")].pods.add("intruder")
+    assert st.read() == sample()
+    assert "intruder" not in st.revisions()[("shop/cart", "abc12")].pods

@@ -1,0 +1,208 @@
+"""Tests for store.sqlite (and, through the shared cases, store.memory): per-minute aggregates."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from podtrace_collector.analyse.aggregate import MAX_EXEMPLARS, Aggregates, OriginStats
+from podtrace_collector.errors import ConfigError
+from podtrace_collector.store.base import Store
+from podtrace_collector.store.memory import MemoryStore
+from podtrace_collector.store.sqlite import LazyHistogram, SqliteStore
+
+from tests.collector.store.samples import T0, merged, sample
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    st: Store = SqliteStore(tmp_path / "p.db") if request.param == "sqlite" else MemoryStore()
+    yield st
+    st.close()
+
+
+def test_round_trip_every_field(store: Store) -> None:
+    """A written minute reads back equal, field by field."""
+    store.write({T0: sample(1)})
+    assert store.read() == sample(1)
+
+
+def test_repeated_writes_to_a_minute_merge(store: Store) -> None:
+    """Writing the same minute three times equals merging the three in memory."""
+    for i in range(3):
+        store.write({T0: sample(i)})
+    assert store.read() == merged(sample(0), sample(1), sample(2))
+
+
+def test_window_merges_overlapping_minutes(store: Store) -> None:
+    """A window merges exactly the minutes that overlap [start, end)."""
+    store.write({T0 + 60 * k: sample(k, bucket_s=T0 + 60 * k) for k in range(4)})
+    assert store.read(T0 + 60, T0 + 180) == merged(
+        sample(1, bucket_s=T0 + 60), sample(2, bucket_s=T0 + 120)
+    )
+    # A bound inside a minute includes that minute; an end on a boundary excludes the next.
+    assert store.read(T0 + 59.5, T0 + 60.5).traces == sample(0).traces + sample(1).traces
+    assert store.read(None, T0 + 60).traces == sample(0).traces
+    assert store.read(T0 + 180, None).traces == sample(3).traces
+
+
+def test_empty_window_is_empty(store: Store) -> None:
+    """A window with no minutes is an empty Aggregates, not an error."""
+    store.write({T0: sample()})
+    assert store.read(T0 + 3600, T0 + 7200) == Aggregates()
+    assert store.read(T0, T0) == Aggregates()
+
+
+def test_registry_tracks_revisions(store: Store) -> None:
+    """revisions() merges first/last seen, pods, version and counts over every write."""
+    store.write({T0: sample(0)})
+    store.write({T0 + 60: sample(1, bucket_s=T0 + 60)})
+    reg = store.revisions()
+    cart = reg[("shop/cart", "abc12")]
+    assert cart.first_seen_ns == sample(0).revisions[("shop/cart", "abc12")].first_seen_ns
+    assert (
+        cart.last_seen_ns
+        == sample(1, bucket_s=T0 + 60).revisions[("shop/cart", "abc12")].last_seen_ns
+    )
+    assert cart.pods == {"cart-abc12-pod0", "cart-abc12-pod1"}
+    assert (cart.kind, cart.service, cart.version) == ("Deployment", "cart", "1.4.0")
+    assert (cart.requests, cart.errors, cart.origin_errors) == (201, 41, 31)
+    assert cart.latency.total == 0  # the registry carries no histograms
+    assert set(reg) == {("shop/cart", "abc12"), ("shop/frontend", "fe001")}
+
+
+def test_prune_deletes_old_minutes_and_recounts(store: Store) -> None:
+    """prune() drops minutes ending at or before the horizon and recounts the registry."""
+    store.write({T0: sample(0, revision="old01")})
+    store.write({T0 + 60: sample(1, bucket_s=T0 + 60)})
+    assert store.prune(T0 + 59) == 0
+    assert store.prune(T0 + 60) == 1
+    assert store.read() == sample(1, bucket_s=T0 + 60)
+    reg = store.revisions()
+    assert ("shop/cart", "old01") not in reg
+    assert reg[("shop/frontend", "fe001")].requests == 300
+    assert store.prune(T0 + 10_000) == 1
+    assert store.read() == Aggregates() and store.revisions() == {}
+
+
+def test_exemplars_stay_capped_in_minute_order(store: Store) -> None:
+    """Exemplars merge first-come in minute order, capped at MAX_EXEMPLARS."""
+    minutes = {}
+    for k in range(MAX_EXEMPLARS + 3):
+        a = sample(k, bucket_s=T0 + 60 * k)
+        a.origins[("shop/cart", "abc12")] = OriginStats(1, 1, set(), [f"t{k}", "dup"])
+        minutes[T0 + 60 * k] = a
+    store.write(minutes)
+    got = store.read().origins[("shop/cart", "abc12")].exemplars
+    assert got == ["t0", "dup", *(f"t{k}" for k in range(1, MAX_EXEMPLARS - 1))]
+
+
+def test_unicode_names_round_trip(store: Store) -> None:
+    """Workload, operation and user names with any characters are data, not SQL."""
+    a = sample()
+    odd = "ns/na'me\"; DROP TABLE revisions;--ü☃"
+    a.entry_totals[(odd, "GET /ß?x='1'")] = 5
+    a.revisions[(odd, "r\x00v")] = a.revisions[("shop/cart", "abc12")]
+    store.write({T0: a})
+    assert store.read() == a
+    assert (odd, "r\x00v") in store.revisions()
+
+
+def test_bad_bucket_key_is_rejected(store: Store) -> None:
+    """A non-integer bucket key is a TypeError and writes nothing."""
+    with pytest.raises(TypeError):
+        store.write({1.5: sample()})  # type: ignore[dict-item]
+    assert store.read() == Aggregates()
+
+
+def test_histograms_are_lazy(tmp_path: Path) -> None:
+    """A window's histograms load only when used, and then hold the merged counts."""
+    st = SqliteStore(tmp_path / "p.db")
+    st.write({T0: sample(0), T0 + 60: sample(1, bucket_s=T0 + 60)})
+    lat = st.read().revisions[("shop/cart", "abc12")].latency
+    assert isinstance(lat, LazyHistogram)
+    assert lat.total == 8
+    expected = merged(sample(0), sample(1)).revisions[("shop/cart", "abc12")].latency
+    assert lat.counts == expected.counts and lat.quantile(0.5) == expected.quantile(0.5)
+    st.close()
+
+
+def test_survives_restart(tmp_path: Path) -> None:
+    """Everything written is there after close and reopen of the file."""
+    path = tmp_path / "p.db"
+    st = SqliteStore(path)
+    st.write({T0: sample(0), T0 + 60: sample(1, bucket_s=T0 + 60)})
+    before, reg = merged(st.read()), st.revisions()  # merged(): load the lazy histograms
+    st.close()
+    again = SqliteStore(path)
+    assert again.read() == before
+    assert again.revisions() == reg
+    again.write({T0: sample(2)})
+    # minute order: T0 (now samples 0 and 2) before T0 + 60
+    assert again.read() == merged(sample(0), sample(2), sample(1, bucket_s=T0 + 60))
+    again.close()
+
+
+def test_wal_mode_and_schema_version(tmp_path: Path) -> None:
+    """The file is in WAL mode and records its schema version."""
+    path = tmp_path / "p.db"
+    SqliteStore(path).close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+    conn.execute("UPDATE schema_version SET version = 99")
+    conn.commit()
+    conn.close()
+    with pytest.raises(ConfigError, match="schema version 99"):
+        SqliteStore(path)
+
+
+def test_unopenable_file_is_a_config_error(tmp_path: Path) -> None:
+    """A path in a missing directory gives ConfigError, not a sqlite3 traceback."""
+    with pytest.raises(ConfigError, match="cannot open"):
+        SqliteStore(tmp_path / "missing" / "p.db")
+    (tmp_path / "junk.db").write_bytes(b"not a database at all" * 100)
+    with pytest.raises(ConfigError):
+        SqliteStore(tmp_path / "junk.db")
+
+
+def test_reads_while_writing_in_a_thread(tmp_path: Path) -> None:
+    """Readers in other threads see consistent snapshots while a writer thread ingests."""
+    st = SqliteStore(tmp_path / "p.db")
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            for k in range(60):
+                st.write({T0 + 60 * (k % 5): sample(k % 7)})
+        except BaseException as exc:  # surfaced by the assertion below
+            errors.append(exc)
+        finally:
+            done.set()
+
+    def reader() -> None:
+        try:
+            while not done.is_set():
+                a = st.read()
+                for stats in a.revisions.values():
+                    # counters of one snapshot agree with each other
+                    assert stats.errors <= stats.requests
+                assert a.traces >= 0
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=writer),
+        *(threading.Thread(target=reader) for _ in range(2)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors
+    assert st.read().traces == sum(sample(k % 7).traces for k in range(60))
+    st.close()
