@@ -64,7 +64,7 @@ def workload_of(resource: Resource) -> WorkloadInfo:
     info = _cache.get(key)
     if info is None:
         info = derive_workload(resource.attributes)
-        if len(_cache) >= CACHE_SIZE:
+        while _cache and len(_cache) >= CACHE_SIZE:
             # Evict the oldest entry: insertion order is a good enough proxy for staleness.
             del _cache[next(iter(_cache))]
         _cache[key] = info
