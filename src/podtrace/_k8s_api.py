@@ -185,6 +185,7 @@ def _get(config: ApiConfig, deadline: float, path: str) -> dict[str, Any]:
         with urllib.request.urlopen(request, timeout=remaining, context=context) as response:
             body = json.loads(response.read(4 * 1024 * 1024))
     except urllib.error.HTTPError as exc:
+        exc.close()  # it holds the response's socket
         raise K8sApiError(f"GET {path}: HTTP {exc.code}") from exc
     except (OSError, ValueError) as exc:
         raise K8sApiError(f"GET {path}: {exc}") from exc
