@@ -6,8 +6,10 @@ an empty directory, so the machine the tests run on (which may itself be a pod) 
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
+import signal
 import socket
 import sys
 from collections.abc import Iterator
@@ -16,7 +18,7 @@ from pathlib import Path
 import pytest
 from opentelemetry import trace
 
-from podtrace import _configure, _export, _k8s, _log
+from podtrace import _configure, _export, _k8s, _log, _signals
 
 _HERE = Path(__file__).parent
 
@@ -59,7 +61,10 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
         monkeypatch.setenv(var, str(empty))
     monkeypatch.setenv("PODTRACE_HOSTNAME", "host-not-a-pod")
     _reset_globals()
+    sigterm = signal.getsignal(signal.SIGTERM)
     yield
+    signal.signal(signal.SIGTERM, sigterm)
+    atexit.unregister(_signals.run_bounded)
     provider = _configure.current_provider()
     if provider is not None:
         provider.shutdown()
@@ -106,3 +111,13 @@ def free_port() -> int:
 def dead_port() -> int:
     """A loopback port with nothing listening."""
     return free_port()
+
+
+@pytest.fixture
+def child_env() -> dict[str, str]:
+    """Environment for a child process: the isolated test environment, venv tools on PATH."""
+    env = dict(os.environ)
+    bin_dir = os.path.dirname(sys.executable)
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
