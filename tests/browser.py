@@ -109,11 +109,13 @@ class Chromium:
     def wait_for(self, condition: str, *, timeout_s: float | None = None) -> Any:
         """Poll until the JavaScript ``condition`` is truthy; returns its value.
 
-        A CSS selector can be waited for with ``document.querySelector('…')``.
+        A CSS selector can be waited for with ``document.querySelector('…')`` (a DOM node found
+        counts as ``True``).
         """
         deadline = time.monotonic() + (timeout_s or self.timeout_s)
+        expression = f"(v => v instanceof Node ? true : v)({condition})"
         while True:
-            value = self.evaluate(condition)
+            value = self.evaluate(expression)
             if value:
                 return value
             if time.monotonic() > deadline:

@@ -8,6 +8,7 @@
 
 (() => {
   const API = "/api/v1";
+  const TOKEN_KEY = "podtrace.apiToken"; // the collector's --api-token, kept for this tab only
   const query = new URLSearchParams(location.search);
   const config = {
     refreshMs: Math.max(1, Number(query.get("refresh")) || 10) * 1000,
@@ -70,7 +71,10 @@
   async function api(path) {
     let resp;
     try {
-      resp = await fetch(API + path, { headers: { Accept: "application/json" }, cache: "no-store" });
+      const headers = { Accept: "application/json" };
+      const token = sessionStorage.getItem(TOKEN_KEY);
+      if (token) headers.Authorization = `Bearer ${token}`;
+      resp = await fetch(API + path, { headers, cache: "no-store" });
     } catch (err) {
       throw new ApiError(0, "unreachable", `cannot reach the podtrace API (${err.message})`);
     }
@@ -117,15 +121,33 @@
     if (!err) {
       banner.hidden = true;
       banner.replaceChildren();
+      delete banner.dataset.message;
       document.body.classList.remove("stale");
       return;
     }
     const what = err.status ? `${err.code} (HTTP ${err.status}): ${err.message}` : err.message;
+    // The same error again: leave the banner (and a half-typed token) alone.
+    if (!banner.hidden && banner.dataset.message === what) return;
+    banner.dataset.message = what;
     const since = state.lastOk ? ` Showing data from ${state.lastOk.toLocaleTimeString()}.` : "";
     banner.replaceChildren(h("strong", {}, "API error — "), `${what}.${since} Retrying every ${config.refreshMs / 1000} s.`);
+    if (err.status === 401) banner.append(" ", tokenForm());
     banner.dataset.code = err.code;
     banner.hidden = false;
     document.body.classList.toggle("stale", Boolean(state.lastOk));
+  }
+
+  // The collector runs with --api-token: ask for it once; it stays in this tab's session storage.
+  function tokenForm() {
+    const input = h("input", { type: "password", id: "token", autocomplete: "off", "aria-label": "API token" });
+    const form = h("form", { class: "token-form" }, h("label", { for: "token" }, "API token: "), input, " ",
+      h("button", { type: "submit" }, "use"));
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+      refresh();
+    });
+    return form;
   }
 
   function showStatus() {
@@ -143,7 +165,8 @@
     empty.textContent = "No rollouts yet.";
     ol.replaceChildren(...list.map((r) => {
       const isCurrent = current && r.workload === current.workload && r.to_revision === current.to_revision;
-      const counts = "requests" in r ? `${fmt(r.requests)} req · ${fmt(r.errors)} err` : "";
+      const counts = ["requests" in r && `${fmt(r.requests)} req · ${fmt(r.errors)} err`,
+        r.affected_users ? `${fmt(r.affected_users)} users hit` : ""].filter(Boolean).join(" · ");
       return h("li", { class: `rollout verdict-${r.verdict}`, "data-workload": r.workload,
         "data-revision": r.to_revision, "data-verdict": r.verdict },
       h("a", { href: hashOf(r), "aria-current": isCurrent ? "true" : null },
@@ -203,8 +226,8 @@
   function renderComparison(rep) {
     const base = rep.baseline;
     const head = [h("th", { scope: "col" }, "metric"),
-      base ? h("th", { scope: "col", class: "num" }, "baseline ", h("code", {}, shortRev(base.revision))) : null,
-      h("th", { scope: "col", class: "num" }, "this rollout ", h("code", {}, shortRev(rep.revision))),
+      base ? h("th", { scope: "col", class: "num" }, "baseline", h("br"), h("code", {}, shortRev(base.revision))) : null,
+      h("th", { scope: "col", class: "num" }, "this rollout", h("br"), h("code", {}, shortRev(rep.revision))),
       base ? h("th", { scope: "col", class: "num" }, "change") : null];
     $("comparison").tHead.replaceChildren(h("tr", {}, ...head));
     const lat = (o, k, q) => (o && o[k] ? o[k][q] : null);
@@ -242,7 +265,8 @@
     $("entrypoints").tBodies[0].replaceChildren(...ep.map((e) => h("tr", { "data-workload": e.workload,
       "data-operation": e.operation }, h("td", {}, e.workload), h("td", {}, h("code", {}, e.operation)),
     h("td", { class: "num" }, fmt(e.affected_requests)), h("td", { class: "num" }, fmt(e.requests)),
-    h("td", { class: "num" }, share(e.affected_requests, e.requests)))));
+    h("td", { class: "num" }, share(e.affected_requests, e.requests)),
+    h("td", { class: "num" }, fmt(e.affected_users)))));
     $("entrypoints-users").replaceChildren(h("strong", { id: "affected-users" }, fmt(rep.affected_users)),
       ` distinct users (enduser.id) hit an error at the entry points below.`);
     const af = [...(rep.affected_services || [])].sort((a, b) => a.hops - b.hops || b.affected_requests - a.affected_requests);
@@ -259,7 +283,7 @@
     for (const [id, list, text] of [["entrypoints", ep, "No entry point was affected."],
       ["affected", af, "No other workload was affected."]]) {
       if (!list.length) {
-        $(id).tBodies[0].replaceChildren(h("tr", { class: "none" }, h("td", { colspan: 5 }, text)));
+        $(id).tBodies[0].replaceChildren(h("tr", { class: "none" }, h("td", { colspan: 6 }, text)));
       }
     }
   }

@@ -1,0 +1,420 @@
+"""The web page, in real headless Chromium, against the real API over a real SQLite store.
+
+The scenario goes through the real pipeline: traces built with the analysis test DSL, analysed
+by ``summarize``, written to a ``SqliteStore``, served by the collector's API app under uvicorn on
+a free loopback port.  Shop: frontend -> checkout -> cart, frontend -> recommendation -> cart
+(recommendation falls back, absorbing cart's failures), frontend -> catalog, checkout ->
+payment.  Cart rolls out a bad revision that fails a third of its requests; catalog rolled out
+a healthy revision earlier.  Screenshots land in ``tests/artifacts/`` (gitignored).
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from podtrace_collector.analyse.aggregate import Aggregates
+from podtrace_collector.analyse.summarize import summarize
+from podtrace_collector.api.page import PAGE_DIR
+from podtrace_collector.model import Resource
+from podtrace_collector.store.sqlite import SqliteStore
+
+from tests.browser import Chromium
+from tests.collector.analyse.tracebuilder import Trace, deployment
+
+pytestmark = pytest.mark.slow
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+OLD_CART, BAD_CART = "5c4b3a291", "7d9f8c6b5"
+OLD_CATALOG, NEW_CATALOG = "6b7c8d9e0", "84f5d6c7a"
+FRONTEND = deployment("shop", "frontend", "5f7d8c9b4", pod="fe001")
+CHECKOUT = deployment("shop", "checkout", "66d4c8f7b", pod="ck001")
+RECOMMEND = deployment("shop", "recommendation", "7c9b5d4f2", pod="rc001")
+PAYMENT = deployment("shop", "payment", "59f7c6d8e", pod="py001")
+
+
+# ---- the scenario --------------------------------------------------------------------------
+
+
+def _cart(pod_hash: str) -> Resource:
+    return deployment(
+        "shop", "cart", pod_hash, version="1.4.0" if pod_hash == BAD_CART else "1.3.0"
+    )
+
+
+def _checkout(t: Trace, cart_hash: str, user: str, *, fail: bool) -> None:
+    """POST /checkout: frontend -> checkout -> cart (and payment when the cart answered)."""
+    root = t.server(
+        FRONTEND,
+        "POST /checkout",
+        method="POST",
+        route="/checkout",
+        user=user,
+        error=fail,
+        dur_ms=60,
+    )
+    chk = t.call(root, CHECKOUT, "POST /orders", error=fail, dur_ms=45)
+    t.call(chk, _cart(cart_hash), "GET /cart", error=fail, dur_ms=25 if fail else 8)
+    if not fail:
+        t.call(chk, PAYMENT, "Charge", dur_ms=10, start_ms=20)
+
+
+def _home(t: Trace, cart_hash: str, catalog_hash: str, user: str, *, cart_fails: bool) -> None:
+    """GET /: frontend -> catalog, and recommendation -> cart, whose failure it absorbs."""
+    catalog = deployment("shop", "catalog", catalog_hash)
+    root = t.server(FRONTEND, "GET /", method="GET", route="/", user=user, dur_ms=40)
+    t.call(root, catalog, "GET /products", dur_ms=12)
+    rec = t.call(root, RECOMMEND, "GET /recommendations", dur_ms=20, start_ms=15)
+    t.call(rec, _cart(cart_hash), "GET /cart", error=cart_fails, dur_ms=5, start_ms=16)
+
+
+def _minute(now_s: float, minutes_ago: int) -> int:
+    return (int(now_s) // 60 - minutes_ago) * 60
+
+
+def fill(store: SqliteStore, now_s: float) -> None:
+    """Write the scenario: 30 minutes of history, catalog's rollout, then cart's bad one."""
+    buckets: dict[int, Aggregates] = {}
+    for i in range(120):
+        minutes_ago = 30 - i // 8  # 8 traces a minute, from 30 to 16 minutes ago
+        catalog = OLD_CATALOG if minutes_ago > 25 else NEW_CATALOG
+        t = Trace(base_s=_minute(now_s, minutes_ago))
+        if i % 2:
+            _checkout(t, OLD_CART, f"user-{i % 17}", fail=False)
+        else:
+            _home(t, OLD_CART, catalog, f"user-{i % 17}", cart_fails=False)
+        _add(buckets, t)
+    for i in range(120):
+        minutes_ago = 15 - i // 8  # the bad cart from 15 minutes ago: a third of calls fail
+        t = Trace(base_s=_minute(now_s, minutes_ago))
+        if i % 2:
+            _checkout(t, BAD_CART, f"user-{i % 23}", fail=i % 3 == 0)
+        else:
+            _home(t, BAD_CART, NEW_CATALOG, f"user-{i % 23}", cart_fails=i % 3 == 0)
+        _add(buckets, t)
+    store.write(buckets)
+
+
+def _add(buckets: dict[int, Aggregates], t: Trace) -> None:
+    bucket, agg = summarize(t.spans)
+    buckets.setdefault(bucket, Aggregates()).merge(agg)
+
+
+# ---- serving the real API app ----------------------------------------------------------------
+
+
+def _app(store: SqliteStore) -> Any:
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
+    from podtrace_collector.api.routes import router
+    from podtrace_collector.errors import QueryError
+
+    app = FastAPI()
+    app.state.store = store
+    app.include_router(router)
+
+    @app.exception_handler(QueryError)
+    def _query_error(request: Request, exc: QueryError) -> JSONResponse:
+        return JSONResponse(
+            {"error": {"code": exc.code, "message": str(exc)}}, status_code=exc.status
+        )
+
+    return app
+
+
+@dataclass
+class Served:
+    """A running API server: its base URL, its store and a way to stop it."""
+
+    url: str
+    store: SqliteStore
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=5)
+
+    def api(self, path: str) -> Any:
+        return httpx.get(self.url + path, timeout=5).json()
+
+
+def serve(store: SqliteStore) -> Served:
+    """Run the API app under uvicorn on a free loopback port, in a thread."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(
+        _app(store), log_level="warning", lifespan="off", timeout_graceful_shutdown=1
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    return Served(f"http://127.0.0.1:{sock.getsockname()[1]}", store, server, thread)
+
+
+def _shop(path: Path) -> Iterator[Served]:
+    store = SqliteStore(path)
+    fill(store, time.time())
+    served = serve(store)
+    yield served
+    served.stop()
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """The scenario, served once for the tests that only read it."""
+    yield from _shop(tmp_path_factory.mktemp("shop") / "podtrace.db")
+
+
+@pytest.fixture
+def own_shop(tmp_path: Path) -> Iterator[Served]:
+    """The scenario, for a test that changes it or stops its server."""
+    yield from _shop(tmp_path / "podtrace.db")
+
+
+@pytest.fixture
+def empty(tmp_path: Path) -> Iterator[Served]:
+    store = SqliteStore(tmp_path / "empty.db")
+    served = serve(store)
+    yield served
+    served.stop()
+    store.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[Chromium]:
+    with Chromium(window=(1400, 1000), timeout_s=15) as page:
+        yield page
+    assert not page.errors, f"the page threw: {page.errors}"
+
+
+# ---- reading the DOM -------------------------------------------------------------------------
+
+NODES = """[...document.querySelectorAll('#graph .node')].map(n => ({
+  workload: n.dataset.workload, hops: n.dataset.hops, cls: n.getAttribute('class').split(' '),
+  text: n.textContent}))"""
+EDGES = """[...document.querySelectorAll('#graph .edge')].map(e => ({
+  source: e.dataset.source, target: e.dataset.target, calls: +e.dataset.calls,
+  errors: +e.dataset.errors, label: e.querySelector('.edge-label').textContent}))"""
+ROWS = """(sel) => [...document.querySelectorAll(sel + ' tbody tr')].map(
+  r => [...r.cells].map(c => c.textContent.trim()))"""
+
+
+def rows(page: Chromium, table: str) -> list[list[str]]:
+    result: list[list[str]] = page.evaluate(f"({ROWS})('{table}')")
+    return result
+
+
+def loaded(page: Chromium, url: str) -> None:
+    page.navigate(url)
+    page.wait_for("document.body.dataset.ready === 'true'")
+
+
+def report_of(page: Chromium, workload: str) -> None:
+    page.wait_for(f"document.querySelector('#report[data-workload=\"{workload}\"] #graph .node')")
+
+
+def shot(page: Chromium, name: str) -> Path:
+    return page.screenshot(ARTIFACTS / name)
+
+
+def compact(n: int) -> str:
+    return f"{n / 1000:.1f}K".replace(".0K", "K") if n >= 1000 else str(n)
+
+
+# ---- the tests -------------------------------------------------------------------------------
+
+
+def test_page_draws_the_bad_rollouts_blast_radius(shop: Served, browser: Chromium) -> None:
+    """The newest rollout is selected and its blast radius drawn: hops, origin, edges, users."""
+    loaded(browser, shop.url + "/")
+    report_of(browser, "shop/cart")
+    shot(browser, "page-blast-radius.png")
+    rollouts = browser.evaluate(
+        "[...document.querySelectorAll('#rollouts .rollout')].map(r => [r.dataset.workload,"
+        " r.dataset.revision, r.dataset.verdict, r.querySelector('.badge').textContent])"
+    )
+    assert rollouts == [
+        ["shop/cart", BAD_CART, "regressed", "regressed"],
+        ["shop/catalog", NEW_CATALOG, "healthy", "healthy"],
+    ]
+    assert browser.evaluate("location.hash") == f"#workload=shop%2Fcart&revision={BAD_CART}"
+    assert browser.evaluate("document.querySelector('#summary-verdict').dataset.verdict") == (
+        "regressed"
+    )
+    nodes = {n["workload"]: n for n in browser.evaluate(NODES)}
+    assert set(nodes) == {
+        f"shop/{w}"
+        for w in ("cart", "checkout", "frontend", "recommendation", "catalog", "payment")
+    }
+    assert {"origin", "hop-0"} <= set(nodes["shop/cart"]["cls"])
+    assert "origin" in nodes["shop/cart"]["text"]
+    assert nodes["shop/checkout"]["hops"] == "1" and "hop-1" in nodes["shop/checkout"]["cls"]
+    assert nodes["shop/frontend"]["hops"] == "2" and "hop-2" in nodes["shop/frontend"]["cls"]
+    assert "entry" in nodes["shop/frontend"]["cls"]
+    assert {"absorbing", "hop-none"} <= set(nodes["shop/recommendation"]["cls"])
+    assert "absorbed 20" in nodes["shop/recommendation"]["text"]
+    for quiet in ("shop/catalog", "shop/payment"):
+        assert "unaffected" in nodes[quiet]["cls"] and "affected" not in nodes[quiet]["cls"]
+    report = shop.api(f"/api/v1/blast-radius?workload=shop/cart&revision={BAD_CART}")
+    graph = shop.api(f"/api/v1/graph?since={report['window']['start']}")
+    drawn = {(e["source"], e["target"]): e for e in browser.evaluate(EDGES)}
+    assert set(drawn) == {(e["source"], e["target"]) for e in graph["edges"]}
+    for edge in graph["edges"]:
+        seen = drawn[(edge["source"], edge["target"])]
+        assert (seen["calls"], seen["errors"]) == (edge["calls"], edge["errors"])
+        label = compact(edge["calls"]) + (
+            f"{compact(edge['errors'])} err" if edge["errors"] else ""
+        )
+        assert seen["label"] == label
+    assert drawn[("shop/checkout", "shop/cart")]["errors"] == 20
+    assert rows(browser, "#entrypoints") == [
+        ["shop/frontend", "POST /checkout", "20", "60", "33.3 %", "20"]
+    ]
+    assert browser.evaluate("document.getElementById('affected-users').textContent") == "20"
+    assert rows(browser, "#affected") == [
+        ["shop/checkout", "1", "20", "60", "33.3 %"],
+        ["shop/frontend", "2", "20", "120", "16.7 %"],
+    ]
+    assert rows(browser, "#contained") == [["shop/recommendation", "20"]]
+    shown = browser.evaluate(
+        "[...document.querySelectorAll('#exemplars .trace-id')].map(c => c.textContent)"
+    )
+    assert shown == report["exemplar_trace_ids"] and shown
+    comparison = {r[0]: r[1:] for r in rows(browser, "#comparison")}
+    assert comparison["requests"][:2] == ["120", "120"]
+    assert comparison["origin errors"][:2] == ["0", "40"]
+    assert comparison["error rate"][1] == "33.3 %"
+    local = re.compile(re.escape(shop.url) + r"/")
+    assert browser.requests and all(local.match(u) for u in browser.requests), browser.requests
+
+
+def test_selection_follows_the_hash_and_clicks(shop: Served, browser: Chromium) -> None:
+    """A linked rollout opens selected; clicking another rollout selects it and updates the URL."""
+    loaded(browser, f"{shop.url}/#workload=shop%2Fcatalog&revision={NEW_CATALOG}")
+    report_of(browser, "shop/catalog")
+    assert browser.evaluate("document.querySelector('#report').dataset.verdict") == "healthy"
+    assert (
+        browser.evaluate(
+            "document.querySelector('#rollouts a[aria-current=\"true\"]').parentElement"
+            ".dataset.workload"
+        )
+        == "shop/catalog"
+    )
+    assert rows(browser, "#affected") == [["No other workload was affected."]]
+    nodes = browser.evaluate(NODES)
+    assert [n["workload"] for n in nodes if "origin" in n["cls"]] == ["shop/catalog"]
+    assert not [n for n in nodes if "affected" in n["cls"]]
+    browser.evaluate(
+        "document.querySelector('#rollouts li[data-workload=\"shop/cart\"] a').click()"
+    )
+    report_of(browser, "shop/cart")
+    assert browser.evaluate("location.hash") == f"#workload=shop%2Fcart&revision={BAD_CART}"
+
+
+def test_refresh_updates_data_without_reload(own_shop: Served, browser: Chromium) -> None:
+    """New data appears on the next refresh; the page is not reloaded and keeps its selection."""
+    loaded(browser, f"{own_shop.url}/?refresh=1#workload=shop%2Fcatalog&revision={NEW_CATALOG}")
+    report_of(browser, "shop/catalog")
+    browser.evaluate("window.notReloaded = true")
+    now_s = time.time()
+    buckets: dict[int, Aggregates] = {}
+    for i in range(3):  # a payment revision appears: a third rollout, newest of all
+        t = Trace(base_s=_minute(now_s, 1))
+        root = t.server(FRONTEND, "POST /pay", method="POST", route="/pay", user=f"u{i}")
+        t.call(root, deployment("shop", "payment", "8d7c6b5a4", pod=f"pn00{i}"), "Charge")
+        _add(buckets, t)
+    own_shop.store.write(buckets)
+    browser.wait_for("document.querySelectorAll('#rollouts .rollout').length === 3")
+    assert browser.evaluate("window.notReloaded") is True
+    assert browser.evaluate("document.querySelector('#rollouts .rollout').dataset.workload") == (
+        "shop/payment"
+    )
+    assert browser.evaluate("document.querySelector('#report').dataset.workload") == "shop/catalog"
+    assert (
+        browser.evaluate(
+            "document.querySelector('#rollouts .rollout[data-workload=\"shop/payment\"]')"
+            ".dataset.verdict"
+        )
+        == "insufficient_data"
+    )
+
+
+def test_empty_collector_says_so(empty: Served, browser: Chromium) -> None:
+    """With no data at all, the page says so instead of drawing an empty report."""
+    loaded(browser, empty.url + "/")
+    text = browser.wait_for("document.querySelector('#report-empty:not([hidden])')?.textContent")
+    assert "no data yet" in text
+    assert browser.evaluate("document.getElementById('summary').hidden") is True
+    assert browser.evaluate("document.getElementById('rollouts').children.length") == 0
+    assert "No rollouts yet" in browser.evaluate(
+        "document.getElementById('rollouts-empty').textContent"
+    )
+    shot(browser, "page-empty.png")
+
+
+def test_unknown_workload_shows_the_error_envelope(shop: Served, browser: Chromium) -> None:
+    """A link to a workload the collector never saw shows the API's error code and message."""
+    loaded(browser, f"{shop.url}/#workload=shop%2Fghost&revision=abc")
+    text = browser.wait_for(
+        "document.querySelector('#report-empty[data-state=\"error\"]:not([hidden])')?.textContent"
+    )
+    assert "unknown_workload" in text and "404" in text and "shop/ghost" in text
+    assert browser.evaluate("document.querySelectorAll('#rollouts .rollout').length") == 2
+
+
+def test_unreachable_api_shows_a_banner_and_keeps_the_data(
+    own_shop: Served, browser: Chromium
+) -> None:
+    """When the collector goes away, a banner says so and the last report stays visible."""
+    loaded(browser, own_shop.url + "/?refresh=1")
+    report_of(browser, "shop/cart")
+    own_shop.stop()
+    banner = browser.wait_for(
+        "document.querySelector('#banner[data-code=\"unreachable\"]:not([hidden])')?.textContent"
+    )
+    assert "cannot reach the podtrace API" in banner
+    assert browser.evaluate("document.body.classList.contains('stale')") is True
+    assert browser.evaluate("document.getElementById('summary').hidden") is False
+    assert browser.evaluate("document.querySelectorAll('#graph .node').length") == 6
+    shot(browser, "page-unreachable.png")
+
+
+def test_trace_url_template_makes_safe_links(shop: Served, browser: Chromium) -> None:
+    """?trace_url= turns exemplar ids into links; a non-http template gives plain text."""
+    loaded(browser, shop.url + "/?trace_url=http://127.0.0.1:16686/trace/{trace_id}")
+    report_of(browser, "shop/cart")
+    links = browser.evaluate("[...document.querySelectorAll('#exemplars a')].map(a => a.href)")
+    ids = shop.api("/api/v1/blast-radius?workload=shop/cart")["exemplar_trace_ids"]
+    assert links == [f"http://127.0.0.1:16686/trace/{i}" for i in ids]
+    loaded(browser, shop.url + "/?trace_url=javascript:alert({trace_id})")
+    report_of(browser, "shop/cart")
+    assert browser.evaluate("document.querySelectorAll('#exemplars a').length") == 0
+    assert browser.evaluate("document.querySelectorAll('#exemplars .trace-id').length") == len(ids)
+
+
+# Namespace names are identifiers, never fetched.
+_NAMESPACES = {"http://www.w3.org/2000/svg"}
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in PAGE_DIR.iterdir()))
+def test_static_files_reference_no_other_origin(name: str) -> None:
+    """No page file names an absolute URL: the page works offline, with no CDN."""
+    text = (PAGE_DIR / name).read_text()
+    urls = set(re.findall(r"(?:https?:)?//[\w.-]+\.[a-z]{2,}[^\s\"'`)]*", text)) - _NAMESPACES
+    assert not urls
+    assert not re.search(r"<(script|link)[^>]+(src|href)=\"(?!/static/)", text)
