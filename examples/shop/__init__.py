@@ -15,4 +15,7 @@ from __future__ import annotations
 SERVICES = ("frontend", "checkout", "cart", "payment", "shipping", "catalog", "recommendation")
 """Every service of the shop, in the order a caller depends on them (entry point first)."""
 
-__all__ = ["SERVICES"]
+INFRASTRUCTURE = ("broker",)
+"""Processes the shop needs in a cluster that are not part of its traces."""
+
+__all__ = ["INFRASTRUCTURE", "SERVICES"]

@@ -11,15 +11,15 @@ import asyncio
 import importlib
 import sys
 
-from shop import SERVICES
+from shop import INFRASTRUCTURE, SERVICES
 
-DEFAULT_PORTS = {name: 8080 + i for i, name in enumerate(SERVICES)}
+DEFAULT_PORTS = {name: 8080 + i for i, name in enumerate(SERVICES + INFRASTRUCTURE)}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the arguments and serve until stopped."""
     parser = argparse.ArgumentParser(prog="python -m shop", description=__doc__)
-    parser.add_argument("service", choices=SERVICES)
+    parser.add_argument("service", choices=SERVICES + INFRASTRUCTURE)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=None)
     args = parser.parse_args(argv)

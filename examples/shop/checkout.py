@@ -24,6 +24,7 @@ catalog = Endpoints("catalog")
 shipping = Endpoints("shipping")
 payment = Endpoints("payment")
 http = httpx.AsyncClient(timeout=3.0)
+queue = orders.backend_from_env()
 
 PAYMENT_ATTEMPTS = 2
 
@@ -69,7 +70,10 @@ async def _place_order(user: str) -> dict[str, Any] | JSONResponse:
     receipt = await _charge(user, total)
     await _call("DELETE", cart, f"/carts/{user}")
     order_id = uuid.uuid4().hex[:12]
-    orders.publish({"order_id": order_id, "user": user, "items": items})
+    try:
+        await orders.publish(queue, {"order_id": order_id, "user": user, "items": items})
+    except (httpx.HTTPError, OSError) as exc:
+        raise UpstreamError(f"orders queue: {exc}") from exc
     return {"order_id": order_id, "total_cents": total, "transaction": receipt["transaction_id"]}
 
 

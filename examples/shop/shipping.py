@@ -19,7 +19,9 @@ from shop.runtime import Faults
 
 logger = logging.getLogger(__name__)
 faults = Faults()
+queue = orders.backend_from_env()
 POLL_S = 0.2
+BATCH = 20
 
 
 class Quote(BaseModel):
@@ -40,7 +42,7 @@ async def _fulfil(order: dict[str, Any], headers: dict[str, str]) -> None:
 async def _consume(stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
-            batch = await asyncio.to_thread(orders.claim)
+            batch = await queue.take(orders.QUEUE, BATCH)
         except Exception:  # a locked or missing queue file must not kill the consumer
             logger.exception("cannot read the orders queue")
             batch = []

@@ -278,3 +278,26 @@ def test_fault_injection_reads_the_pod_environment(
     started = time.monotonic()
     assert asyncio.run(faults.work(0.0)) is expected
     assert time.monotonic() - started >= 0.02
+
+
+def test_broker_hands_each_message_out_once(
+    runtime: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cluster's broker service queues messages in order and gives each to one taker."""
+    orders = importlib.import_module("shop.orders")
+    broker = importlib.import_module("shop.broker")
+    monkeypatch.setattr(broker, "store", orders.SqliteBackend(tmp_path / "queue.db"))
+
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        client = orders.BrokerBackend("http://broker")
+        client.http = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=broker.app), base_url="http://broker"
+        )
+        async with client.http:
+            for n in (1, 2, 3):
+                await client.put("orders", {"n": n}, {"traceparent": f"t{n}"})
+            return await client.take("orders", 2), await client.take("orders", 5)
+
+    first, rest = asyncio.run(scenario())
+    assert first == [({"n": 1}, {"traceparent": "t1"}), ({"n": 2}, {"traceparent": "t2"})]
+    assert rest == [({"n": 3}, {"traceparent": "t3"})]
