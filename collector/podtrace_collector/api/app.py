@@ -1,0 +1,164 @@
+"""The API port (4320): health, readiness, Prometheus metrics, and the query API when present.
+
+``create_app`` builds the FastAPI application and stores the shared objects on ``app.state``,
+where route modules find them:
+
+=====================  =====================================================================
+``app.state.config``   the ``CollectorConfig``
+``app.state.metrics``  the ``CollectorMetrics`` (its ``.registry`` is the Prometheus registry)
+``app.state.store``    the ``Store`` (``store.base``), or ``None`` when there is none (sidecar)
+``app.state.sink``     the gateway's ``SpanSink`` (the analysis stage), or ``None``
+``app.state.budget``   the shared ``MemoryBudget``
+=====================  =====================================================================
+
+The query API lives in ``podtrace_collector.api.routes`` as ``router: fastapi.APIRouter``; it is
+included when that module exists.  Every error, from any route, is one JSON envelope:
+``{"error": {"code": "...", "message": "..."}}``; validation errors are 400s with a message naming
+the parameter, and an unexpected exception is a 500 that never shows a traceback.  With
+``--api-token`` every path except ``/healthz``, ``/readyz`` and the page ``/`` needs
+``Authorization: Bearer TOKEN``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import importlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from podtrace_collector.errors import QueryError
+from podtrace_collector.metrics import CONTENT_TYPE_LATEST, CollectorMetrics
+
+logger = logging.getLogger(__name__)
+
+ROUTES_MODULE = "podtrace_collector.api.routes"
+_OPEN_PATHS = frozenset({"/healthz", "/readyz", "/"})
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "too_large",
+    415: "unsupported_media_type",
+    429: "overloaded",
+    503: "unavailable",
+}
+
+
+def error_response(status: int, code: str, message: str, **headers: str) -> JSONResponse:
+    """The API's one error shape: ``{"error": {"code": ..., "message": ...}}``."""
+    body = {"error": {"code": code, "message": message}}
+    return JSONResponse(body, status_code=status, headers=headers or None)
+
+
+def create_app(
+    *,
+    config: Any,
+    metrics: CollectorMetrics,
+    store: Any = None,
+    sink: Any = None,
+    budget: Any = None,
+    is_ready: Callable[[], bool] = lambda: True,
+) -> FastAPI:
+    """Build the API application.
+
+    Args:
+        config: the ``CollectorConfig`` (its ``api_token`` protects the API).
+        metrics: the collector's metrics; ``/metrics`` renders its registry.
+        store: the ``Store`` the query routes read, if any.
+        sink: the gateway's analysis stage, if any.
+        budget: the shared ``MemoryBudget``.
+        is_ready: whether receivers are bound and the store is open (``/readyz``).
+    """
+    app = FastAPI(title="podtrace collector", openapi_url=None, docs_url=None, redoc_url=None)
+    app.state.config = config
+    app.state.metrics = metrics
+    app.state.store = store
+    app.state.sink = sink
+    app.state.budget = budget
+    _add_error_handlers(app)
+    _add_token_check(app, getattr(config, "api_token", None))
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", response_model=None)
+    def readyz() -> dict[str, str] | JSONResponse:
+        if is_ready():
+            return {"status": "ready"}
+        return error_response(503, "not_ready", "receivers or store not ready yet")
+
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    _include_routes(app)
+    return app
+
+
+def _include_routes(app: FastAPI) -> None:
+    try:
+        module = importlib.import_module(ROUTES_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name != ROUTES_MODULE:
+            raise
+        logger.info("query API routes not installed; serving health and metrics only")
+        return
+    app.include_router(module.router)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _CODES.get(exc.status_code, "error")
+        message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        return error_response(exc.status_code, code, message, **dict(exc.headers or {}))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(400, "bad_request", _describe(exc))
+
+    @app.exception_handler(QueryError)
+    async def query_error(request: Request, exc: QueryError) -> JSONResponse:
+        return error_response(exc.status, exc.code, str(exc))
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception) -> JSONResponse:
+        logger.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
+        return error_response(500, "internal", "internal error; see the collector's log")
+
+
+def _describe(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("query", "body", "path"))
+        parts.append(f"{where or 'request'}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def _add_token_check(app: FastAPI, token: str | None) -> None:
+    if not token:
+        return
+    expected = f"Bearer {token}".encode()
+
+    @app.middleware("http")
+    async def check_token(request: Request, call_next: Any) -> Response:
+        if request.url.path in _OPEN_PATHS:
+            response: Response = await call_next(request)
+            return response
+        got = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(got, expected):
+            return error_response(
+                401, "unauthorized", "missing or bad bearer token", **{"WWW-Authenticate": "Bearer"}
+            )
+        response = await call_next(request)
+        return response

@@ -1,0 +1,96 @@
+"""``podtrace collector``: parse flags, start a ``Collector``, stop it cleanly on SIGTERM.
+
+Exit codes: 0 after a clean stop (SIGTERM or SIGINT), 2 for a bad flag or environment variable,
+1 when the collector cannot start (a port in use, a store that cannot be opened).  Logs are one
+JSON object per line on stderr (``ts``, ``level``, ``logger``, ``event`` and the event's fields),
+one line per event and never one per span.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from types import FrameType
+from typing import Any
+
+from podtrace_collector.config import CollectorConfig, load_config
+from podtrace_collector.errors import CollectorError, ConfigError
+
+logger = logging.getLogger("podtrace_collector")
+
+# LogRecord attributes that are not an event's own fields.
+_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: ``ts``, ``level``, ``logger``, ``event``, then extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _RECORD_FIELDS:
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str) -> None:
+    """Send the collector's logs, as JSON lines, to stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    for name in ("podtrace_collector", "uvicorn.error"):
+        log = logging.getLogger(name)
+        log.handlers[:] = [handler]
+        log.setLevel(level.upper())
+        log.propagate = False
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run the collector until SIGTERM/SIGINT; return the process exit code."""
+    try:
+        config = load_config(argv)
+    except SystemExit as exc:  # --help, or an unknown flag (argparse printed why)
+        return int(exc.code) if isinstance(exc.code, int) else 2
+    except ConfigError as exc:
+        print(f"podtrace collector: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(config.log_level)
+    return run(config)
+
+
+def run(config: CollectorConfig) -> int:
+    """Start a collector for ``config`` and serve until a stop signal."""
+    from podtrace_collector.runtime import Collector  # heavy imports after flag checks
+
+    stop = threading.Event()
+    _install_signal_handlers(stop)
+    try:
+        collector = Collector(config)
+        collector.start()
+    except (CollectorError, OSError) as exc:
+        logger.error("collector failed to start", extra={"error": str(exc)})
+        return 1
+    stop.wait()
+    logger.info("stop signal received; draining", extra={"timeout_s": config.drain_timeout_s})
+    collector.stop(config.drain_timeout_s)
+    return 0
+
+
+def _install_signal_handlers(stop: threading.Event) -> None:
+    def handle(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)

@@ -1,0 +1,130 @@
+"""OTLP/gRPC receiver: ``opentelemetry.proto.collector.trace.v1.TraceService/Export``.
+
+The servicer subclasses opentelemetry-proto's generated ``TraceServiceServicer`` but is
+registered with a raw-bytes request deserializer: the body is parsed once, by the lean decoder,
+and the same message is what a sidecar forwards.  gzip-compressed requests are decompressed by
+grpcio; the largest accepted message (after decompression) is ``--max-body-bytes``.
+
+Answers: OK with ``partial_success`` when some spans were invalid; ``INVALID_ARGUMENT`` for an
+undecodable request; ``UNAUTHENTICATED`` without the ``--otlp-token`` bearer token;
+``RESOURCE_EXHAUSTED`` with a ``google.rpc.RetryInfo`` detail when a budget is exhausted;
+``UNAVAILABLE`` while shutting down.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from concurrent import futures
+from typing import Any
+
+import grpc
+from google.protobuf import duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2  # type: ignore[import-untyped]
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+
+from podtrace_collector.errors import CollectorError, DecodeError, Overloaded
+from podtrace_collector.metrics import CollectorMetrics
+from podtrace_collector.receive.decode import encode_response, parse_protobuf
+from podtrace_collector.receive.ingest import Ingest, ShuttingDown
+
+logger = logging.getLogger(__name__)
+
+SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+TRANSPORT = "grpc"
+
+
+class TraceServiceServicer(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
+    """``Export`` over raw request bytes."""
+
+    def __init__(self, ingest: Ingest, metrics: CollectorMetrics, *, token: str | None) -> None:
+        self._ingest = ingest
+        self._metrics = metrics
+        self._expected = f"Bearer {token}".encode() if token else None
+
+    def Export(self, request: bytes, context: Any) -> bytes:
+        """Decode, validate and ingest one ``ExportTraceServiceRequest``."""
+        outcome = "error"
+        try:
+            if self._expected is not None and not self._authorized(context):
+                outcome = "unauthorized"
+                _abort(context, grpc.StatusCode.UNAUTHENTICATED, "missing or bad bearer token")
+            message = parse_protobuf(request)
+            result = self._ingest.export(message, body=request)
+            outcome = "partial" if result.rejected else "ok"
+            return encode_response(result.rejected, result.message, as_json=False)
+        except ShuttingDown as exc:
+            outcome = "unavailable"
+            _abort(context, grpc.StatusCode.UNAVAILABLE, str(exc))
+        except Overloaded as exc:
+            outcome = "overloaded"
+            _abort_retry(context, str(exc), exc.retry_after_s)
+        except DecodeError as exc:
+            outcome = "bad_request"
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except CollectorError as exc:
+            _abort(context, grpc.StatusCode.INTERNAL, str(exc))
+        finally:
+            self._metrics.requests.labels(TRANSPORT, outcome).inc()
+        raise AssertionError("unreachable")  # pragma: no cover  (abort raises)
+
+    def _authorized(self, context: Any) -> bool:
+        for key, value in context.invocation_metadata():
+            if key == "authorization" and self._expected is not None:
+                got = value.encode() if isinstance(value, str) else bytes(value)
+                return hmac.compare_digest(got, self._expected)
+        return False
+
+
+def _abort(context: Any, code: grpc.StatusCode, message: str) -> None:
+    context.abort(code, message)
+
+
+def _abort_retry(context: Any, message: str, retry_after_s: float) -> None:
+    """``RESOURCE_EXHAUSTED`` carrying RetryInfo in ``grpc-status-details-bin``."""
+    delay = duration_pb2.Duration()
+    delay.FromNanoseconds(int(retry_after_s * 1e9))
+    status = status_pb2.Status(code=code_pb2.RESOURCE_EXHAUSTED, message=message)
+    status.details.add().Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+    context.set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),))
+    context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, message)
+
+
+def create_server(
+    ingest: Ingest,
+    metrics: CollectorMetrics,
+    *,
+    bind: str,
+    port: int,
+    max_body_bytes: int,
+    token: str | None = None,
+    max_workers: int = 8,
+) -> tuple[grpc.Server, int]:
+    """A started-ready (not yet started) gRPC server and the port it bound.
+
+    Raises:
+        CollectorError: the address cannot be bound.
+    """
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="podtrace-grpc"),
+        options=[
+            ("grpc.max_receive_message_length", max_body_bytes),
+            ("grpc.max_send_message_length", 4 * 1024 * 1024),
+            ("grpc.so_reuseport", 0),
+        ],
+        maximum_concurrent_rpcs=max_workers * 8,
+    )
+    servicer = TraceServiceServicer(ingest, metrics, token=token)
+    handler = grpc.method_handlers_generic_handler(
+        SERVICE,
+        {"Export": grpc.unary_unary_rpc_method_handler(servicer.Export)},
+    )
+    server.add_generic_rpc_handlers((handler,))
+    host = f"[{bind}]" if ":" in bind else bind
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError as exc:
+        raise CollectorError(f"cannot bind OTLP/gRPC on {host}:{port}: {exc}") from exc
+    if not bound:
+        raise CollectorError(f"cannot bind OTLP/gRPC on {host}:{port}")
+    return server, bound

@@ -1,0 +1,109 @@
+"""What both receivers do with a parsed request: enrich, extract, dedupe, hand on, forward.
+
+``Ingest.export`` is the one entry point shared by OTLP/gRPC and OTLP/HTTP, so both transports
+behave identically: the same validation, the same duplicate suppression, the same overload
+answers.  Duplicates are remembered only once the request has been accepted, so a refused
+request (``Overloaded``) can be retried without its spans being mistaken for duplicates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from podtrace_collector.dedupe import Deduplicator
+from podtrace_collector.enrich import Enricher
+from podtrace_collector.errors import Overloaded
+from podtrace_collector.metrics import CollectorMetrics
+from podtrace_collector.model import Span, SpanSink
+from podtrace_collector.receive.decode import extract
+
+
+class ShuttingDown(Overloaded):
+    """The collector is stopping; clients should retry (elsewhere, or after the restart)."""
+
+
+class Forwarding(Protocol):
+    """The part of ``forward.Forwarder`` that ingest uses."""
+
+    def forward(
+        self, request: Any, accepted: Sequence[Span] | None, *, refuse: bool, body: bytes | None
+    ) -> None: ...
+
+
+class ExportResult:
+    """The outcome of one accepted export request."""
+
+    __slots__ = ("accepted", "message", "rejected")
+
+    def __init__(self, accepted: int, rejected: int, message: str) -> None:
+        self.accepted = accepted
+        self.rejected = rejected
+        self.message = message
+
+
+class Ingest:
+    """The receivers' shared pipeline.
+
+    Args:
+        metrics: where counts go.
+        dedupe: the duplicate filter.
+        sink: the gateway's analysis stage (``None`` in a sidecar).
+        forwarder: forwards accepted spans (the sidecar's destination; optional in a gateway).
+        enricher: stamps pod attributes (sidecar only).
+    """
+
+    def __init__(
+        self,
+        *,
+        metrics: CollectorMetrics,
+        dedupe: Deduplicator,
+        sink: SpanSink | None = None,
+        forwarder: Forwarding | None = None,
+        enricher: Enricher | None = None,
+    ) -> None:
+        self.metrics = metrics
+        self.dedupe = dedupe
+        self.sink = sink
+        self.forwarder = forwarder
+        self.enricher = enricher if enricher else None
+        self.stopping = False
+
+    def export(self, request: Any, *, body: bytes | None = None) -> ExportResult:
+        """Take one parsed ``LeanRequest``; ``body`` is its original bytes when available.
+
+        Raises:
+            Overloaded: a budget is exhausted or the collector is stopping; nothing was kept.
+            DecodeError: the request is malformed beyond per-span rejection.
+        """
+        if self.stopping:
+            raise ShuttingDown("collector is shutting down", retry_after_s=1.0)
+        if self.enricher is not None and self.enricher.apply(request):
+            body = None  # the original bytes no longer match the request
+        decoded = extract(request)
+        m = self.metrics
+        m.spans_received.inc(decoded.total)
+        if decoded.rejected:
+            m.spans_rejected.inc(decoded.rejected)
+        fresh = self.dedupe.filter(decoded.spans)
+        try:
+            self._hand_on(request, decoded.total, fresh, body)
+        except Overloaded:
+            self.dedupe.forget(fresh)
+            m.spans_refused.inc(decoded.total)
+            raise
+        duplicates = len(decoded.spans) - len(fresh)
+        if duplicates:
+            m.spans_deduplicated.inc(duplicates)
+        m.spans_accepted.inc(len(fresh))
+        return ExportResult(len(fresh), decoded.rejected, decoded.error)
+
+    def _hand_on(self, request: Any, total: int, fresh: list[Span], body: bytes | None) -> None:
+        if self.sink is not None and fresh:
+            self.sink.submit(fresh)
+            self.metrics.sink_spans.inc(len(fresh))
+        if self.forwarder is not None and fresh:
+            # In a gateway the analysis already has the spans: forwarding must not refuse them.
+            # ``None``: every span of the request is accepted, forward it whole.
+            accepted = None if len(fresh) == total else fresh
+            self.forwarder.forward(request, accepted, refuse=self.sink is None, body=body)

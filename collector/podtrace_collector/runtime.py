@@ -1,0 +1,259 @@
+"""The collector process: receivers, pipeline and API wired together from a ``CollectorConfig``.
+
+``Collector(config, sink=...)`` is the seam between this receiving half and the analysis half:
+
+* **gateway** — spans go to ``sink`` (a ``SpanSink``, with optional ``start()`` and
+  ``close(timeout_s)``).  When no sink is given, ``podtrace_collector.gateway.build_gateway``
+  builds one if that module exists (``build_gateway(config, *, store, metrics, budget) ->
+  SpanSink``); otherwise a ``CountingSink`` counts what arrives.  ``--forward`` URLs also get
+  every span (Jaeger, Tempo, a vendor).
+* **sidecar** — the pod's Kubernetes attributes are stamped on every resource and spans go to the
+  ``Forwarder`` (one gateway per trace id).
+
+Everything runs in the calling process: the gRPC server on its own thread pool, the OTLP/HTTP and
+API servers each on a uvicorn loop in a thread.  Sockets are bound in ``start()`` (port 0 picks a
+free port; the bound ports are ``grpc_port``, ``http_port``, ``api_port``), so a ``Collector`` can
+start and stop many times inside a test process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import socket
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import uvicorn
+
+from podtrace_collector.api.app import create_app
+from podtrace_collector.budget import MemoryBudget
+from podtrace_collector.config import CollectorConfig
+from podtrace_collector.dedupe import Deduplicator
+from podtrace_collector.enrich import DetectedValue, Enricher, detect_pod_attributes
+from podtrace_collector.errors import CollectorError
+from podtrace_collector.forward import Forwarder, Resolve, resolve_ipv4_first
+from podtrace_collector.metrics import CollectorMetrics
+from podtrace_collector.model import Span, SpanSink
+from podtrace_collector.receive import grpc as grpc_receiver
+from podtrace_collector.receive.http import create_otlp_app
+from podtrace_collector.receive.ingest import Ingest
+
+logger = logging.getLogger(__name__)
+
+GATEWAY_MODULE = "podtrace_collector.gateway"
+
+
+class CountingSink:
+    """A ``SpanSink`` that only counts: the gateway's stage until the analysis is plugged in."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def submit(self, spans: Sequence[Span]) -> None:
+        with self._lock:
+            self.count += len(spans)
+
+
+class Collector:
+    """One collector process.
+
+    Args:
+        config: the configuration.
+        sink: the gateway's analysis stage (default: ``build_gateway`` or ``CountingSink``).
+        store: the store the API reads (default: opened from ``config.store`` in a gateway).
+            The collector closes it on ``stop``.
+        pod_attributes: the sidecar's attributes to stamp (default: the library's detector).
+        resolve: DNS lookup for forward targets (tests inject one).
+    """
+
+    def __init__(
+        self,
+        config: CollectorConfig,
+        *,
+        sink: SpanSink | None = None,
+        store: Any = None,
+        pod_attributes: Mapping[str, DetectedValue] | None = None,
+        resolve: Resolve = resolve_ipv4_first,
+    ) -> None:
+        self.config = config
+        self.metrics = CollectorMetrics()
+        self.budget = MemoryBudget(config.memory_limit_bytes, config.max_buffered_spans)
+        self.metrics.memory_limit.set(config.memory_limit_bytes)
+        self.metrics.buffered_spans_limit.set(config.max_buffered_spans)
+        self.metrics.watch_budget(lambda: self.budget.used_bytes, lambda: self.budget.used_spans)
+        self.grpc_port: int | None = None
+        self.http_port: int | None = None
+        self.api_port: int | None = None
+        self._sidecar = config.mode == "sidecar"
+        self.store = store if store is not None or self._sidecar else _open_store(config.store)
+        self.sink: SpanSink | None = None if self._sidecar else (sink or self._default_sink())
+        self.forwarder = self._make_forwarder(resolve)
+        enricher = None
+        if self._sidecar:
+            attrs = detect_pod_attributes() if pod_attributes is None else pod_attributes
+            enricher = Enricher(attrs)
+        self.ingest = Ingest(
+            metrics=self.metrics,
+            dedupe=Deduplicator(),
+            sink=self.sink,
+            forwarder=self.forwarder,
+            enricher=enricher,
+        )
+        self._grpc: Any = None
+        self._servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+        self._ready = False
+
+    # -- construction helpers --------------------------------------------------------------
+
+    def _default_sink(self) -> SpanSink:
+        try:
+            module = importlib.import_module(GATEWAY_MODULE)
+        except ModuleNotFoundError as exc:
+            if exc.name != GATEWAY_MODULE:
+                raise
+            return CountingSink()
+        sink: SpanSink = module.build_gateway(
+            self.config, store=self.store, metrics=self.metrics, budget=self.budget
+        )
+        return sink
+
+    def _make_forwarder(self, resolve: Resolve) -> Forwarder | None:
+        if not self.config.forward:
+            return None
+        return Forwarder(
+            self.config.forward,
+            hashed=self._sidecar,
+            metrics=self.metrics,
+            budget=self.budget,
+            queue_spans=self.config.forward_queue_spans,
+            token=self.config.forward_token,
+            max_message_bytes=self.config.max_body_bytes,
+            resolve_interval_s=self.config.resolve_interval_s,
+            resolve=resolve,
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """Receivers bound and serving, store open."""
+        return self._ready
+
+    def start(self) -> None:
+        """Bind every port and start serving; returns once all servers accept connections.
+
+        Raises:
+            CollectorError: a port cannot be bound or a server does not come up.
+        """
+        cfg = self.config
+        _call_optional(self.sink, "start")
+        if self.forwarder is not None:
+            self.forwarder.start()
+        self._grpc, self.grpc_port = grpc_receiver.create_server(
+            self.ingest,
+            self.metrics,
+            bind=cfg.bind,
+            port=cfg.grpc_port,
+            max_body_bytes=cfg.max_body_bytes,
+            token=cfg.otlp_token,
+        )
+        self._grpc.start()
+        otlp = create_otlp_app(
+            self.ingest, self.metrics, max_body_bytes=cfg.max_body_bytes, token=cfg.otlp_token
+        )
+        self.http_port = self._serve(otlp, cfg.http_port, "otlp-http")
+        api = create_app(
+            config=cfg,
+            metrics=self.metrics,
+            store=self.store,
+            sink=self.sink,
+            budget=self.budget,
+            is_ready=lambda: self._ready,
+        )
+        self.api_port = self._serve(api, cfg.api_port, "api")
+        self._ready = True
+        logger.info(
+            "collector started",
+            extra={
+                "mode": cfg.mode,
+                "bind": cfg.bind,
+                "grpc_port": self.grpc_port,
+                "http_port": self.http_port,
+                "api_port": self.api_port,
+                "forward": list(cfg.forward),
+            },
+        )
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop accepting, drain forward queues and the sink within ``timeout_s``, close all."""
+        deadline = time.monotonic() + timeout_s
+        self._ready = False
+        self.ingest.stopping = True
+        if self._grpc is not None:
+            self._grpc.stop(grace=min(1.0, timeout_s)).wait(min(2.0, timeout_s))
+        for server, _ in self._servers[:1]:  # OTLP/HTTP first: no new spans
+            server.should_exit = True
+        if self.forwarder is not None:
+            self.forwarder.close(max(0.0, deadline - time.monotonic()))
+        _call_optional(self.sink, "close", max(0.0, deadline - time.monotonic()))
+        for server, thread in self._servers:
+            server.should_exit = True
+            thread.join(max(0.5, deadline - time.monotonic()))
+        self._servers.clear()
+        _call_optional(self.store, "close")
+        logger.info("collector stopped", extra={"mode": self.config.mode})
+
+    def _serve(self, app: Any, port: int, name: str) -> int:
+        sock = _bind(self.config.bind, port)
+        config = uvicorn.Config(
+            app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(
+            target=_run_server, args=(server, sock), name=f"podtrace-{name}", daemon=True
+        )
+        thread.start()
+        self._servers.append((server, thread))
+        end = time.monotonic() + 10.0
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > end:
+                raise CollectorError(f"the {name} server did not start on port {port}")
+            time.sleep(0.005)
+        return int(sock.getsockname()[1])
+
+
+def _run_server(server: uvicorn.Server, sock: socket.socket) -> None:
+    asyncio.run(server.serve(sockets=[sock]))
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise CollectorError(f"cannot bind {host}:{port}: {exc}") from exc
+    sock.listen(1024)
+    return sock
+
+
+def _open_store(url: str) -> Any:
+    try:
+        from podtrace_collector.store import open_store
+    except ImportError:
+        logger.warning("store module unavailable; running without a store")
+        return None
+    return open_store(url)
+
+
+def _call_optional(obj: Any, method: str, *args: Any) -> None:
+    func = getattr(obj, method, None)
+    if callable(func):
+        func(*args)
