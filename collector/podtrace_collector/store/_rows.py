@@ -4,24 +4,20 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from podtrace_collector.analyse.aggregate import (
-    MAX_USERS,
     Aggregates,
-    EdgeStats,
-    EntryImpact,
     Impact,
-    OriginStats,
     RevisionStats,
 )
 from podtrace_collector.analyse.histogram import Histogram
+from podtrace_collector.store import _lazy
 from podtrace_collector.store import _schema as s
 
 Row = tuple[Any, ...]
 Window = tuple[float, float]
-HistFetcher = Callable[[s.Table, str, tuple[str, ...], Window], Histogram]
 
 # After a prune: forget revisions with no retained minute, recount the others over what remains.
 _SAME_REV = "r.workload = registry.workload AND r.revision = registry.revision"
@@ -107,60 +103,41 @@ def registry_stats(d: Mapping[str, Any]) -> RevisionStats:
     )
 
 
-def decode(db: sqlite3.Connection, window: Window, hist: HistFetcher) -> Aggregates:
-    """The window's minutes merged: counters summed in SQL, histograms lazy."""
+def decode(db: sqlite3.Connection, window: Window, fetch: _lazy.Fetch) -> Aggregates:
+    """The window's minutes merged: counters summed in SQL, histograms/sets/lists lazy."""
     a = Aggregates()
-    _revisions(db, window, hist, a)
-    for ow, orv, w, n, hops in db.execute(s.read_sql(s.IMPACTS), window):
+
+    def rows(t: s.Table) -> sqlite3.Cursor:
+        return db.execute(s.read_sql(t), window)
+
+    def src(t: s.Table, key: tuple[str, ...]) -> _lazy.Source:
+        return _lazy.Source(t, key, fetch)
+
+    for w, r, kind, service, version, first, last, req, err, orig in rows(s.REVISIONS):
+        a.revisions[(w, r)] = _lazy.make(
+            _lazy.LazyRevisionStats, src(s.REVISIONS, (w, r)), kind=kind, service=service,
+            version=version, first_seen_ns=first, last_seen_ns=last, requests=req, errors=err,
+            origin_errors=orig,
+        )  # fmt: skip
+    for ow, orv, w, n, hops in rows(s.IMPACTS):
         a.impacts[(ow, orv, w)] = Impact(n, hops)
-    users = _sets(db, s.ENTRY_IMPACTS, "users", window)
-    for ow, orv, w, op, n, hops in db.execute(s.read_sql(s.ENTRY_IMPACTS), window):
-        k4 = (ow, orv, w, op)
-        a.entry_impacts[k4] = EntryImpact(n, hops, users.get(k4, set()))
-    for ow, orv, w, n in db.execute(s.read_sql(s.ABSORBED), window):
+    for *k4, n, hops in rows(s.ENTRY_IMPACTS):
+        a.entry_impacts[tuple(k4)] = _lazy.make(  # type: ignore[index]
+            _lazy.LazyEntryImpact, src(s.ENTRY_IMPACTS, tuple(k4)), affected_requests=n,
+            min_hops=hops,
+        )  # fmt: skip
+    for ow, orv, w, n in rows(s.ABSORBED):
         a.absorbed[(ow, orv, w)] = n
-    _origins(db, window, a)
-    for w, op, n in db.execute(s.read_sql(s.ENTRY_TOTALS), window):
+    for w, r, traces, hops in rows(s.ORIGINS):
+        a.origins[(w, r)] = _lazy.make(
+            _lazy.LazyOriginStats, src(s.ORIGINS, (w, r)), affected_traces=traces, max_hops=hops
+        )
+    for w, op, n in rows(s.ENTRY_TOTALS):
         a.entry_totals[(w, op)] = n
-    for caller, callee, calls, errors in db.execute(s.read_sql(s.EDGES), window):
-        lat = hist(s.EDGES, "latency", (caller, callee), window)
-        a.edges[(caller, callee)] = EdgeStats(calls, errors, lat)
-    traces, spans = db.execute(s.read_sql(s.TOTALS), window).fetchone()
+    for caller, callee, calls, errors in rows(s.EDGES):
+        a.edges[(caller, callee)] = _lazy.make(
+            _lazy.LazyEdgeStats, src(s.EDGES, (caller, callee)), calls=calls, errors=errors
+        )
+    traces, spans = rows(s.TOTALS).fetchone()
     a.traces, a.spans = traces or 0, spans or 0
     return a
-
-
-def _revisions(db: sqlite3.Connection, window: Window, hist: HistFetcher, a: Aggregates) -> None:
-    pods = _sets(db, s.REVISIONS, "pods", window)
-    for w, r, kind, service, version, first, last, req, err, orig in db.execute(
-        s.read_sql(s.REVISIONS), window
-    ):
-        key = (w, r)
-        a.revisions[key] = RevisionStats(
-            kind, service, version, first, last, pods.get(key, set()), req, err, orig,
-            hist(s.REVISIONS, "latency", key, window),
-            hist(s.REVISIONS, "self_time", key, window),
-        )  # fmt: skip
-
-
-def _origins(db: sqlite3.Connection, window: Window, a: Aggregates) -> None:
-    users = _sets(db, s.ORIGINS, "users", window)
-    exemplars: dict[tuple[str, ...], list[str]] = {}
-    for w, r, raw in db.execute(s.list_sql(s.ORIGINS, "exemplars"), window):
-        kept = exemplars.setdefault((w, r), [])
-        OriginStats(exemplars=kept).merge(OriginStats(exemplars=json.loads(raw)))
-    for w, r, traces, hops in db.execute(s.read_sql(s.ORIGINS), window):
-        key = (w, r)
-        a.origins[key] = OriginStats(traces, hops, users.get(key, set()), exemplars.get(key, []))
-
-
-def _sets(
-    db: sqlite3.Connection, t: s.Table, column: str, window: Window
-) -> dict[tuple[str, ...], set[str]]:
-    out: dict[tuple[str, ...], set[str]] = {}
-    n = len(t.keys)
-    for row in db.execute(s.set_sql(t, column), window):
-        members = out.setdefault(row[:n], set())
-        if len(members) < MAX_USERS:
-            members.add(row[n])
-    return out

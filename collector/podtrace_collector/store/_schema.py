@@ -11,9 +11,9 @@ sum       ``a + b``                              ``SUM``
 max       ``max(a, b)``                          ``MAX``
 min0      smallest non-zero (0 means "none")     smallest non-zero
 first     the first non-empty string             ``MAX`` (the values agree in practice)
-hist      histogram counts added (JSON)          merged lazily, only if the query needs it
-set       capped union (JSON array)              capped union
-list      capped concatenation (JSON array)      capped concatenation in minute order
+hist      histogram counts added (JSON)          added, lazily: only if the query uses it
+set       capped union (JSON array)              capped union, lazily
+list      capped concatenation (JSON array)      capped concatenation in minute order, lazily
 ========  =====================================  ==========================================
 """
 
@@ -105,15 +105,16 @@ def create_statements() -> list[str]:
     for t in BUCKET_TABLES:
         cols = ["bucket INTEGER NOT NULL", *(f"{k} TEXT NOT NULL" for k in t.keys)]
         cols += [_column_ddl(c, m) for c, m in t.values]
-        # Key first, bucket last: a lazy histogram reads one key's minutes with a range scan;
-        # the bucket index serves window scans.
-        pk = ", ".join([*t.keys, "bucket"])
+        # Clustered by minute: a window read scans one contiguous range of the table and a
+        # prune deletes one; the key index serves the lazy per-key reads of JSON columns.
+        pk = ", ".join(["bucket", *t.keys])
         stmts.append(
             f"CREATE TABLE IF NOT EXISTS {t.name} ({', '.join(cols)}, PRIMARY KEY ({pk}))"
             " WITHOUT ROWID"
         )
-        if t.keys:
-            stmts.append(f"CREATE INDEX IF NOT EXISTS {t.name}_bucket ON {t.name} (bucket)")
+        if any(m in ("hist", "set", "list") for _, m in t.values):
+            keys = ", ".join([*t.keys, "bucket"])
+            stmts.append(f"CREATE INDEX IF NOT EXISTS {t.name}_key ON {t.name} ({keys})")
     cols = [*(f"{k} TEXT NOT NULL" for k in REGISTRY.keys)]
     cols += [_column_ddl(c, m) for c, m in REGISTRY.values]
     pk = ", ".join(REGISTRY.keys)
@@ -167,24 +168,7 @@ def read_sql(t: Table) -> str:
     return f"SELECT {', '.join([*t.keys, *exprs])} FROM {t.name} WHERE {WINDOW}{group}"
 
 
-def set_sql(t: Table, column: str) -> str:
-    """The distinct members of a JSON-array column per key over the window."""
-    keys = ", ".join(f"t.{k}" for k in t.keys)
-    return (
-        f"SELECT DISTINCT {keys}, j.value FROM {t.name} AS t, json_each(t.{column}) AS j"
-        " WHERE t.bucket > ? AND t.bucket < ?"
-    )
-
-
-def list_sql(t: Table, column: str) -> str:
-    """A JSON-array column's rows per key over the window, in minute order."""
-    return (
-        f"SELECT {', '.join(t.keys)}, {column} FROM {t.name}"
-        f" WHERE {WINDOW} AND {column} != '[]' ORDER BY bucket"
-    )
-
-
-def hist_sql(t: Table, column: str) -> str:
-    """One key's histogram rows over the window (a primary-key range scan)."""
+def column_sql(t: Table, column: str) -> str:
+    """One key's rows of a JSON column over the window, in minute order (a key range scan)."""
     where = " AND ".join(f"{k} = ?" for k in t.keys)
-    return f"SELECT {column} FROM {t.name} WHERE {where} AND {WINDOW}"
+    return f"SELECT {column} FROM {t.name} WHERE {where} AND {WINDOW} ORDER BY bucket"

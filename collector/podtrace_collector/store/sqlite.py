@@ -5,9 +5,9 @@ transaction; every reading thread gets its own connection, so queries read a con
 and never wait for ingest (datasette's ``database.py`` does the same).  Only parameterised SQL
 touches data; table and column names come from ``_schema``.
 
-A window query sums counters in SQL and returns histograms *lazily*: a ``LazyHistogram`` fetches
-and merges one key's minute rows the first time it is used.  A blast-radius report looks at the
-histograms of two revisions, not at the hundreds in a window, and that is what keeps it fast.
+A window query sums counters in SQL and leaves histograms, sets and lists to load lazily, one key
+at a time, on first use (``_lazy``): a blast-radius report looks at those of one or two keys, not
+at the thousands in an hour, and that is what keeps it fast.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from podtrace_collector.analyse.aggregate import (
     MAX_EXEMPLARS,
@@ -26,33 +25,12 @@ from podtrace_collector.analyse.aggregate import (
     RevisionStats,
     WorkloadRev,
 )
-from podtrace_collector.analyse.histogram import Histogram
 from podtrace_collector.errors import ConfigError
-from podtrace_collector.store import _rows
+from podtrace_collector.store import _lazy, _rows
 from podtrace_collector.store import _schema as s
 from podtrace_collector.store.base import BUCKET_S
 
 _FAR = 1e18  # a window bound standing for "unbounded"
-
-
-class LazyHistogram(Histogram):
-    """A ``Histogram`` whose counts are fetched and merged on first use."""
-
-    __slots__ = ("_fetch",)
-
-    def __init__(self, fetch: Callable[[], Iterable[str]]) -> None:
-        # counts/total stay unset: the first access falls through to __getattr__.
-        self._fetch = fetch
-
-    def __getattr__(self, name: str) -> Any:
-        if name not in ("counts", "total"):
-            raise AttributeError(name)
-        counts: dict[int, int] = {}
-        for raw in self._fetch():
-            _rows.add_counts(counts, raw)
-        self.counts = counts
-        self.total = sum(counts.values())
-        return getattr(self, name)
 
 
 class SqliteStore:
@@ -104,7 +82,7 @@ class SqliteStore:
         db = self._reader()
         db.execute("BEGIN")  # one snapshot for every table of the window
         try:
-            return _rows.decode(db, (lo, hi), self._hist_fetcher)
+            return _rows.decode(db, (lo, hi), self._fetch((lo, hi)))
         finally:
             db.execute("COMMIT")
 
@@ -160,15 +138,12 @@ class SqliteStore:
                 self._readers.append(conn)
         return conn
 
-    def _hist_fetcher(
-        self, table: s.Table, column: str, key: tuple[str, ...], window: tuple[float, float]
-    ) -> LazyHistogram:
-        sql = s.hist_sql(table, column)
-
-        def fetch() -> list[str]:
+    def _fetch(self, window: tuple[float, float]) -> _lazy.Fetch:
+        def fetch(table: s.Table, column: str, key: tuple[str, ...]) -> list[str]:
+            sql = s.column_sql(table, column)
             return [r[0] for r in self._reader().execute(sql, (*key, *window))]
 
-        return LazyHistogram(fetch)
+        return fetch
 
     def _create_schema(self) -> None:
         self._db.execute("BEGIN IMMEDIATE")

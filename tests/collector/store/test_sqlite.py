@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from podtrace_collector.analyse.aggregate import MAX_EXEMPLARS, Aggregates, OriginStats
 from podtrace_collector.errors import ConfigError
+from podtrace_collector.store._lazy import LazyRevisionStats
 from podtrace_collector.store.base import Store
 from podtrace_collector.store.memory import MemoryStore
-from podtrace_collector.store.sqlite import LazyHistogram, SqliteStore
+from podtrace_collector.store.sqlite import SqliteStore
 
 from tests.collector.store.samples import T0, merged, sample
 
@@ -118,15 +119,20 @@ def test_bad_bucket_key_is_rejected(store: Store) -> None:
     assert store.read() == Aggregates()
 
 
-def test_histograms_are_lazy(tmp_path: Path) -> None:
-    """A window's histograms load only when used, and then hold the merged counts."""
+def test_window_fields_are_lazy(tmp_path: Path) -> None:
+    """Histograms, sets and lists load on first use, merged over the window."""
     st = SqliteStore(tmp_path / "p.db")
     st.write({T0: sample(0), T0 + 60: sample(1, bucket_s=T0 + 60)})
-    lat = st.read().revisions[("shop/cart", "abc12")].latency
-    assert isinstance(lat, LazyHistogram)
-    assert lat.total == 8
-    expected = merged(sample(0), sample(1)).revisions[("shop/cart", "abc12")].latency
-    assert lat.counts == expected.counts and lat.quantile(0.5) == expected.quantile(0.5)
+    got = st.read()
+    rev = got.revisions[("shop/cart", "abc12")]
+    assert isinstance(rev, LazyRevisionStats)
+    with pytest.raises(AttributeError):
+        object.__getattribute__(rev, "latency")  # not loaded yet
+    want = merged(sample(0), sample(1, bucket_s=T0 + 60))
+    assert rev.latency.counts == want.revisions[("shop/cart", "abc12")].latency.counts
+    assert rev.pods == {"cart-abc12-pod0", "cart-abc12-pod1"}
+    assert got.origins[("shop/cart", "abc12")].exemplars == [f"{0:032x}", f"{1:032x}"]
+    assert got == want and want == got  # equal to plain aggregates, either way round
     st.close()
 
 
