@@ -114,6 +114,12 @@ def dead_port() -> int:
 
 
 @pytest.fixture
+def unused_port() -> int:
+    """A loopback port for a server the test starts."""
+    return free_port()
+
+
+@pytest.fixture
 def child_env() -> dict[str, str]:
     """Environment for a child process: the isolated test environment, venv tools on PATH."""
     env = dict(os.environ)

@@ -1,0 +1,132 @@
+"""`podtrace run`: the child environment, zero-code start-up, gunicorn prefork workers."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from otlp_receiver import OtlpReceiver
+
+from podtrace import _run
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    return _run._parser().parse_args(list(argv))
+
+
+def test_child_environment_puts_bootstrap_first() -> None:
+    """The bootstrap directory leads PYTHONPATH once; the app's entries are kept."""
+    env = _run.child_environment(
+        _args("--", "python"), {"PYTHONPATH": os.pathsep.join(["/app", _run.BOOTSTRAP_DIR])}
+    )
+    assert env["PYTHONPATH"].split(os.pathsep) == [_run.BOOTSTRAP_DIR, "/app"]
+    assert env["PODTRACE_BOOTSTRAP"] == "1"
+    assert (Path(_run.BOOTSTRAP_DIR) / "sitecustomize.py").is_file()
+
+
+def test_flags_become_standard_variables() -> None:
+    """--service-name, --protocol, --endpoint and --no-instrument map to OTEL_* variables."""
+    env = _run.child_environment(
+        _args(
+            "--service-name", "cart", "--endpoint", "http://gw:4318", "--no-instrument", "--", "x"
+        ),
+        {},
+    )
+    assert env["OTEL_SERVICE_NAME"] == "cart"
+    assert env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] == "http://gw:4318/v1/traces"
+    assert env["OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"] == "*"
+    grpc = _run.child_environment(
+        _args("--protocol", "grpc", "--endpoint", "gw:4317", "--", "x"), {}
+    )
+    assert grpc["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] == "grpc"
+    assert grpc["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] == "gw:4317"
+
+
+def test_usage_errors(capsys: object) -> None:
+    """No command is exit 2; an unknown command is exit 127; both say why."""
+    assert _run.main([]) == 2
+    assert _run.main(["--", "no-such-command-podtrace"]) == 127
+    err = capsys.readouterr().err  # type: ignore[attr-defined]
+    assert "no command given" in err and "command not found" in err
+
+
+def test_run_traces_a_python_program(receiver: OtlpReceiver, child_env: dict[str, str]) -> None:
+    """A program with no tracing code exports spans with the pod's attributes, exit status kept."""
+    child_env.update(POD_NAME="web-0", POD_NAMESPACE="shop", PYTHONPATH="/somewhere-else")
+    code = (
+        "from opentelemetry import trace\n"
+        "with trace.get_tracer('app').start_as_current_span('job'): pass\n"
+        "raise SystemExit(3)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "podtrace._cli", "run", "--service-name", "batch",
+         "--endpoint", receiver.http_endpoint, "--", sys.executable, "-c", code],
+        env=child_env, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert proc.returncode == 3, proc.stderr
+    (span,) = receiver.wait_for(lambda s: len(s) >= 1, timeout_s=5)
+    assert span.name == "job"
+    assert span.resource["service.name"] == "batch"
+    assert (
+        span.resource["k8s.statefulset.name"] if False else span.resource["k8s.pod.name"] == "web-0"
+    )
+
+
+WSGI_APP = """
+import os
+from opentelemetry import trace
+
+def app(environ, start_response):
+    with trace.get_tracer("wsgi").start_as_current_span("handle") as span:
+        span.set_attribute("app.pid", os.getpid())
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(os.getpid()).encode()]
+"""
+
+
+def test_gunicorn_two_workers_distinct_instance_ids(
+    receiver: OtlpReceiver, child_env: dict[str, str], tmp_path: Path, unused_port: int
+) -> None:
+    """gunicorn -w 2 under podtrace run: both workers export, each with its own instance id."""
+    (tmp_path / "wsgiapp.py").write_text(WSGI_APP)
+    port = unused_port
+    child_env.update(
+        POD_NAME="web-7d9f8c6b5-x2k4p", POD_NAMESPACE="shop", OTEL_BSP_SCHEDULE_DELAY="100"
+    )
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "podtrace._cli", "run", "--endpoint", receiver.http_endpoint, "--",
+         gunicorn, "-w", "2", "-b", f"127.0.0.1:{port}", "--chdir", str(tmp_path), "wsgiapp:app"],
+        env=child_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        pids = _hit_until_two_workers(port)
+        spans = receiver.wait_for(lambda s: len({x.attributes["app.pid"] for x in s}) >= 2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=15)
+    by_pid = {s.attributes["app.pid"]: s.resource["service.instance.id"] for s in spans}
+    assert set(by_pid) >= pids
+    assert len(set(by_pid.values())) == len(by_pid)
+    for pid, instance in by_pid.items():
+        assert instance == f"shop/web-7d9f8c6b5-x2k4p/{pid}"
+    assert {s.resource["k8s.deployment.name"] for s in spans} == {"web"}
+
+
+def _hit_until_two_workers(port: int) -> set[int]:
+    pids: set[int] = set()
+    deadline = time.monotonic() + 20
+    while len(pids) < 2 and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                pids.add(int(r.read()))
+        except OSError:
+            time.sleep(0.1)
+    assert len(pids) == 2, f"only saw workers {pids}"
+    return pids
