@@ -10,7 +10,6 @@ import atexit
 import importlib.util
 import os
 import signal
-import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,8 +36,10 @@ def _load_helper(name: str) -> None:
 _load_helper("otlp_receiver")
 _load_helper("fake_k8s_api")
 _load_helper("fake_pod_fs")
+_load_helper("netutil")
 
 from fake_pod_fs import FakePod  # noqa: E402
+from netutil import free_port  # noqa: E402
 from otlp_receiver import OtlpReceiver  # noqa: E402
 
 _CLEARED_PREFIXES = ("OTEL_", "PODTRACE_", "KUBERNETES_", "K8S_", "POD_", "NODE_NAME")
@@ -98,13 +99,6 @@ def receiver() -> Iterator[OtlpReceiver]:
     """A running OTLP receiver (gRPC and HTTP) on loopback."""
     with OtlpReceiver() as rx:
         yield rx
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (bound then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
