@@ -97,7 +97,7 @@ def make(cls: type[T], source: Source, **fields: Any) -> T:
     return obj
 
 
-def _histogram(rows: list[str]) -> Histogram:
+def merge_hist(rows: list[str]) -> Histogram:
     counts: dict[int, int] = {}
     for raw in rows:
         for b, c in json.loads(raw).items():
@@ -106,7 +106,7 @@ def _histogram(rows: list[str]) -> Histogram:
     return Histogram(counts)
 
 
-def _set(rows: list[str]) -> set[str]:
+def merge_set(rows: list[str]) -> set[str]:
     out: set[str] = set()
     for raw in rows:
         for x in json.loads(raw):
@@ -116,7 +116,7 @@ def _set(rows: list[str]) -> set[str]:
     return out
 
 
-def _list(rows: list[str]) -> list[str]:
+def merge_list(rows: list[str]) -> list[str]:
     out: list[str] = []
     for raw in rows:
         for x in json.loads(raw):
@@ -127,4 +127,8 @@ def _list(rows: list[str]) -> list[str]:
     return out
 
 
-_MERGERS: dict[str, Callable[[list[str]], Any]] = {"hist": _histogram, "set": _set, "list": _list}
+_MERGERS: dict[str, Callable[[list[str]], Any]] = {
+    "hist": merge_hist,
+    "set": merge_set,
+    "list": merge_list,
+}

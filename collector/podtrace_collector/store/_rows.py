@@ -17,10 +17,13 @@ from podtrace_collector.store import _lazy
 from podtrace_collector.store import _schema as s
 
 Row = tuple[Any, ...]
-Window = tuple[float, float]
+Window = tuple[int, ...]  # _schema.window_params
 
 # After a prune: forget revisions with no retained minute, recount the others over what remains.
-_SAME_REV = "r.workload = registry.workload AND r.revision = registry.revision"
+_SAME_REV = (
+    f"r.span_s = {s.TIERS[-1]}"
+    " AND r.workload = registry.workload AND r.revision = registry.revision"
+)
 REGISTRY_PRUNE = (
     f"DELETE FROM registry WHERE NOT EXISTS (SELECT 1 FROM revisions AS r WHERE {_SAME_REV})",
     "UPDATE registry SET "

@@ -1,8 +1,13 @@
 """The SQLite schema, described once: tables, key columns and how each value column merges.
 
-Every ``Aggregates`` map becomes one table with one row per (key, minute).  A column's *merge*
-says how two rows of the same key combine, both when a minute is written twice (an upsert) and
-when a window of minutes is read (an aggregate query):
+Every ``Aggregates`` map becomes one table with one row per (key, time bucket) in three *tiers*:
+minutes, 10-minute and hour buckets (``span_s`` 60, 600, 3600).  A write merges each minute into
+its bucket of every tier; a window read covers the window's minutes with as few rows as it can
+(whole hours from the hour tier, whole 10 minutes from the middle tier, minutes at the ragged
+ends: at most 18 + 10 + hours rows per key), so a week costs about what an hour does.
+
+A column's *merge* says how two rows of the same key combine, both when a bucket is written twice
+(an upsert), when buckets are rolled up and when a window is read (an aggregate query):
 
 ========  =====================================  ==========================================
 merge     upsert of a repeated write             read over a window
@@ -19,9 +24,14 @@ list      capped concatenation (JSON array)      capped concatenation in minute 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+TIERS = (60, 600, 3600)  # bucket lengths in seconds; each divides the next
+MINUTE = TIERS[0]
+# Unbounded window ends, multiples of every tier (Unix seconds, about ±500,000 years).
+FAR_PAST, FAR_FUTURE = -(3600 << 32), 3600 << 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +99,7 @@ REGISTRY = Table(
 BUCKET_TABLES = (REVISIONS, IMPACTS, ENTRY_IMPACTS, ABSORBED, ORIGINS, ENTRY_TOTALS, EDGES, TOTALS)
 
 _SQL_TYPE = {"sum": "INTEGER", "max": "INTEGER", "min0": "INTEGER"}
+_LAZY = ("hist", "set", "list")
 
 
 def _column_ddl(name: str, merge: str) -> str:
@@ -103,17 +114,18 @@ def create_statements() -> list[str]:
     """DDL for every table, index and the schema version (idempotent)."""
     stmts = ["CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"]
     for t in BUCKET_TABLES:
-        cols = ["bucket INTEGER NOT NULL", *(f"{k} TEXT NOT NULL" for k in t.keys)]
+        cols = ["span_s INTEGER NOT NULL", "bucket INTEGER NOT NULL"]
+        cols += [f"{k} TEXT NOT NULL" for k in t.keys]
         cols += [_column_ddl(c, m) for c, m in t.values]
-        # Clustered by minute: a window read scans one contiguous range of the table and a
-        # prune deletes one; the key index serves the lazy per-key reads of JSON columns.
-        pk = ", ".join(["bucket", *t.keys])
+        # Clustered by tier and time: a window read scans a few contiguous ranges and a prune
+        # deletes one; the key index serves the lazy per-key reads of JSON columns.
+        pk = ", ".join(["span_s", "bucket", *t.keys])
         stmts.append(
             f"CREATE TABLE IF NOT EXISTS {t.name} ({', '.join(cols)}, PRIMARY KEY ({pk}))"
             " WITHOUT ROWID"
         )
-        if any(m in ("hist", "set", "list") for _, m in t.values):
-            keys = ", ".join([*t.keys, "bucket"])
+        if any(m in _LAZY for _, m in t.values):
+            keys = ", ".join([*t.keys, "span_s", "bucket"])
             stmts.append(f"CREATE INDEX IF NOT EXISTS {t.name}_key ON {t.name} ({keys})")
     cols = [*(f"{k} TEXT NOT NULL" for k in REGISTRY.keys)]
     cols += [_column_ddl(c, m) for c, m in REGISTRY.values]
@@ -141,7 +153,7 @@ _UPSERT = {
 
 def upsert_sql(t: Table, *, bucketed: bool = True) -> str:
     """``INSERT … ON CONFLICT DO UPDATE`` merging a row into the stored one of the same key."""
-    keys = ["bucket", *t.keys] if bucketed else list(t.keys)
+    keys = ["span_s", "bucket", *t.keys] if bucketed else list(t.keys)
     cols = keys + [c for c, _ in t.values]
     sets = ", ".join(_UPSERT[m].format(c=c) for c, m in t.values)
     marks = ", ".join("?" for _ in cols)
@@ -157,8 +169,30 @@ _READ = {
     "min0": "COALESCE(MIN(NULLIF({c}, 0)), 0)",
     "first": "MAX({c})",
 }
+_ROLLUP = {
+    **_READ,
+    "hist": "pt_hist_agg({c})",
+    "set": "pt_set_agg({c})",
+    "list": "pt_list_agg({c})",
+}
 
-WINDOW = "bucket > ? AND bucket < ?"
+# Five ranges: minutes, 10 minutes, hours, 10 minutes, minutes (see ``window_params``).
+_RANGE = "(span_s = ? AND bucket >= ? AND bucket < ?)"
+WINDOW = "(" + " OR ".join([_RANGE] * 5) + ")"
+
+
+def window_params(start_s: float | None, end_s: float | None) -> tuple[int, ...]:
+    """Parameters of ``WINDOW``: the minutes overlapping ``[start_s, end_s)`` as tier ranges."""
+    m0 = FAR_PAST if start_s is None else math.floor(start_s / MINUTE) * MINUTE
+    m1 = FAR_FUTURE if end_s is None else math.ceil(end_s / MINUTE) * MINUTE
+    m0, m1 = max(m0, FAR_PAST), max(min(m1, FAR_FUTURE), m0)
+    ten, hour = TIERS[1], TIERS[2]
+    t0 = min(-(-m0 // ten) * ten, m1)
+    t1 = max(m1 // ten * ten, t0)
+    h0 = min(-(-t0 // hour) * hour, t1)
+    h1 = max(t1 // hour * hour, h0)
+    ranges = ((MINUTE, m0, t0), (ten, t0, h0), (hour, h0, h1), (ten, h1, t1), (MINUTE, t1, m1))
+    return tuple(x for r in ranges for x in r)
 
 
 def read_sql(t: Table) -> str:
@@ -169,6 +203,17 @@ def read_sql(t: Table) -> str:
 
 
 def column_sql(t: Table, column: str) -> str:
-    """One key's rows of a JSON column over the window, in minute order (a key range scan)."""
+    """One key's rows of a JSON column over the window, in time order (key index scans)."""
     where = " AND ".join(f"{k} = ?" for k in t.keys)
     return f"SELECT {column} FROM {t.name} WHERE {where} AND {WINDOW} ORDER BY bucket"
+
+
+def rollup_sql(t: Table) -> str:
+    """Rebuild one coarse bucket from its minutes: params span_s, bucket, first, end minute."""
+    cols = ["span_s", "bucket", *t.keys, *(c for c, _ in t.values)]
+    exprs = ["?", "?", *t.keys, *(_ROLLUP[m].format(c=c) for c, m in t.values)]
+    group = f" GROUP BY {', '.join(t.keys)}" if t.keys else " HAVING COUNT(*) > 0"
+    return (
+        f"INSERT INTO {t.name} ({', '.join(cols)}) SELECT {', '.join(exprs)} FROM {t.name}"
+        f" WHERE span_s = {MINUTE} AND bucket >= ? AND bucket < ?{group}"
+    )

@@ -5,32 +5,26 @@ transaction; every reading thread gets its own connection, so queries read a con
 and never wait for ingest (datasette's ``database.py`` does the same).  Only parameterised SQL
 touches data; table and column names come from ``_schema``.
 
-A window query sums counters in SQL and leaves histograms, sets and lists to load lazily, one key
-at a time, on first use (``_lazy``): a blast-radius report looks at those of one or two keys, not
-at the thousands in an hour, and that is what keeps it fast.
+Rows are kept per minute and rolled up as they are written into 10-minute and hour rows
+(``_schema``), so a window of any length reads few rows.  A window query sums counters in SQL
+and leaves histograms, sets and lists to load lazily, one key at a time, on first use
+(``_lazy``): a blast-radius report looks at those of one or two keys, not at the thousands in
+an hour, and that is what keeps it fast.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import sqlite3
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
-from podtrace_collector.analyse.aggregate import (
-    MAX_EXEMPLARS,
-    MAX_USERS,
-    Aggregates,
-    RevisionStats,
-    WorkloadRev,
-)
+from podtrace_collector.analyse.aggregate import Aggregates, RevisionStats, WorkloadRev
 from podtrace_collector.errors import ConfigError
 from podtrace_collector.store import _lazy, _rows
 from podtrace_collector.store import _schema as s
-from podtrace_collector.store.base import BUCKET_S
-
-_FAR = 1e18  # a window bound standing for "unbounded"
 
 
 class SqliteStore:
@@ -59,30 +53,24 @@ class SqliteStore:
         self._registry_upsert = s.upsert_sql(s.REGISTRY, bucketed=False)
 
     def write(self, buckets: Mapping[int, Aggregates]) -> None:
-        """Merge aggregates into the stored minutes (and the registry) in one transaction."""
+        """Merge minutes into every tier (and the registry) in one transaction."""
         rows = _rows.encode(buckets)
         if not rows["totals"]:
             return
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for name, table_rows in rows.items():
-                    if table_rows:
-                        self._db.executemany(self._upserts[name], table_rows)
-                self._db.executemany(self._registry_upsert, _rows.registry_rows(rows))
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._transaction() as db:
+            for name, table_rows in rows.items():
+                for span in s.TIERS:
+                    tiered = [(span, r[0] - r[0] % span, *r[1:]) for r in table_rows]
+                    db.executemany(self._upserts[name], tiered)
+            db.executemany(self._registry_upsert, _rows.registry_rows(rows))
 
     def read(self, start_s: float | None = None, end_s: float | None = None) -> Aggregates:
         """All minutes overlapping ``[start_s, end_s)`` merged into one ``Aggregates``."""
-        lo = -_FAR if start_s is None else start_s - BUCKET_S
-        hi = _FAR if end_s is None else end_s
+        window = s.window_params(start_s, end_s)
         db = self._reader()
         db.execute("BEGIN")  # one snapshot for every table of the window
         try:
-            return _rows.decode(db, (lo, hi), self._fetch((lo, hi)))
+            return _rows.decode(db, window, self._fetch(window))
         finally:
             db.execute("COMMIT")
 
@@ -97,20 +85,28 @@ class SqliteStore:
         }
 
     def prune(self, before_s: float) -> int:
-        """Delete the minutes that end at or before ``before_s``; returns how many minutes."""
-        last = before_s - BUCKET_S
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                deleted = self._db.execute("DELETE FROM totals WHERE bucket <= ?", (last,)).rowcount
-                for t in s.BUCKET_TABLES:
-                    self._db.execute(f"DELETE FROM {t.name} WHERE bucket <= ?", (last,))
-                for stmt in _rows.REGISTRY_PRUNE:
-                    self._db.execute(stmt)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        """Delete the minutes that end at or before ``before_s``; returns how many minutes.
+
+        Coarse buckets wholly before the horizon go too; the one that straddles it in each tier
+        is rebuilt from its remaining minutes, so every tier keeps agreeing with the minutes.
+        """
+        with self._transaction() as db:
+            deleted = db.execute(
+                "DELETE FROM totals WHERE span_s = ? AND bucket <= ?",
+                (s.MINUTE, before_s - s.MINUTE),
+            ).rowcount
+            for t in s.BUCKET_TABLES:
+                for span in s.TIERS:
+                    db.execute(
+                        f"DELETE FROM {t.name} WHERE span_s = ? AND bucket <= ?",
+                        (span, before_s - span),
+                    )
+                for span in s.TIERS[1:]:
+                    start = int(before_s // span * span)
+                    if start <= before_s - s.MINUTE:  # it lost minutes: rebuild it
+                        self._rebuild(db, t, span, start)
+            for stmt in _rows.REGISTRY_PRUNE:
+                db.execute(stmt)
         return int(deleted)
 
     def close(self) -> None:
@@ -138,37 +134,52 @@ class SqliteStore:
                 self._readers.append(conn)
         return conn
 
-    def _fetch(self, window: tuple[float, float]) -> _lazy.Fetch:
+    def _fetch(self, window: tuple[int, ...]) -> _lazy.Fetch:
         def fetch(table: s.Table, column: str, key: tuple[str, ...]) -> list[str]:
             sql = s.column_sql(table, column)
             return [r[0] for r in self._reader().execute(sql, (*key, *window))]
 
         return fetch
 
+    def _rebuild(self, db: sqlite3.Connection, t: s.Table, span: int, start: int) -> None:
+        db.execute(f"DELETE FROM {t.name} WHERE span_s = ? AND bucket = ?", (span, start))
+        db.execute(s.rollup_sql(t), (span, start, start, start + span))
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """The writer connection inside ``BEGIN IMMEDIATE`` … ``COMMIT`` (rolled back on error)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
     def _create_schema(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as db:
             for stmt in s.create_statements():
-                self._db.execute(stmt)
-            row = self._db.execute("SELECT version FROM schema_version").fetchone()
+                db.execute(stmt)
+            row = db.execute("SELECT version FROM schema_version").fetchone()
             if row is None:
-                self._db.execute("INSERT INTO schema_version VALUES (?)", (s.SCHEMA_VERSION,))
+                db.execute("INSERT INTO schema_version VALUES (?)", (s.SCHEMA_VERSION,))
             elif row[0] != s.SCHEMA_VERSION:
                 raise ConfigError(
                     f"the store {self.path!r} has schema version {row[0]};"
                     f" this podtrace reads version {s.SCHEMA_VERSION}"
                 )
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
 
 def _register_functions(db: sqlite3.Connection) -> None:
-    """The merge functions the upserts call for JSON columns."""
+    """The merge functions the upserts and roll-ups call for JSON columns."""
     db.create_function("pt_hist_merge", 2, _hist_merge, deterministic=True)
     db.create_function("pt_set_union", 2, _set_union, deterministic=True)
     db.create_function("pt_list_concat", 2, _list_concat, deterministic=True)
+    # typeshed's aggregate protocol wants int results; SQLite takes any value.
+    db.create_aggregate("pt_hist_agg", 1, _HistAgg)  # type: ignore[arg-type]
+    db.create_aggregate("pt_set_agg", 1, _SetAgg)  # type: ignore[arg-type]
+    db.create_aggregate("pt_list_agg", 1, _ListAgg)  # type: ignore[arg-type]
 
 
 def _hist_merge(a: str, b: str) -> str:
@@ -179,22 +190,33 @@ def _hist_merge(a: str, b: str) -> str:
 
 
 def _set_union(a: str, b: str) -> str:
-    mine: list[str] = json.loads(a)
-    if len(mine) >= MAX_USERS:
-        return a
-    members = set(mine)
-    for x in json.loads(b):
-        if len(members) >= MAX_USERS:
-            break
-        members.add(x)
-    return _rows.dump_list(sorted(members))
+    return _rows.dump_list(sorted(_lazy.merge_set([a, b])))
 
 
 def _list_concat(a: str, b: str) -> str:
-    mine: list[str] = json.loads(a)
-    for x in json.loads(b):
-        if len(mine) >= MAX_EXEMPLARS:
-            break
-        if x not in mine:
-            mine.append(x)
-    return _rows.dump_list(mine)
+    return _rows.dump_list(_lazy.merge_list([a, b]))
+
+
+class _JsonAgg:
+    """An SQLite aggregate collecting JSON values, merged once at the end."""
+
+    def __init__(self) -> None:
+        self.values: list[str] = []
+
+    def step(self, value: Any) -> None:
+        self.values.append(str(value))
+
+
+class _HistAgg(_JsonAgg):
+    def finalize(self) -> str:
+        return _rows.dump_counts(_lazy.merge_hist(self.values).counts)
+
+
+class _SetAgg(_JsonAgg):
+    def finalize(self) -> str:
+        return _rows.dump_list(sorted(_lazy.merge_set(self.values)))
+
+
+class _ListAgg(_JsonAgg):
+    def finalize(self) -> str:
+        return _rows.dump_list(_lazy.merge_list(self.values))
