@@ -130,3 +130,22 @@ def _hit_until_two_workers(port: int) -> set[int]:
             time.sleep(0.1)
     assert len(pids) == 2, f"only saw workers {pids}"
     return pids
+
+
+def test_apps_own_sitecustomize_still_runs(
+    tmp_path: Path, child_env: dict[str, str], dead_port: int
+) -> None:
+    """A sitecustomize the app ships is chained, not shadowed, and tracing is on."""
+    (tmp_path / "sitecustomize.py").write_text("import builtins\nbuiltins.APP_SITE = True\n")
+    child_env["PYTHONPATH"] = str(tmp_path)
+    code = (
+        "import builtins\nfrom opentelemetry import trace\n"
+        "print(builtins.APP_SITE, type(trace.get_tracer_provider()).__name__)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "podtrace._cli", "run", "--no-instrument",
+         "--endpoint", f"http://127.0.0.1:{dead_port}", "--", sys.executable, "-c", code],
+        env=child_env, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "TracerProvider"]

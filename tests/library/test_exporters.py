@@ -1,0 +1,76 @@
+"""Choosing the exporter: protocol, endpoint, timeout and OTEL_TRACES_EXPORTER."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+from podtrace._exporters import http_endpoint, make_exporter, resolve_protocol, resolve_timeout_s
+
+
+def test_protocol_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argument > OTEL_EXPORTER_OTLP_TRACES_PROTOCOL > OTEL_EXPORTER_OTLP_PROTOCOL > http."""
+    assert resolve_protocol(None) == "http/protobuf"
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    assert resolve_protocol(None) == "grpc"
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf")
+    assert resolve_protocol(None) == "http/protobuf"
+    assert resolve_protocol("grpc") == "grpc"
+
+
+def test_unsupported_protocol_falls_back(caplog: pytest.LogCaptureFixture) -> None:
+    """http/json (not in the Python SDK) falls back to http/protobuf with a warning."""
+    assert resolve_protocol("http/json") == "http/protobuf"
+    assert "unsupported" in caplog.text
+
+
+def test_timeout_default_is_short(monkeypatch: pytest.MonkeyPatch) -> None:
+    """2 s unless given or set by a standard variable (then the exporter reads it)."""
+    assert resolve_timeout_s(None) == 2.0
+    assert resolve_timeout_s(0.5) == 0.5
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "7")
+    assert resolve_timeout_s(None) is None
+
+
+@pytest.mark.parametrize(
+    ("given", "url"),
+    [
+        ("http://gw:4318", "http://gw:4318/v1/traces"),
+        ("http://gw:4318/", "http://gw:4318/v1/traces"),
+        ("http://gw:4318/v1/traces", "http://gw:4318/v1/traces"),
+    ],
+)
+def test_http_endpoint(given: str, url: str) -> None:
+    """A base URL gets /v1/traces once."""
+    assert http_endpoint(given) == url
+
+
+def test_default_endpoints() -> None:
+    """Default export goes to the sidecar on localhost: 4318 (http) or 4317 (grpc)."""
+    http = make_exporter(None, None, None)
+    assert isinstance(http, HttpExporter)
+    assert http._endpoint == "http://localhost:4318/v1/traces"
+    grpc = make_exporter(None, "grpc", None)
+    assert isinstance(grpc, GrpcExporter)
+    assert grpc._endpoint == "localhost:4317"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [("none", type(None)), ("console", ConsoleSpanExporter), ("otlp", HttpExporter)],
+)
+def test_traces_exporter_variable(monkeypatch: pytest.MonkeyPatch, value: str, kind: type) -> None:
+    """OTEL_TRACES_EXPORTER selects none, an entry-point exporter, or OTLP."""
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", value)
+    assert isinstance(make_exporter(None, None, None), kind)
+
+
+def test_unknown_exporter_falls_back_to_otlp(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unknown exporter name is logged and OTLP used."""
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "zipkinish")
+    assert isinstance(make_exporter(None, None, None), HttpExporter)
+    assert "zipkinish" in caplog.text
