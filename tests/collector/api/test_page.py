@@ -22,9 +22,13 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from podtrace_collector.analyse.aggregate import Aggregates
 from podtrace_collector.analyse.summarize import summarize
+from podtrace_collector.api.app import create_app
 from podtrace_collector.api.page import PAGE_DIR
+from podtrace_collector.config import CollectorConfig
+from podtrace_collector.metrics import CollectorMetrics
 from podtrace_collector.model import Resource
 from podtrace_collector.store.sqlite import SqliteStore
 
@@ -112,23 +116,11 @@ def _add(buckets: dict[int, Aggregates], t: Trace) -> None:
 # ---- serving the real API app ----------------------------------------------------------------
 
 
-def _app(store: SqliteStore) -> Any:
-    from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse
-    from podtrace_collector.api.routes import router
-    from podtrace_collector.errors import QueryError
-
-    app = FastAPI()
-    app.state.store = store
-    app.include_router(router)
-
-    @app.exception_handler(QueryError)
-    def _query_error(request: Request, exc: QueryError) -> JSONResponse:
-        return JSONResponse(
-            {"error": {"code": exc.code, "message": str(exc)}}, status_code=exc.status
-        )
-
-    return app
+def _app(store: SqliteStore, token: str | None) -> FastAPI:
+    """The collector's own API app (as ``podtrace collector`` builds it) over ``store``."""
+    return create_app(
+        config=CollectorConfig(api_token=token), metrics=CollectorMetrics(), store=store
+    )
 
 
 @dataclass
@@ -148,12 +140,12 @@ class Served:
         return httpx.get(self.url + path, timeout=5).json()
 
 
-def serve(store: SqliteStore) -> Served:
+def serve(store: SqliteStore, *, token: str | None = None) -> Served:
     """Run the API app under uvicorn on a free loopback port, in a thread."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(
-        _app(store), log_level="warning", lifespan="off", timeout_graceful_shutdown=1
+        _app(store, token), log_level="warning", lifespan="off", timeout_graceful_shutdown=1
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -187,6 +179,17 @@ def own_shop(tmp_path: Path) -> Iterator[Served]:
 
 
 @pytest.fixture
+def guarded(tmp_path: Path) -> Iterator[Served]:
+    """The scenario behind ``--api-token secret-token``."""
+    store = SqliteStore(tmp_path / "podtrace.db")
+    fill(store, time.time())
+    served = serve(store, token="secret-token")
+    yield served
+    served.stop()
+    store.close()
+
+
+@pytest.fixture
 def empty(tmp_path: Path) -> Iterator[Served]:
     store = SqliteStore(tmp_path / "empty.db")
     served = serve(store)
@@ -195,11 +198,21 @@ def empty(tmp_path: Path) -> Iterator[Served]:
     store.close()
 
 
-@pytest.fixture
-def browser() -> Iterator[Chromium]:
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Chromium]:
+    """One headless Chromium for the module: starting one costs more than most tests."""
     with Chromium(window=(1400, 1000), timeout_s=15) as page:
         yield page
-    assert not page.errors, f"the page threw: {page.errors}"
+
+
+@pytest.fixture
+def browser(chromium: Chromium) -> Iterator[Chromium]:
+    """The tab, blank, with fresh request and error logs; the test fails if the page threw."""
+    chromium.navigate("about:blank")
+    chromium.requests.clear()
+    chromium.errors.clear()
+    yield chromium
+    assert not chromium.errors, f"the page threw: {chromium.errors}"
 
 
 # ---- reading the DOM -------------------------------------------------------------------------
@@ -405,6 +418,26 @@ def test_trace_url_template_makes_safe_links(shop: Served, browser: Chromium) ->
     report_of(browser, "shop/cart")
     assert browser.evaluate("document.querySelectorAll('#exemplars a').length") == 0
     assert browser.evaluate("document.querySelectorAll('#exemplars .trace-id').length") == len(ids)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="api/app.py's token middleware also guards /static/*, so the page's CSS and JS get"
+    " 401 behind --api-token; the page itself handles the token (fix belongs in api/app.py)",
+)
+def test_api_token_is_asked_for_once(guarded: Served, browser: Chromium) -> None:
+    """Behind --api-token the page asks for the token, then shows the report."""
+    for path in ("/", "/static/app.js", "/static/style.css"):
+        assert httpx.get(guarded.url + path, timeout=5).status_code == 200, path
+    loaded(browser, guarded.url + "/")
+    browser.wait_for("document.querySelector('#banner[data-code=\"unauthorized\"] #token')")
+    browser.evaluate(
+        "document.getElementById('token').value = 'secret-token';"
+        "document.querySelector('.token-form button').click()"
+    )
+    report_of(browser, "shop/cart")
+    assert browser.evaluate("document.getElementById('banner').hidden") is True
+    assert browser.evaluate("getComputedStyle(document.body).margin") == "0px"  # CSS loaded
 
 
 # Namespace names are identifiers, never fetched.
