@@ -1,0 +1,290 @@
+"""OTLP decoding: protobuf and JSON to spans, per-span rejection, and fuzzing for crashes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
+from podtrace_collector.errors import DecodeError
+from podtrace_collector.receive.decode import (
+    decode_json,
+    decode_protobuf,
+    encode_response,
+    parse_protobuf,
+)
+
+from tests.collector.otlp_helpers import kv, make_request, to_json
+
+TRACE = "5b8efff798038103d269b633813fc60c"
+SPAN = "eee19b7ec3c1b174"
+
+
+def _json_span(**fields: Any) -> bytes:
+    span = {"traceId": TRACE, "spanId": SPAN, "name": "op", **fields}
+    return json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}).encode()
+
+
+def test_protobuf_fields_and_kept_attributes() -> None:
+    """Every Span field is decoded; only the kept span attributes survive."""
+    request = make_request(2, spans_per_trace=2)
+    root = request.resource_spans[0].scope_spans[0].spans[0]
+    root.status.code = 2
+    root.status.message = "boom"
+    _, decoded = decode_protobuf(request.SerializeToString())
+    first, second = decoded.spans
+    assert (first.trace_id, first.span_id, first.parent_id) == (root.trace_id, root.span_id, b"")
+    assert second.parent_id == root.span_id
+    assert (first.name, first.kind, first.status) == ("GET /items/0", 2, 2)
+    assert (first.start_ns, first.end_ns) == (root.start_time_unix_nano, root.end_time_unix_nano)
+    assert first.attributes == {"http.request.method": "GET", "http.route": "/items/{id}"}
+    assert first.resource is second.resource
+    assert first.resource.attributes["service.name"] == "cart"
+
+
+def test_attribute_value_types() -> None:
+    """Kept attributes keep their type; resource arrays join, bytes become hex, kvlists skip."""
+    request = make_request(1)
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    del span.attributes[:]
+    span.attributes.extend(
+        [kv("enduser.id", "u" * 300), kv("rpc.method", 7), kv("http.route", True)]
+    )
+    span.attributes.append(KeyValue(value=AnyValue(string_value="x"), key="rpc.service"))
+    resource = request.resource_spans[0].resource.attributes
+    tags = AnyValue(
+        array_value=ArrayValue(values=[AnyValue(string_value="1.4"), AnyValue(int_value=2)])
+    )
+    resource.append(KeyValue(key="container.image.tags", value=tags))
+    resource.append(KeyValue(key="b", value=AnyValue(bytes_value=b"\x01\x02")))
+    resource.append(KeyValue(key="nested", value=AnyValue(kvlist_value=KeyValueList())))
+    _, decoded = decode_protobuf(request.SerializeToString())
+    attrs = decoded.spans[0].attributes
+    assert attrs == {
+        "enduser.id": "u" * 300,
+        "rpc.method": 7,
+        "http.route": True,
+        "rpc.service": "x",
+    }
+    res = decoded.spans[0].resource.attributes
+    assert res["container.image.tags"] == "1.4,2" and res["b"] == "0102" and "nested" not in res
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "why"),
+    [
+        ("trace_id", b"\x01" * 15, "trace id"),
+        ("trace_id", b"", "trace id"),
+        ("trace_id", bytes(16), "all zeros"),
+        ("span_id", b"\x01" * 7, "span id"),
+        ("span_id", bytes(8), "all zeros"),
+        ("parent_span_id", b"\x01" * 4, "parent"),
+    ],
+)
+def test_invalid_span_rejected_alone(field: str, value: bytes, why: str) -> None:
+    """One invalid span is rejected with a reason; its neighbours are kept."""
+    request = make_request(3)
+    setattr(request.resource_spans[0].scope_spans[0].spans[1], field, value)
+    _, decoded = decode_protobuf(request.SerializeToString())
+    assert (decoded.total, decoded.rejected, len(decoded.spans)) == (3, 1, 2)
+    assert why in decoded.error
+
+
+def test_zero_parent_is_root() -> None:
+    """An all-zero parent span id means no parent."""
+    request = make_request(1)
+    request.resource_spans[0].scope_spans[0].spans[0].parent_span_id = bytes(8)
+    _, decoded = decode_protobuf(request.SerializeToString())
+    assert decoded.spans[0].parent_id == b""
+
+
+def test_json_matches_protobuf() -> None:
+    """The OTLP/JSON form of a request decodes to the same spans as its protobuf form."""
+    request = make_request(4)
+    _, from_pb = decode_protobuf(request.SerializeToString())
+    _, from_json = decode_json(json.dumps(to_json(request)).encode())
+    fields = (
+        "trace_id",
+        "span_id",
+        "parent_id",
+        "name",
+        "kind",
+        "start_ns",
+        "end_ns",
+        "attributes",
+    )
+    for a, b in zip(from_pb.spans, from_json.spans, strict=True):
+        assert [getattr(a, f) for f in fields] == [getattr(b, f) for f in fields]
+
+
+@pytest.mark.parametrize(
+    ("body", "kind", "status", "start"),
+    [
+        (_json_span(kind=2, status={"code": 2}, startTimeUnixNano="17"), 2, 2, 17),
+        (_json_span(kind="SPAN_KIND_SERVER", status={"code": "STATUS_CODE_ERROR"}), 2, 2, 0),
+        (_json_span(kind=3, startTimeUnixNano=17, unknownField={"a": 1}), 3, 0, 17),
+    ],
+)
+def test_json_variants(body: bytes, kind: int, status: int, start: int) -> None:
+    """Integer or named enums, int64 as string or number, unknown fields ignored."""
+    _, decoded = decode_json(body)
+    span = decoded.spans[0]
+    assert (span.kind, span.status, span.start_ns) == (kind, status, start)
+    assert span.trace_id.hex() == TRACE
+
+
+def test_json_snake_case() -> None:
+    """snake_case keys, as some clients send, are accepted."""
+    span = {"trace_id": TRACE, "span_id": SPAN, "parent_span_id": "", "name": "op"}
+    body = json.dumps({"resource_spans": [{"scope_spans": [{"spans": [span]}]}]}).encode()
+    _, decoded = decode_json(body)
+    assert decoded.spans[0].span_id.hex() == SPAN and decoded.spans[0].parent_id == b""
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"null",
+        b"[]",
+        b"{",
+        b'{"resourceSpans": "x"}',
+        b'{"resourceSpans": [{"scopeSpans": 1}]}',
+    ],
+)
+def test_json_undecodable(body: bytes) -> None:
+    """Bodies that are not OTLP/JSON objects raise DecodeError."""
+    with pytest.raises(DecodeError):
+        decode_json(body)
+
+
+def test_empty_protobuf_is_empty_request() -> None:
+    """Zero bytes are a valid empty request."""
+    _, decoded = decode_protobuf(b"")
+    assert (decoded.total, decoded.spans) == (0, [])
+
+
+def test_response_encoding() -> None:
+    """partial_success appears only when something was rejected."""
+    assert encode_response(0, "", as_json=True) == b"{}"
+    assert encode_response(0, "", as_json=False) == b""
+    assert json.loads(encode_response(2, "bad", as_json=True)) == {
+        "partialSuccess": {"rejectedSpans": "2", "errorMessage": "bad"}
+    }
+
+
+def test_lean_message_forwards_losslessly() -> None:
+    """The lean parse re-serializes to the same ExportTraceServiceRequest (events, links kept)."""
+    request = make_request(3)
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    span.events.add(name="exception", time_unix_nano=5)
+    span.links.add(trace_id=b"\x07" * 16, span_id=b"\x08" * 8)
+    span.status.code = 2
+    span.status.message = "why"
+    request.resource_spans[0].schema_url = "https://opentelemetry.io/schemas/1.26.0"
+    lean = parse_protobuf(request.SerializeToString())
+    assert ExportTraceServiceRequest.FromString(lean.SerializeToString()) == request
+
+
+def test_deep_nesting_is_a_decode_error_not_a_crash() -> None:
+    """Deeply nested values: a DecodeError (or a decoded request), never a crash."""
+    deep_json = b'{"resourceSpans": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with pytest.raises(DecodeError):
+        decode_json(deep_json)
+    inner = AnyValue(string_value="leaf").SerializeToString()
+    for _ in range(500):  # AnyValue{array_value{values[AnyValue{...}]}}, built as raw bytes
+        array = b"\x0a" + _varint(len(inner)) + inner
+        inner = b"\x2a" + _varint(len(array)) + array
+    for key in (b"deep", b"http.route"):
+        pair = b"\x0a" + bytes([len(key)]) + key + b"\x12" + _varint(len(inner)) + inner
+        resource = b"\x0a" + _varint(len(pair)) + pair
+        resource_spans = b"\x0a" + _varint(len(resource)) + resource
+        body = make_request(1).SerializeToString() + b"\x0a" + _varint(len(resource_spans))
+        with pytest.raises(DecodeError):
+            decode_protobuf(body + resource_spans)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+_FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@_FUZZ
+@given(st.binary(max_size=2048))
+def test_fuzz_protobuf_bytes(body: bytes) -> None:
+    """Arbitrary bytes decode or raise DecodeError; nothing else."""
+    try:
+        decode_protobuf(body)
+    except DecodeError:
+        pass
+
+
+@_FUZZ
+@given(st.data())
+def test_fuzz_mutated_protobuf(data: st.DataObject) -> None:
+    """A valid request with bytes flipped, cut or inserted decodes or raises DecodeError."""
+    body = bytearray(make_request(3).SerializeToString())
+    for _ in range(data.draw(st.integers(1, 8))):
+        pos = data.draw(st.integers(0, len(body) - 1))
+        body[pos] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(body)))
+    try:
+        decode_protobuf(bytes(body[:cut]))
+    except DecodeError:
+        pass
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=10,
+)
+_otlp_keys = st.sampled_from(
+    [
+        "resourceSpans",
+        "scopeSpans",
+        "spans",
+        "traceId",
+        "spanId",
+        "kind",
+        "status",
+        "attributes",
+        "resource",
+        "value",
+        "stringValue",
+        "startTimeUnixNano",
+        "links",
+        "code",
+        "key",
+    ]
+)
+_otlp_like = st.recursive(
+    _json_values,
+    lambda children: (
+        st.dictionaries(_otlp_keys, children, max_size=5) | st.lists(children, max_size=3)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(_otlp_keys, _otlp_like, max_size=4))
+def test_fuzz_json(document: dict[str, Any]) -> None:
+    """OTLP-shaped JSON with arbitrary values decodes or raises DecodeError."""
+    try:
+        decode_json(json.dumps(document).encode())
+    except DecodeError:
+        pass

@@ -1,0 +1,237 @@
+"""OTLP/HTTP compliance matrix over real sockets, modelled on the OTel Collector's receiver tests."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from google.rpc import status_pb2
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from podtrace_collector.runtime import Collector
+
+from tests.collector.otlp_helpers import (
+    RecordingSink,
+    make_request,
+    metric,
+    running,
+    test_config,
+    to_json,
+)
+
+
+@pytest.fixture(scope="module")
+def sink() -> RecordingSink:
+    return RecordingSink()
+
+
+@pytest.fixture(scope="module")
+def gateway(sink: RecordingSink) -> Iterator[Collector]:
+    with running(test_config(max_body_bytes=64 * 1024), sink=sink) as collector:
+        yield collector
+
+
+@pytest.fixture
+def url(gateway: Collector) -> str:
+    return f"http://127.0.0.1:{gateway.http_port}/v1/traces"
+
+
+def _body(encoding: str, seed: int, n: int = 4) -> tuple[bytes, str]:
+    request = make_request(n, seed=seed)
+    if encoding == "json":
+        return json.dumps(to_json(request)).encode(), "application/json"
+    return request.SerializeToString(), "application/x-protobuf"
+
+
+def _compress(body: bytes, compression: str) -> tuple[bytes, dict[str, str]]:
+    if compression == "gzip":
+        return gzip.compress(body), {"Content-Encoding": "gzip"}
+    if compression == "deflate":
+        return zlib.compress(body), {"Content-Encoding": "deflate"}
+    return body, {}
+
+
+@pytest.mark.parametrize("encoding", ["protobuf", "json"])
+@pytest.mark.parametrize("compression", ["none", "gzip", "deflate"])
+def test_accepts_every_encoding_and_compression(
+    url: str, sink: RecordingSink, encoding: str, compression: str
+) -> None:
+    """Both encodings, each compression: 200, empty partial success, spans handed on."""
+    seed = hash((encoding, compression)) & 0xFFFF
+    body, content_type = _body(encoding, seed)
+    body, headers = _compress(body, compression)
+    before = len(sink.spans)
+    answer = httpx.post(url, content=body, headers={"Content-Type": content_type, **headers})
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith(content_type)
+    if encoding == "json":
+        assert answer.json() == {}
+    else:
+        response = ExportTraceServiceResponse.FromString(answer.content)
+        assert not response.HasField("partial_success")
+    assert len(sink.spans) == before + 4
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["Application/JSON; charset=utf-8", "application/json;charset=UTF-8", "APPLICATION/X-PROTOBUF"],
+)
+def test_media_type_case_and_parameters(url: str, content_type: str) -> None:
+    """Media types match case-insensitively, with parameters."""
+    body, _ = _body("json" if "json" in content_type.lower() else "protobuf", seed=77)
+    answer = httpx.post(url, content=body, headers={"Content-Type": content_type})
+    assert answer.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "status", "grpc_code"),
+    [
+        ("application/x-protobuf", b"\xff\xff\xff", 400, 3),
+        ("application/json", b"{not json", 400, 3),
+        ("application/json", b"[1, 2]", 400, 3),
+        ("application/json", b'{"resourceSpans": 5}', 400, 3),
+        ("text/plain", b"hello", 415, 3),
+        ("", b"hello", 415, 3),
+    ],
+)
+def test_bad_requests(
+    url: str, content_type: str, body: bytes, status: int, grpc_code: int
+) -> None:
+    """Undecodable bodies are 400, unknown media types 415, with a google.rpc.Status body."""
+    headers = {"Content-Type": content_type} if content_type else {}
+    answer = httpx.post(url, content=body, headers=headers)
+    assert answer.status_code == status
+    if content_type == "application/json":
+        assert answer.json()["code"] == grpc_code and answer.json()["message"]
+    else:
+        assert status_pb2.Status.FromString(answer.content).code == grpc_code
+
+
+def test_wrong_method_and_path(url: str, gateway: Collector) -> None:
+    """GET on /v1/traces is 405; another path is 404; both carry a Status."""
+    assert httpx.get(url).status_code == 405
+    other = httpx.post(f"http://127.0.0.1:{gateway.http_port}/v1/logs", content=b"")
+    assert other.status_code == 404
+    assert status_pb2.Status.FromString(other.content).message
+
+
+def test_body_over_limit_is_413(url: str) -> None:
+    """A body over --max-body-bytes is 413, declared or streamed (chunked)."""
+    big = make_request(800, seed=5).SerializeToString()
+    assert len(big) > 64 * 1024
+    headers = {"Content-Type": "application/x-protobuf"}
+    assert httpx.post(url, content=big, headers=headers).status_code == 413
+    chunked = httpx.post(url, content=iter([big[:40000], big[40000:]]), headers=headers)
+    assert chunked.status_code == 413
+
+
+def test_gzip_bomb_is_413(url: str) -> None:
+    """A small gzip body that inflates past the limit is refused while inflating."""
+    bomb = gzip.compress(b"\x00" * (2 * 1024 * 1024))
+    headers = {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}
+    assert httpx.post(url, content=bomb, headers=headers).status_code == 413
+
+
+def test_corrupt_gzip_and_unknown_encoding(url: str) -> None:
+    """Corrupt gzip is 400; an unsupported Content-Encoding is 415."""
+    base = {"Content-Type": "application/x-protobuf"}
+    corrupt = httpx.post(
+        url, content=b"\x1f\x8bnot gzip", headers={**base, "Content-Encoding": "gzip"}
+    )
+    assert corrupt.status_code == 400
+    unknown = httpx.post(url, content=b"x", headers={**base, "Content-Encoding": "br"})
+    assert unknown.status_code == 415
+
+
+def test_partial_success(url: str, sink: RecordingSink) -> None:
+    """Invalid spans are rejected one by one; the rest are accepted."""
+    request = make_request(4, seed=11)
+    spans = request.resource_spans[0].scope_spans[0].spans
+    spans[0].trace_id = b"\x01" * 15
+    spans[1].span_id = bytes(8)
+    before = len(sink.spans)
+    answer = httpx.post(
+        url, content=request.SerializeToString(), headers={"Content-Type": "application/x-protobuf"}
+    )
+    response = ExportTraceServiceResponse.FromString(answer.content)
+    assert answer.status_code == 200
+    assert response.partial_success.rejected_spans == 2
+    assert "trace id" in response.partial_success.error_message
+    assert len(sink.spans) == before + 2
+
+
+def test_partial_success_json(url: str) -> None:
+    """In JSON, a bad hex id rejects that span only; the answer is JSON."""
+    data = to_json(make_request(2, seed=12))
+    data["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"] = "zz" * 16
+    answer = httpx.post(url, json=data)
+    assert answer.status_code == 200
+    assert answer.json()["partialSuccess"]["rejectedSpans"] == "1"
+
+
+def test_duplicates_counted_once(url: str, gateway: Collector, sink: RecordingSink) -> None:
+    """A retried request's spans reach the sink once and are counted as deduplicated."""
+    body = make_request(6, seed=13).SerializeToString()
+    headers = {"Content-Type": "application/x-protobuf"}
+    before = len(sink.spans)
+    dup_before = metric(gateway.metrics.render().decode(), "podtrace_spans_deduplicated_total")
+    for _ in range(3):
+        assert httpx.post(url, content=body, headers=headers).status_code == 200
+    assert len(sink.spans) == before + 6
+    text = gateway.metrics.render().decode()
+    assert metric(text, "podtrace_spans_deduplicated_total") == dup_before + 12
+
+
+def test_overload_is_429_with_retry_after(url: str, sink: RecordingSink) -> None:
+    """When the sink is over budget: 429 + Retry-After, and a later retry is not a duplicate."""
+    body, content_type = _body("protobuf", seed=14)
+    sink.overloaded = True
+    try:
+        refused = httpx.post(url, content=body, headers={"Content-Type": content_type})
+    finally:
+        sink.overloaded = False
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) >= 1
+    before = len(sink.spans)
+    assert httpx.post(url, content=body, headers={"Content-Type": content_type}).status_code == 200
+    assert len(sink.spans) == before + 4
+
+
+def test_token_required_when_configured() -> None:
+    """With --otlp-token: 401 without or with a wrong token, 200 with it."""
+    with running(test_config(otlp_token="s3cret")) as collector:
+        url = f"http://127.0.0.1:{collector.http_port}/v1/traces"
+        body, content_type = _body("json", seed=15)
+        headers = {"Content-Type": content_type}
+        assert httpx.post(url, content=body, headers=headers).status_code == 401
+        wrong = {**headers, "Authorization": "Bearer nope"}
+        assert httpx.post(url, content=body, headers=wrong).status_code == 401
+        right = {**headers, "Authorization": "Bearer s3cret"}
+        assert httpx.post(url, content=body, headers=right).status_code == 200
+
+
+def test_shutting_down_is_503() -> None:
+    """While stopping, requests get a retryable 503 with Retry-After."""
+    with running() as collector:
+        collector.ingest.stopping = True
+        body, content_type = _body("protobuf", seed=16)
+        url = f"http://127.0.0.1:{collector.http_port}/v1/traces"
+        answer = httpx.post(url, content=body, headers={"Content-Type": content_type})
+        assert answer.status_code == 503
+        assert answer.headers["retry-after"]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(body=st.binary(max_size=4096), as_json=st.booleans(), gzipped=st.booleans())
+def test_fuzz_over_the_socket(url: str, body: bytes, as_json: bool, gzipped: bool) -> None:
+    """Arbitrary bodies get 200 or 400 from the real server: never a 500, never a hang."""
+    headers = {"Content-Type": "application/json" if as_json else "application/x-protobuf"}
+    if gzipped:
+        body, headers["Content-Encoding"] = gzip.compress(body), "gzip"
+    answer = httpx.post(url, content=body, headers=headers, timeout=5)
+    assert answer.status_code in (200, 400)
