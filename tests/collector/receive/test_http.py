@@ -1,4 +1,4 @@
-"""OTLP/HTTP compliance matrix over real sockets, modelled on the OTel Collector's receiver tests."""
+"""OTLP/HTTP compliance matrix over real sockets, after the OTel Collector's receiver tests."""
 
 from __future__ import annotations
 
