@@ -54,15 +54,16 @@ class SqliteStore:
 
     def write(self, buckets: Mapping[int, Aggregates]) -> None:
         """Merge minutes into every tier (and the registry) in one transaction."""
-        rows = _rows.encode(buckets)
-        if not rows["totals"]:
+        minutes = _rows.encode(buckets)
+        if not minutes["totals"]:
             return
+        tiers = [(s.MINUTE, minutes)]
+        tiers += [(span, _rows.encode(_coarse(buckets, span))) for span in s.TIERS[1:]]
         with self._transaction() as db:
-            for name, table_rows in rows.items():
-                for span in s.TIERS:
-                    tiered = [(span, r[0] - r[0] % span, *r[1:]) for r in table_rows]
-                    db.executemany(self._upserts[name], tiered)
-            db.executemany(self._registry_upsert, _rows.registry_rows(rows))
+            for span, rows in tiers:
+                for name, table_rows in rows.items():
+                    db.executemany(self._upserts[name], [(span, *r) for r in table_rows])
+            db.executemany(self._registry_upsert, _rows.registry_rows(minutes))
 
     def read(self, start_s: float | None = None, end_s: float | None = None) -> Aggregates:
         """All minutes overlapping ``[start_s, end_s)`` merged into one ``Aggregates``."""
@@ -169,6 +170,21 @@ class SqliteStore:
                     f"the store {self.path!r} has schema version {row[0]};"
                     f" this podtrace reads version {s.SCHEMA_VERSION}"
                 )
+
+
+def _coarse(buckets: Mapping[int, Aggregates], span: int) -> dict[int, Aggregates]:
+    """The minutes of a batch grouped into ``span`` buckets, merged where several share one."""
+    groups: dict[int, list[Aggregates]] = {}
+    for bucket, agg in sorted(buckets.items()):
+        groups.setdefault(bucket - bucket % span, []).append(agg)
+    return {start: aggs[0] if len(aggs) == 1 else _merged(aggs) for start, aggs in groups.items()}
+
+
+def _merged(aggs: list[Aggregates]) -> Aggregates:
+    out = Aggregates()
+    for a in aggs:
+        out.merge(a)
+    return out
 
 
 def _register_functions(db: sqlite3.Connection) -> None:

@@ -230,9 +230,13 @@ def _three_hours(st: Store, mem: MemoryStore) -> None:
     rng = random.Random(5)
     start = T0 - T0 % 3600 - 3600  # an hour boundary
     minutes = sorted(rng.sample(range(180), 70))
-    for m in minutes:
-        b = start + 60 * m
-        batch = {b: sample(m, revision=rng.choice(["r1", "r2"]), bucket_s=b)}
+    while minutes:  # batches of 1 to 15 minutes, as the writer drains them
+        n = rng.randint(1, 15)
+        batch = {
+            start + 60 * m: sample(m, revision=rng.choice(["r1", "r2"]), bucket_s=start + 60 * m)
+            for m in minutes[:n]
+        }
+        del minutes[:n]
         st.write(batch)
         mem.write(batch)
 
