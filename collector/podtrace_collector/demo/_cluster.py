@@ -76,6 +76,7 @@ class Cluster:
         workdir: Path,
         *,
         gateway_http: str,
+        gateway_grpc: str | None = None,
         shop_path: Path,
         say: Say,
         rng: random.Random,
@@ -83,6 +84,8 @@ class Cluster:
         self.supervisor = supervisor
         self.workdir = workdir
         self.gateway_http = gateway_http
+        # Sidecars forward over OTLP/gRPC, as they do to a gateway's port 4317 in a cluster.
+        self.gateway_forward = gateway_grpc or gateway_http
         self.say = say
         self.rng = rng
         self.ports: set[int] = set()
@@ -180,7 +183,8 @@ class Cluster:
             f"--http-port={http_port}",
             f"--api-port={api_port}",
             "--store=memory",
-            f"--forward={self.gateway_http}",
+            "--drain-timeout=2s",
+            f"--forward={self.gateway_forward}",
         )
         name = f"{pod.name}.podtrace-sidecar"
         process = self.supervisor.spawn(name, command, env=env, cwd=pod_dir, tier=SIDECAR_TIER)

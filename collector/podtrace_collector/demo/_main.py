@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import random
 import shutil
@@ -51,7 +52,7 @@ class Plan:
 
 
 FULL = Plan(25, 20, 20, 5.0, 400, 3.0, 5.0, 30.0)
-FAST = Plan(8, 7, 7, 6.0, 150, 2.0, 3.0, 20.0)
+FAST = Plan(6, 5, 6, 6.0, 150, 2.0, 3.0, 20.0)
 
 
 class Console:
@@ -78,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--service", choices=names, default="payment", help="what to roll out")
     parser.add_argument("--api-port", type=int, help="the gateway's API port (default 4320)")
     parser.add_argument("--seed", type=int, help="seed the demo's randomness")
+    parser.add_argument(
+        "--report-json", type=Path, metavar="PATH", help="also write the report's JSON to PATH"
+    )
     return parser
 
 
@@ -103,8 +107,10 @@ def main(argv: list[str]) -> int:
         return 1
     finally:
         if supervisor.processes:
-            console.say(f"stopping {len(supervisor.processes)} processes")
-        supervisor.stop_all()
+            count, started = len(supervisor.processes), time.monotonic()
+            console.say(f"stopping {count} processes")
+            supervisor.stop_all()
+            console.say(f"stopped {count} processes in {time.monotonic() - started:.1f}s")
         signal.signal(signal.SIGTERM, previous)
         if args.workdir is None and ok:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -128,7 +134,13 @@ async def _demo(
     gateway_http = f"http://127.0.0.1:{ports['http']}"
     await _start_gateway(supervisor, workdir, ports, plan, say)
     cluster = Cluster(
-        supervisor, workdir, gateway_http=gateway_http, shop_path=_shop_path(), say=say, rng=rng
+        supervisor,
+        workdir,
+        gateway_http=gateway_http,
+        gateway_grpc=f"127.0.0.1:{ports['grpc']}",
+        shop_path=_shop_path(),
+        say=say,
+        rng=rng,
     )
     cluster.ports.update(ports.values())
     try:
@@ -136,6 +148,8 @@ async def _demo(
         target = next(spec for spec in SHOP if spec.name == args.service)
         report = await _run_rollout(cluster, supervisor, target, plan, api, rng, say)
         _print_report(report, api, target, keep_running=args.keep_running)
+        if args.report_json is not None:
+            args.report_json.write_text(json.dumps(report, indent=2) + "\n")
         if args.keep_running:
             await _stay_up(cluster, supervisor, rng, say)
     finally:

@@ -39,8 +39,8 @@ SHOP = (
     DeploymentSpec("frontend", 2, "2.3.1"),
 )
 
-BAD_FAULTS = {"SHOP_FAIL_RATE": "0.3", "SHOP_EXTRA_LATENCY_MS": "80"}
-"""What the bad revision does: fails 30 % of its requests and is 80 ms slower."""
+BAD_FAULTS = {"SHOP_FAIL_RATE": "0.4", "SHOP_EXTRA_LATENCY_MS": "80"}
+"""What the bad revision does: fails 40 % of its requests and is 80 ms slower."""
 
 
 def bad_revision(spec: DeploymentSpec) -> Revision:

@@ -1,0 +1,202 @@
+"""``podtrace demo``: the whole product end to end, and the pieces that make its pods look real.
+
+The end-to-end test runs ``podtrace demo --fast`` exactly as ``make demo`` runs it (real collector
+processes, the shop under ``podtrace run``, real sockets and SQLite) and checks what it prints,
+what it reports and that it leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from podtrace_collector.demo._cluster import clean_environ, free_port
+from podtrace_collector.demo._pods import Pod, Revision, template_hash
+from podtrace_collector.demo._procs import DemoError, Supervisor, wait_ready
+from podtrace_collector.demo._rollout import SHOP, bad_revision
+
+from podtrace import _k8s
+
+SAFE = "bcdfghjklmnpqrstvwxz2456789"
+DEMO = [sys.executable, "-m", "podtrace._cli", "demo"]
+
+
+def _processes_under(root: Path) -> list[str]:
+    """Command lines of live processes whose working directory is inside *root*."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cwd = (proc / "cwd").resolve(strict=True)
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if cwd == root.resolve() or root.resolve() in cwd.parents:
+            found.append(f"{proc.name}: {cmdline}")
+    return found
+
+
+def _state(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rpartition(")")[2].split()[0]
+
+
+@pytest.mark.slow
+def test_fast_demo_reports_the_bad_rollout(tmp_path: Path) -> None:
+    """`podtrace demo --fast` exits 0 and reports shop/payment regressed, 2 hops to the frontend."""
+    report_path = tmp_path / "report.json"
+    workdir = tmp_path / "work"
+    command = [*DEMO, "--fast", "--workdir", str(workdir), "--seed", "3"]
+    command += ["--api-port", str(free_port(set())), "--report-json", str(report_path)]
+    started = time.monotonic()
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    took = time.monotonic() - started
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    assert _processes_under(workdir) == []
+    out = proc.stdout
+    for progress in ("gateway ready", "pods ready", "rolling update shop/payment", "canary"):
+        assert progress in out
+    assert re.search(r"shop/payment\s+revision\s+\w+", out)
+    assert "REGRESSED" in out
+    assert re.search(r"1\s+shop/checkout\s+checkout", out)
+    assert re.search(r"2\s+shop/frontend\s+frontend", out)
+    assert "web page:    http://127.0.0.1:" in out
+    report = json.loads(report_path.read_text())
+    assert (report["workload"], report["verdict"]) == ("shop/payment", "regressed")
+    assert report["baseline"]["revision"] != report["revision"]
+    hops = {a["workload"]: a["hops"] for a in report["affected_services"]}
+    assert hops == {"shop/checkout": 1, "shop/frontend": 2}
+    entry = {(e["workload"], e["operation"]) for e in report["entrypoints"]}
+    assert entry == {("shop/frontend", "POST /checkout")}
+    assert report["affected_users"] >= 1
+    assert report["origin_errors"] > report["baseline"]["origin_errors"]
+    print(f"demo --fast took {took:.1f}s")
+
+
+@pytest.mark.slow
+def test_interrupt_stops_every_process(tmp_path: Path) -> None:
+    """SIGINT while pods start (Ctrl-C) stops every process the demo started; exit code 130."""
+    workdir = tmp_path / "work"
+    command = [*DEMO, "--fast", "--workdir", str(workdir), "--api-port", str(free_port(set()))]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "starting shop/frontend" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, "".join(lines) + rest
+    assert "interrupted" in rest
+    assert _processes_under(workdir) == []
+
+
+def test_template_hash_looks_like_kubernetes() -> None:
+    """Hashes use Kubernetes' safe alphabet, are stable, and change with the pod template."""
+    first = template_hash("shop/payment:1.4.0|")
+    assert first == template_hash("shop/payment:1.4.0|")
+    assert 6 <= len(first) <= 10 and set(first) <= set(SAFE)
+    assert template_hash("shop/payment:1.5.0|") != first
+
+
+def test_bad_revision_is_a_new_version_with_faults() -> None:
+    """The bad revision bumps the minor version and injects failures and latency."""
+    payment = next(spec for spec in SHOP if spec.name == "payment")
+    bad = bad_revision(payment)
+    assert bad.version == "1.5.0"
+    assert float(bad.env["SHOP_FAIL_RATE"]) > 0 and float(bad.env["SHOP_EXTRA_LATENCY_MS"]) > 0
+    assert bad.hash != payment.revision().hash
+
+
+@pytest.fixture
+def pod_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Pod]:
+    """A simulated pod's files and variables, installed in this process's environment."""
+    for name in list(os.environ):
+        if name not in clean_environ(os.environ):
+            monkeypatch.delenv(name)
+    revision = Revision("payment", "1.4.0", {"SHOP_FAIL_RATE": "0.1"})
+    pod = Pod.create(revision, port=1, rng=random.Random(5))
+    pod_dir = pod.write_files(tmp_path)
+    for name, value in pod.env(pod_dir, container="payment").items():
+        monkeypatch.setenv(name, value)
+    _k8s.clear_cache()
+    yield pod
+    _k8s.clear_cache()
+
+
+def test_simulated_pod_is_detected_like_a_real_one(pod_environ: Pod) -> None:
+    """The podtrace detector derives Deployment, ReplicaSet, service and container.id from it."""
+    attrs = _k8s.detect_kubernetes_attributes()
+    revision = pod_environ.revision
+    assert re.fullmatch(rf"payment-[{SAFE}]{{6,10}}-[{SAFE}]{{5}}", pod_environ.name)
+    assert attrs["k8s.pod.name"] == pod_environ.name
+    assert attrs["k8s.pod.uid"] == pod_environ.uid
+    assert attrs["k8s.namespace.name"] == "shop"
+    assert attrs["k8s.node.name"] == pod_environ.node
+    assert attrs["k8s.replicaset.name"] == f"payment-{revision.hash}"
+    assert attrs["k8s.deployment.name"] == "payment"
+    assert (attrs["service.name"], attrs["service.version"]) == ("payment", "1.4.0")
+    assert attrs["k8s.container.name"] == "payment"
+    assert re.fullmatch(r"[0-9a-f]{64}", str(attrs["container.id"]))
+
+
+def test_stop_signals_the_whole_process_group(tmp_path: Path) -> None:
+    """Stopping a process also stops the children it started in its group."""
+    supervisor = Supervisor(tmp_path / "logs")
+    process = supervisor.spawn(
+        "parent",
+        ["sh", "-c", "sleep 60 & echo child $!; wait"],
+        env=dict(os.environ),
+        cwd=tmp_path,
+        tier=0,
+    )
+    deadline = time.monotonic() + 5
+    while "child" not in process.tail() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = int(process.tail().split()[-1])
+    supervisor.stop_all(timeout_s=2)
+    assert not process.alive() and supervisor.processes == []
+    time.sleep(0.1)
+    assert _state(child) in {None, "Z"}  # gone, or dead and awaiting its reaper
+
+
+def test_a_process_that_dies_while_starting_is_reported_with_its_log(tmp_path: Path) -> None:
+    """A pod that exits before it is ready fails the demo with the end of its log."""
+    supervisor = Supervisor(tmp_path / "logs")
+    process = supervisor.spawn(
+        "broken",
+        ["sh", "-c", "echo 'ImportError: no module named shop' >&2; exit 3"],
+        env=dict(os.environ),
+        cwd=tmp_path,
+        tier=0,
+    )
+
+    async def never() -> bool:
+        return False
+
+    with pytest.raises(
+        DemoError, match=r"(?s)broken exited while starting.*exit code 3.*ImportError"
+    ):
+        asyncio.run(wait_ready(process, never, timeout_s=10))
+    supervisor.stop_all()
+
+
+def test_pods_do_not_inherit_the_shell_identity() -> None:
+    """OTEL_*, PODTRACE_* and downward-API names from the shell never reach a simulated pod."""
+    shell = {"PATH": "/bin", "OTEL_SERVICE_NAME": "x", "PODTRACE_STORE": "memory", "POD_NAME": "p"}
+    assert clean_environ(shell) == {"PATH": "/bin"}
