@@ -1,8 +1,11 @@
 """Rollouts: each time a workload's new revision appeared, with the verdict on it.
 
 A rollout is a consecutive pair of a workload's revisions ordered by first span seen.  Each is
-summarised from its blast-radius report with the previous revision as the baseline, so the list
-and the report never disagree; the newest ``limit`` rollouts are computed (two reads each at most).
+summarised from the blast-radius report of the new revision with the previous one as baseline,
+over the new revision's lifetime: from its first span to its last (or now).  For a revision still
+serving that is the report's default window; for one already replaced it keeps the comparison to
+the time it was live (and keeps the reads short).  Only the newest ``limit`` rollouts are
+computed, at most two reads each.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from podtrace_collector.analyse.blast import blast_radius
 from podtrace_collector.timeparse import format_time
 
 DEFAULT_LIMIT = 20
+# The window ends just after the last span so that the bucket holding it is read.
+_LAST_SPAN_MARGIN_S = 1.0
 
 # Report fields copied into a rollout summary as they are.
 _SUMMARY_FIELDS = (
@@ -46,14 +51,16 @@ def rollouts(
     Args:
         read: the store's reader.
         registry: the revision registry.
-        now_s: the current time; each rollout is judged from its start until now.
+        now_s: the current time; a rollout is judged from its start until now, or until the
+            last span of its new revision if that one is no longer seen.
         since_s: only rollouts that started at or after this time.
         until_s: only rollouts that started before this time.
         limit: at most this many rollouts (each costs up to two reads).
 
     Returns:
         Each rollout: ``workload``, ``kind``, ``service``, ``from_revision``, ``to_revision``,
-        ``from_version``, ``to_version``, ``started_at`` (RFC 3339), ``verdict``, ``p_value``,
+        ``from_version``, ``to_version``, ``started_at`` (RFC 3339), ``window`` (the new
+        revision's lifetime, ``{start, end}``), ``verdict``, ``p_value``,
         ``reasons``, ``requests``, ``errors``, ``origin_errors``, ``error_rate`` (of the new
         revision), ``baseline_requests``, ``affected_services`` (a count), ``affected_entrypoints``
         (a count), ``max_hops``, ``affected_traces``, ``affected_users``.
@@ -66,12 +73,21 @@ def rollouts(
             if (since_s is None or started_s >= since_s) and (
                 until_s is None or started_s < until_s
             ):
-                found.append((started_s, workload, old, old_st.version, new, new_st.version))
+                ended_s = max(new_st.last_seen_ns / 1e9, started_s) + _LAST_SPAN_MARGIN_S
+                found.append(
+                    (started_s, workload, old, old_st.version, new, new_st.version, ended_s)
+                )
     found.sort(key=lambda f: (-f[0], f[1], f[4]))
     out = []
-    for started_s, workload, old, old_version, new, new_version in found[: max(limit, 0)]:
+    for started_s, workload, old, old_version, new, new_version, ended_s in found[: max(limit, 0)]:
         report = blast_radius(
-            read, registry, workload=workload, revision=new, baseline=old, now_s=now_s
+            read,
+            registry,
+            workload=workload,
+            revision=new,
+            baseline=old,
+            until_s=min(now_s, ended_s),
+            now_s=now_s,
         )
         summary: JSON = {
             "workload": workload,
@@ -80,6 +96,7 @@ def rollouts(
             "from_version": old_version,
             "to_version": new_version,
             "started_at": format_time(started_s),
+            "window": report["window"],
         }
         summary.update({k: report[k] for k in _SUMMARY_FIELDS})
         summary["baseline_requests"] = report["baseline"]["requests"]

@@ -101,3 +101,18 @@ def test_single_revisions_are_not_rollouts() -> None:
     b.requests(T0, CART, OLD, 10)
     assert rollouts(b.read, b.revisions(), now_s=NOW) == {"rollouts": []}
     assert rollouts(Buckets().read, {}, now_s=NOW) == {"rollouts": []}
+
+
+def test_replaced_revision_is_judged_over_its_lifetime() -> None:
+    """A revision no longer seen is judged from its first to its last span, not until now."""
+    b = Buckets()
+    for m in range(30):
+        rev = OLD if m < 10 else NEW if m < 20 else "next"
+        b.requests(T0 + m * MIN + 30, CART, rev, 10)
+    got = {
+        r["to_revision"]: r for r in rollouts(b.read, b.revisions(), now_s=T0 + 3600)["rollouts"]
+    }
+    assert got[NEW]["window"] == {"start": "2025-11-24T16:10:30Z", "end": "2025-11-24T16:19:31Z"}
+    # The baseline: an equal 541 s before NEW, which covers OLD's minutes 1 to 9.
+    assert got[NEW]["requests"] == 100 and got[NEW]["baseline_requests"] == 90
+    assert got["next"]["window"]["end"] == "2025-11-24T16:29:31Z"
