@@ -1,0 +1,184 @@
+"""Query API latency: ``GET /api/v1/blast-radius`` over one hour of aggregates for 50 services.
+
+The store is filled with synthesised per-minute ``Aggregates`` (not spans) standing for 10 million
+spans in the hour: 50 workloads (5 of them mid-rollout, both revisions live), 150 call edges,
+20 entry operations, background failures everywhere so every impact table is populated, latency
+histograms of realistic width.  Then, side by side in one run:
+
+- the raw SQLite window read (``SqliteStore.read`` of the hour, histograms left lazy);
+- the same read with *every* histogram merged (what an eager store would pay);
+- ``GET /api/v1/blast-radius`` through the ASGI app (FastAPI ``TestClient``), 60 times;
+- ``GET /api/v1/graph`` and ``/api/v1/workloads`` over the same hour, for context.
+
+Run: ``.venv/bin/python -m bench bench_query``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from podtrace_collector.analyse.aggregate import (
+    Aggregates,
+    EdgeStats,
+    EntryImpact,
+    Impact,
+    OriginStats,
+    RevisionStats,
+)
+from podtrace_collector.analyse.histogram import Histogram, bucket_of
+from podtrace_collector.store.sqlite import SqliteStore
+
+SERVICES = 50
+ROLLED = 5  # services with a second revision appearing half-way through the hour
+MINUTES = 60
+SPANS = 10_000_000
+SPANS_PER_TRACE = 20
+FANOUT = 3
+ENTRY_SERVICES, OPS_PER_ENTRY = 5, 4
+RUNS = 60
+BATCH = 10  # minutes per store write while filling
+
+
+def _hist(rng: random.Random, median_ms: float, n: int) -> Histogram:
+    """A log-normal-shaped histogram of ``n`` values, built bin by bin (not value by value)."""
+    centre, counts = bucket_of(median_ms), {}
+    width = 25  # ~±2.5 sigma of a sigma=0.4 log-normal in 4 % bins
+    weights = [math.exp(-0.5 * (k / 10) ** 2) for k in range(-width, width + 1)]
+    total_w = sum(weights)
+    for k, w in zip(range(-width, width + 1), weights, strict=True):
+        c = int(n * w / total_w * rng.uniform(0.8, 1.2))
+        if c:
+            counts[centre + k] = c
+    return Histogram(counts)
+
+
+def _name(i: int) -> str:
+    return f"shop/svc{i:02d}"
+
+
+def _minute(rng: random.Random, minute: int, bucket_s: int) -> Aggregates:
+    spans_per_service = SPANS // MINUTES // SERVICES
+    requests = spans_per_service // 2  # about half the spans are SERVER/CONSUMER
+    ns = bucket_s * 1_000_000_000
+    a = Aggregates(traces=SPANS // MINUTES // SPANS_PER_TRACE, spans=SPANS // MINUTES)
+    for i in range(SERVICES):
+        revs = ["new00"] if i < ROLLED and minute >= MINUTES // 2 else []
+        revs = ["old00", *revs]
+        for rev in revs:
+            n = requests // len(revs)
+            errors = n // (10 if rev == "new00" else 200)
+            a.revisions[(_name(i), rev)] = RevisionStats(
+                "Deployment", f"svc{i:02d}", "2.0" if rev == "new00" else "1.0",
+                ns + 1, ns + 59_000_000_000, {f"svc{i:02d}-{rev}-p{k}" for k in range(3)},
+                n, errors, errors // 2,
+                _hist(rng, 20 + i, n), _hist(rng, 5 + i % 7, n),
+            )  # fmt: skip
+            a.origins[(_name(i), rev)] = OriginStats(
+                errors // 3, 3, {f"user{rng.randrange(5000)}" for _ in range(10)},
+                [f"{rng.getrandbits(128):032x}" for _ in range(2)],
+            )  # fmt: skip
+            for k in range(1, FANOUT + 1):
+                a.impacts[(_name(i), rev, _name((i - k) % SERVICES))] = Impact(errors // (k + 1), k)
+                a.absorbed[(_name(i), rev, _name((i - k) % SERVICES))] = errors // 10
+            for e in range(ENTRY_SERVICES):
+                users = {f"user{rng.randrange(5000)}" for _ in range(5)}
+                a.entry_impacts[(_name(i), rev, _name(e), f"GET /op{e % OPS_PER_ENTRY}")] = (
+                    EntryImpact(errors // 5, 2, users)
+                )
+        for k in range(1, FANOUT + 1):
+            a.edges[(_name(i), _name((i + k) % SERVICES))] = EdgeStats(
+                requests // FANOUT, requests // 300, _hist(rng, 15 + i, requests // FANOUT)
+            )
+    for e in range(ENTRY_SERVICES):
+        for op in range(OPS_PER_ENTRY):
+            a.entry_totals[(_name(e), f"GET /op{op}")] = requests // OPS_PER_ENTRY
+    return a
+
+
+def fill(store: SqliteStore, end_s: int) -> float:
+    """Write one hour of minutes ending at ``end_s``; returns the seconds it took."""
+    rng = random.Random(7)
+    start = end_s - MINUTES * 60
+    t0 = time.perf_counter()
+    for batch in range(0, MINUTES, BATCH):  # as the writer drains them after a pause
+        store.write(
+            {start + 60 * m: _minute(rng, m, start + 60 * m) for m in range(batch, batch + BATCH)}
+        )
+    return time.perf_counter() - t0
+
+
+def _timed(fn: Callable[[], object], runs: int) -> list[float]:
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def _stats(ms: list[float]) -> str:
+    ms = sorted(ms)
+    p95 = ms[min(len(ms) - 1, int(0.95 * len(ms)))]
+    return f"median {statistics.median(ms):7.2f} ms   p95 {p95:7.2f} ms"
+
+
+def _materialise(a: Aggregates) -> None:
+    for st in a.revisions.values():
+        _ = st.latency.total + st.self_time.total
+    for e in a.edges.values():
+        _ = e.latency.total
+
+
+def main() -> None:
+    from fastapi.testclient import TestClient
+    from podtrace_collector.api.app import create_app  # the collector extra
+
+    end_s = int(time.time()) // 60 * 60 + 60
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SqliteStore(Path(tmp) / "bench.db")
+        fill_s = fill(store, end_s)
+        size_mb = (Path(tmp) / "bench.db").stat().st_size / 1e6
+        print(f"store: {MINUTES} minutes, {SERVICES} services, {SPANS:,} spans represented;"
+              f" filled in {fill_s:.1f} s, {size_mb:.0f} MB (+WAL)")  # fmt: skip
+        since_s = end_s - MINUTES * 60
+        raw = _timed(lambda: store.read(since_s, end_s), RUNS)
+        eager = _timed(lambda: _materialise(store.read(since_s, end_s)), 10)
+        app = create_app_for(create_app, store)
+        with TestClient(app) as client:
+            url = f"/api/v1/blast-radius?workload={_name(0)}&since=2h"
+            first = client.get(url)
+            assert first.status_code == 200, first.text
+            api = _timed(lambda: client.get(url), RUNS)
+            graph = _timed(lambda: client.get("/api/v1/graph?since=2h"), 10)
+            inventory = _timed(lambda: client.get("/api/v1/workloads?since=2h"), 10)
+        report = first.json()
+        print(f"report: verdict {report['verdict']}, {report['requests']:,} requests,"
+              f" {len(report['affected_services'])} affected services")  # fmt: skip
+        print(f"SQLite window read, histograms lazy   {_stats(raw)}")
+        print(f"SQLite window read, all merged        {_stats(eager)}")
+        print(f"GET /api/v1/blast-radius (x{RUNS})      {_stats(api)}")
+        print(f"GET /api/v1/graph                     {_stats(graph)}")
+        print(f"GET /api/v1/workloads                 {_stats(inventory)}")
+        ratio = statistics.median(api) / statistics.median(raw)
+        print(f"blast-radius / raw read: {ratio:.1f}x   (target: median < 50 ms)")
+        store.close()
+
+
+def create_app_for(create_app: Callable[..., object], store: SqliteStore) -> object:
+    """The collector's ASGI app serving ``store``."""
+    from podtrace_collector.config import CollectorConfig
+    from podtrace_collector.metrics import CollectorMetrics
+
+    return create_app(
+        config=CollectorConfig(store="memory"), metrics=CollectorMetrics(), store=store
+    )
+
+
+if __name__ == "__main__":
+    main()
