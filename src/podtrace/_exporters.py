@@ -12,11 +12,13 @@ import logging
 import os
 from collections.abc import Mapping
 from importlib.metadata import entry_points
-
-from opentelemetry.sdk.trace.export import SpanExporter
+from typing import TYPE_CHECKING
 
 from podtrace import _env
 from podtrace._log import warn_once
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +100,8 @@ def _otlp(endpoint: str | None, protocol: str, timeout_s: float | None) -> SpanE
 
 
 def _from_entry_point(name: str) -> SpanExporter | None:
+    from opentelemetry.sdk.trace.export import SpanExporter
+
     for entry_point in entry_points(group="opentelemetry_traces_exporter"):
         if entry_point.name == name:
             try:
