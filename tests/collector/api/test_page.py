@@ -380,6 +380,38 @@ def test_empty_collector_says_so(empty: Served, browser: Chromium) -> None:
     shot(browser, "page-empty.png")
 
 
+def test_no_rollout_yet_shows_the_service_graph(tmp_path: Path, browser: Chromium) -> None:
+    """Workloads reporting, none rolled out: the page says so and draws the plain graph."""
+    store = SqliteStore(tmp_path / "quiet.db")
+    buckets: dict[int, Aggregates] = {}
+    for i in range(4):
+        t = Trace(base_s=_minute(time.time(), 3))
+        _checkout(t, OLD_CART, f"user-{i}", fail=False)
+        _add(buckets, t)
+    store.write(buckets)
+    served = serve(store)
+    try:
+        loaded(browser, served.url + "/")
+        text = browser.wait_for(
+            "document.querySelector('#report-empty:not([hidden])')?.textContent"
+        )
+        assert "No rollouts yet. 4 workloads are reporting" in text
+        nodes = browser.evaluate(NODES)
+        assert sorted(n["workload"] for n in nodes) == [
+            "shop/cart",
+            "shop/checkout",
+            "shop/frontend",
+            "shop/payment",
+        ]
+        assert all("hop-none" in n["cls"] and "origin" not in n["cls"] for n in nodes)
+        assert len(browser.evaluate(EDGES)) == 3
+        assert browser.evaluate("document.getElementById('summary').hidden") is True
+        shot(browser, "page-no-rollout.png")
+    finally:
+        served.stop()
+        store.close()
+
+
 def test_unknown_workload_shows_the_error_envelope(shop: Served, browser: Chromium) -> None:
     """A link to a workload the collector never saw shows the API's error code and message."""
     loaded(browser, f"{shop.url}/#workload=shop%2Fghost&revision=abc")

@@ -160,6 +160,8 @@
   function renderRollouts(current) {
     const list = state.rollouts;
     const ol = $("rollouts");
+    const focused = document.activeElement && ol.contains(document.activeElement)
+      ? document.activeElement.closest(".rollout") : null;
     const empty = $("rollouts-empty");
     empty.hidden = list.length > 0;
     empty.textContent = "No rollouts yet.";
@@ -177,6 +179,12 @@
           ` · ${ago(r.started_at)}`),
         counts ? h("span", { class: "rollout-counts" }, counts) : null));
     }));
+    // Rebuilding the list must not throw keyboard focus away.
+    if (focused) {
+      const same = [...ol.children].find((li) => li.dataset.workload === focused.dataset.workload
+        && li.dataset.revision === focused.dataset.revision);
+      if (same) same.querySelector("a").focus();
+    }
   }
 
   // ---- the report -----------------------------------------------------------------------------
@@ -193,15 +201,33 @@
     p.textContent = text;
   }
 
+  // No rollout to show: say why, and draw the service graph of what is reporting, if anything.
+  function showOverview(text, graph) {
+    showReportMessage(text, "empty");
+    state.seen.key = null;
+    if (!graph || !(graph.nodes || []).length) return;
+    $("graph-card").hidden = false;
+    $("graph-title").textContent = "Service graph";
+    $("graph-hint").textContent = "Every workload reporting; arrows point from caller to callee "
+      + "and carry calls · errors over everything retained.";
+    $("legend").replaceChildren();
+    $("report").dataset.workload = "";
+    window.podtraceGraph.render($("graph"), window.podtraceGraph.build(null, graph), fmt);
+  }
+
+  function renderSummaryLine(rep) {
+    const bits = [rep.kind, rep.version && `version ${rep.version}`,
+      rep.window && `window ${utc(rep.window.start)} → ${utc(rep.window.end)}`,
+      `p = ${pValue(rep.p_value)}`];
+    $("summary-line").textContent = bits.filter(Boolean).join(" · ");
+  }
+
   function renderSummary(rep) {
     $("summary-title").replaceChildren(rep.workload, " ",
       h("span", { class: "revs" }, h("code", {}, shortRev(rep.baseline && rep.baseline.revision)), " → ",
         h("code", {}, shortRev(rep.revision))));
     $("summary-verdict").replaceWith(Object.assign(badge(rep.verdict), { id: "summary-verdict" }));
-    const bits = [rep.kind, rep.version && `version ${rep.version}`,
-      rep.window && `window ${utc(rep.window.start)} → ${utc(rep.window.end)}`,
-      `p = ${pValue(rep.p_value)}`];
-    $("summary-line").textContent = bits.filter(Boolean).join(" · ");
+    renderSummaryLine(rep);
     const items = [
       ["affected users", fmt(rep.affected_users), "users"],
       ["affected traces", fmt(rep.affected_traces), "traces"],
@@ -339,6 +365,8 @@
     renderSummary(rep);
     renderComparison(rep);
     renderLegend();
+    $("graph-hint").textContent = "Rings by hop distance from the origin; arrows point from caller "
+      + "to callee and carry calls · errors in the rollout's window.";
     const svg = $("graph");
     window.podtraceGraph.render(svg, window.podtraceGraph.build(rep, graph), fmt);
     svg.dataset.graph = graphError ? "unavailable" : "ok";
@@ -391,8 +419,8 @@
       const sel = chosen();
       renderRollouts(sel);
       if (!sel) {
-        const text = await emptyMessage();
-        if (current()) showReportMessage(text, "empty");
+        const [text, graph] = await Promise.all([emptyMessage(), api("/graph")]);
+        if (current()) showOverview(text, graph);
       } else {
         await refreshReport(sel, current);
       }
@@ -417,9 +445,11 @@
     try {
       const { rep, graph, graphError } = await loadReport(sel);
       if (!current()) return;
-      const key = JSON.stringify([rep, graph, graphError && graphError.message]);
+      // The window's end is "now" and moves on every refresh: it alone does not redraw.
+      const key = JSON.stringify([{ ...rep, window: null }, graph, graphError && graphError.message]);
       // Unchanged data: leave the DOM alone (no flicker, focus and text selection survive).
       if (state.seen.key !== key || $("summary").hidden) renderReport(rep, graph, graphError);
+      else renderSummaryLine(rep);
       state.seen.key = key;
     } catch (err) {
       if (!current() || err.status === 0) throw err;

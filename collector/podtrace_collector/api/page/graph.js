@@ -19,8 +19,10 @@ window.podtraceGraph = (() => {
   const MARGIN_X = 110;
   const MARGIN_Y = 60;
 
-  // Merge the graph endpoint's nodes and edges with the report's view of them.
+  // Merge the graph endpoint's nodes and edges with the report's view of them.  Without a
+  // report (no rollout yet) every workload is drawn, none marked.
   function build(report, graph) {
+    report = report || { workload: null };
     const nodes = new Map();
     const node = (id, service) => {
       if (!nodes.has(id)) {
@@ -34,8 +36,8 @@ window.podtraceGraph = (() => {
     for (const n of (graph && graph.nodes) || []) {
       Object.assign(node(n.id, n.service), { kind: n.kind || "", requests: n.requests, errors: n.errors });
     }
-    const origin = node(report.workload, report.service);
-    origin.hops = 0;
+    const origin = report.workload === null ? null : node(report.workload, report.service);
+    if (origin) origin.hops = 0;
     for (const a of report.affected_services || []) {
       const n = node(a.workload, a.service);
       n.hops = a.hops;
@@ -46,7 +48,7 @@ window.podtraceGraph = (() => {
     for (const c of report.contained_by || []) node(c.workload, c.service).absorbed += c.absorbed_requests;
     const edges = ((graph && graph.edges) || []).filter(
       (e) => e.source !== e.target && nodes.has(e.source) && nodes.has(e.target));
-    return { origin: origin.id, nodes: [...nodes.values()], edges };
+    return { origin: origin && origin.id, nodes: [...nodes.values()], edges };
   }
 
   // Assign x, y to every node: elliptical rings by hop, the outer ring for the unaffected.
@@ -169,7 +171,8 @@ window.podtraceGraph = (() => {
     const parts = [];
     if (n.hops !== null) parts.push(`${n.hops} hop${n.hops === 1 ? "" : "s"} · ${fmt(n.affected)}/${fmt(n.requests)}`);
     if (n.absorbed) parts.push(`absorbed ${fmt(n.absorbed)}`);
-    if (!parts.length) parts.push(n.requests === null ? "unaffected" : `unaffected · ${fmt(n.requests)} req`);
+    const requests = n.requests === null ? "" : `${fmt(n.requests)} req`;
+    if (!parts.length) parts.push(origin === null ? requests : ["unaffected", requests].filter(Boolean).join(" · "));
     return parts.join(" · ");
   }
 
@@ -247,6 +250,22 @@ window.podtraceGraph = (() => {
     return defs;
   }
 
+  // Where on its ring a ring's label is least in the way: farthest from the ring's nodes,
+  // the bottom when that is free enough.
+  function labelAngle(angles) {
+    let best = Math.PI / 2;
+    let bestGap = -1;
+    for (let k = 0; k < 36; k++) {
+      const a = Math.PI / 2 + (k * Math.PI) / 18;
+      const nearest = Math.min(Math.PI, ...angles.map((b) => gap(a, b)));
+      if (nearest > bestGap + 0.2) {
+        best = a;
+        bestGap = nearest;
+      }
+    }
+    return best;
+  }
+
   // Draw the model into the <svg> element, replacing what was there.
   function render(svg, model, fmt) {
     const { radii, width, height, positions } = layout(model);
@@ -256,9 +275,12 @@ window.podtraceGraph = (() => {
     svg.append(markers());
     const rings = el("g", { class: "rings" });
     for (const { ring, rx, ry, unaffected } of radii) {
-      const label = unaffected ? "not affected" : `${ring} hop${ring === 1 ? "" : "s"}`;
+      const label = model.origin === null ? "" : unaffected ? "not affected" : `${ring} hop${ring === 1 ? "" : "s"}`;
       rings.append(el("ellipse", { class: `ring ring-${unaffected ? "none" : ring}`, rx: rx.toFixed(1), ry: ry.toFixed(1) }));
-      rings.append(el("text", { class: "ring-label", x: 0, y: (ry + 14).toFixed(1) }, label));
+      const members = model.nodes.filter((n) => (unaffected ? n.hops === null : n.hops === ring));
+      const a = labelAngle(members.map((n) => n.angle));
+      rings.append(el("text", { class: "ring-label", x: (rx * Math.cos(a)).toFixed(1),
+        y: (ry * Math.sin(a) + 4).toFixed(1) }, label));
     }
     svg.append(rings);
     const edges = el("g", { class: "edges" });
