@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from podtrace_collector.analyse import report
+from podtrace_collector.analyse.summarize import summarize
 
 from tests.collector.analyse.aggbuilder import CART, NOW, shop
+from tests.collector.analyse.tracebuilder import Trace, deployment
 
 # The report fields SPEC §3 fixes (more may be added).
 REPORT_FIELDS = {
@@ -73,3 +76,47 @@ def test_listings_have_their_spec_shapes() -> None:
     assert {"source", "target", "calls", "errors", "error_rate", "latency_ms"} <= g["edges"][
         0
     ].keys()
+
+
+def test_the_worked_example_of_the_docs() -> None:
+    """The trace drawn in docs/blast-radius.md, analysed for real, gives the numbers shown."""
+    t = Trace()
+    cart = deployment("shop", "cart", "7d9f8c6b5")
+    root = t.server(
+        deployment("shop", "frontend"), "POST /checkout", start_ms=0, dur_ms=130, error=True,
+        method="POST", route="/checkout", user="alice",
+    )  # fmt: skip
+    checkout = t.call(
+        root, deployment("shop", "checkout"), "POST /orders",
+        start_ms=0, dur_ms=121, gap_ms=2, error=True,
+    )  # fmt: skip
+    t.call(checkout, cart, "GET /cart", start_ms=10, dur_ms=28, error=True)
+    t.call(checkout, deployment("shop", "payments"), "POST /charge", start_ms=30, dur_ms=58)
+    recommend = t.call(root, deployment("shop", "recommend"), "GET /recs", start_ms=0)
+    t.call(recommend, cart, "GET /cart", error=True, client_error=False)
+    t.publish(root, deployment("shop", "email"), "send-receipt", error=True)
+    bucket, agg = summarize(t.spans)
+    registry = agg.revisions
+    r = report.blast_radius(
+        lambda _s, _e: agg, registry, workload=CART, revision="7d9f8c6b5", now_s=bucket + 60
+    )
+    assert (r["requests"], r["errors"], r["origin_errors"], r["error_rate"]) == (2, 2, 2, 1.0)
+    assert [(a["workload"], a["hops"], a["affected_requests"], a["requests"])
+            for a in r["affected_services"]] == [("shop/checkout", 1, 1, 1),
+                                                 ("shop/frontend", 2, 1, 1)]  # fmt: skip
+    (entry,) = r["entrypoints"]
+    assert (entry["workload"], entry["operation"], entry["hops"]) == (
+        "shop/frontend",
+        "POST /checkout",
+        2,
+    )
+    assert (entry["affected_requests"], entry["affected_users"], entry["requests"]) == (1, 1, 1)
+    assert [(c["workload"], c["absorbed_requests"]) for c in r["contained_by"]] == [
+        ("shop/recommend", 1)
+    ]
+    assert (r["max_hops"], r["affected_traces"], r["affected_users"]) == (2, 1, 1)
+    assert r["exemplar_trace_ids"] == [t.trace_id.hex()]
+    assert r["baseline"] is None and r["verdict"] == "insufficient_data"
+    assert registry[("shop/email", "5f7d8c9b4")].origin_errors == 1
+    checkout_self = registry[("shop/checkout", "5f7d8c9b4")].self_time.quantile(0.5)
+    assert checkout_self == pytest.approx(45.0, rel=0.03)

@@ -240,7 +240,7 @@ class TestDecide:
         assert v.p_value == pytest.approx(0.5)
 
     def test_significant_but_immaterial_error_increase_is_healthy(self) -> None:
-        """0.12 % vs 0.10 % over a million requests is significant but below the effect floor."""
+        """0.13 % vs 0.10 % over a million requests is significant but below the effect floor."""
         cur, base = _stats(1_000_000, 1300, []), _stats(1_000_000, 1000, [])
         assert fisher_greater(1300, 998_700, 1000, 999_000) < 0.01
         assert decide(cur, base).verdict == HEALTHY
