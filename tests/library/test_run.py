@@ -96,9 +96,10 @@ def test_gunicorn_two_workers_distinct_instance_ids(
     """gunicorn -w 2 under podtrace run: both workers export, each with its own instance id."""
     (tmp_path / "wsgiapp.py").write_text(WSGI_APP)
     port = unused_port
-    child_env.update(
-        POD_NAME="web-7d9f8c6b5-x2k4p", POD_NAMESPACE="shop", OTEL_BSP_SCHEDULE_DELAY="100"
-    )
+    # The default 5 s batch delay: spans are only exported when the workers stop, which checks
+    # that a worker flushes on its way out (gunicorn replaces podtrace's SIGTERM handler in
+    # workers; they leave through sys.exit, and the bounded atexit shutdown flushes).
+    child_env.update(POD_NAME="web-7d9f8c6b5-x2k4p", POD_NAMESPACE="shop")
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
     proc = subprocess.Popen(
         [sys.executable, "-m", "podtrace._cli", "run", "--endpoint", receiver.http_endpoint, "--",
@@ -107,10 +108,10 @@ def test_gunicorn_two_workers_distinct_instance_ids(
     )  # fmt: skip
     try:
         pids = _hit_until_two_workers(port)
-        spans = receiver.wait_for(lambda s: len({x.attributes["app.pid"] for x in s}) >= 2)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=15)
+    spans = receiver.wait_for(lambda s: len({x.attributes["app.pid"] for x in s}) >= 2, 2)
     by_pid = {s.attributes["app.pid"]: s.resource["service.instance.id"] for s in spans}
     assert set(by_pid) >= pids
     assert len(set(by_pid.values())) == len(by_pid)
