@@ -315,3 +315,19 @@ class TestDecide:
         v = decide(_stats(1000, 100, []), _stats(1000, 2, []))
         assert v.verdict == REGRESSED
         assert v.p_value == pytest.approx(fisher_greater(100, 900, 2, 998))
+
+
+@pytest.mark.parametrize(
+    ("cur", "base", "verdict"),
+    [
+        ((1200, 230), (1000, 2), REGRESSED),
+        ((1000, 13), (1000, 2), REGRESSED),
+        ((1000, 7), (1000, 2), HEALTHY),
+        ((50, 1), (50, 0), HEALTHY),
+        ((1_000_000, 1300), (1_000_000, 1000), HEALTHY),
+        ((1000, 500), (19, 0), INSUFFICIENT_DATA),
+    ],
+)
+def test_the_table_in_the_docs(cur: tuple[int, int], base: tuple[int, int], verdict: str) -> None:
+    """The examples in docs/blast-radius.md decide as the page says."""
+    assert decide(_stats(*cur, []), _stats(*base, [])).verdict == verdict
