@@ -67,6 +67,7 @@ class CollectorConfig:
     forward_queue_spans: int = 100_000
     resolve_interval_s: float = 30.0
     drain_timeout_s: float = 10.0
+    forward_retry_max_s: float = 5.0
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -138,6 +139,7 @@ _FLAGS: dict[str, tuple[str, str]] = {
     "forward-queue-spans": ("forward_queue_spans", "int"),
     "resolve-interval": ("resolve_interval_s", "duration"),
     "drain-timeout": ("drain_timeout_s", "duration"),
+    "forward-retry-max": ("forward_retry_max_s", "duration"),
     "log-level": ("log_level", "str"),
 }
 
@@ -160,6 +162,7 @@ _HELP = {
     "forward-queue-spans": "bound of each forward target's retry queue, in spans (default 100000)",
     "resolve-interval": "how often gateway DNS names are re-resolved (default 30s)",
     "drain-timeout": "on SIGTERM, how long queues may drain to forwards (default 10s)",
+    "forward-retry-max": "longest backoff between forward retries (default 5s)",
     "log-level": "debug, info, warning or error (default info)",
 }
 

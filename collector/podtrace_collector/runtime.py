@@ -135,6 +135,8 @@ class Collector:
             max_message_bytes=self.config.max_body_bytes,
             resolve_interval_s=self.config.resolve_interval_s,
             resolve=resolve,
+            retry_initial_s=min(0.1, self.config.forward_retry_max_s),
+            retry_max_s=self.config.forward_retry_max_s,
         )
 
     # -- lifecycle -------------------------------------------------------------------------

@@ -126,6 +126,10 @@ class GrpcExporter:
         options = [
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.max_receive_message_length", 4 * 1024 * 1024),
+            # Reconnect quickly to a restarted gateway (grpcio's default backoff grows to 120 s).
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.min_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 2000),
         ]
         if target.tls:
             self._channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(), options)
