@@ -154,7 +154,7 @@ def test_chain_exactly_once_trace_affine_stamped(
     chain: tuple[Collector, list[Collector], list[RecordingSink]],
 ) -> None:
     """app → sidecar → two gateways: every span once, each trace on one gateway, pod stamped."""
-    sidecar, gateways, sinks = chain
+    sidecar, _, sinks = chain
     provider, emit = _app(f"http://127.0.0.1:{sidecar.http_port}/v1/traces")
     sent = emit(40)
     _wait(
@@ -177,7 +177,7 @@ def test_chain_exactly_once_trace_affine_stamped(
 def test_gateway_down_queue_retries_and_counts_drops(
     chain: tuple[Collector, list[Collector], list[RecordingSink]],
 ) -> None:
-    """A stopped gateway's traces wait in the queue and arrive after restart; past the bound they are counted."""
+    """A stopped gateway's traces wait and arrive after restart; past the bound they are counted."""
     sidecar, gateways, sinks = chain
     provider, emit = _app(f"http://127.0.0.1:{sidecar.http_port}/v1/traces")
     gateways[1].stop(1.0)
