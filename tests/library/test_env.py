@@ -37,3 +37,25 @@ def test_first_skips_blank(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POD_NAME", "  ")
     monkeypatch.setenv("K8S_POD_NAME", "web-0")
     assert _env.first(_env.POD_NAME_VARS) == "web-0"
+
+
+def test_example_manifest_uses_spellings_the_detector_reads() -> None:
+    """examples/k8s/downward-api.yaml feeds variables and paths that _env names."""
+    import re
+    from pathlib import Path
+
+    manifest = Path(__file__).parents[2] / "examples" / "k8s" / "downward-api.yaml"
+    text = manifest.read_text()
+    downward = set(re.findall(r"- name: (\w+)\n\s+valueFrom: \{fieldRef", text))
+    known = {
+        *_env.POD_NAME_VARS,
+        *_env.POD_UID_VARS,
+        *_env.NODE_NAME_VARS,
+        *_env.NAMESPACE_VARS,
+        *_env.CONTAINER_NAME_VARS,
+    }
+    assert downward == {"POD_NAME", "POD_NAMESPACE", "POD_UID", "NODE_NAME"}
+    assert downward <= known
+    assert f"mountPath: {_env.DEFAULT_PODINFO_DIR}" in text
+    for item in ("labels", "annotations", "name", "namespace", "uid"):
+        assert f"- path: {item}\n" in text
