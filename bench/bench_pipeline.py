@@ -10,6 +10,8 @@ per request, so a trace's spans arrive spread over several requests), then measu
 * pipeline: decode -> assemble -> analyse, end to end on one thread;
 * memory per buffered span (tracemalloc), decoded spans and the assembler's own share.
 
+Rates are spans per second of CPU time of this (single-threaded) process, best of three: the
+benchmark machine is shared, and wall-clock time would measure the neighbours.
 ``PODTRACE_BENCH_PROFILE=1`` also prints the pipeline's top functions (cProfile).
 """
 
@@ -191,9 +193,9 @@ def _rate(fn: Callable[[], object], spans: int, repeat: int = 3) -> float:
     best = float("inf")
     for _ in range(repeat):
         gc.collect()
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         fn()
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, time.process_time() - t0)
     return spans / best
 
 

@@ -18,8 +18,11 @@ Bounds and what is counted (attributes, read by ``/metrics``):
   ``late_spans`` / ``late_traces``.  A span of a trace completed longer ago starts a new trace.
 * ``sink_errors`` — traces whose sink raised (logged; the assembler carries on).
 
-Memory: one list slot per buffered span plus a small record per trace; spans of one trace are made
-to share one ``trace_id`` bytes object (about 50 bytes saved per span).
+Memory: one list slot per buffered span plus a small record per trace.  To keep buffered spans
+small, spans of one trace are made to share one ``trace_id`` bytes object, equal span names share
+one string, and equal small attribute dicts (and empty ones) share one dict: treat
+``Span.attributes`` as read-only after assembly.  ``bench/bench_pipeline.py`` measures the bytes
+per buffered span.
 """
 
 from __future__ import annotations
@@ -31,11 +34,15 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from podtrace_collector.errors import Overloaded
-from podtrace_collector.model import Span, TraceSink
+from podtrace_collector.model import AttrValue, Span, TraceSink
 
 logger = logging.getLogger(__name__)
 
 Batch = list[tuple[list[Span], bool]]  # (spans of a trace, late)
+# Distinct span names / attribute sets remembered for sharing; past it a table starts over.
+_MAX_SHARED = 50_000
+# Shared by every buffered span without attributes: downstream stages treat attributes read-only.
+_NO_ATTRIBUTES: dict[str, AttrValue] = {}
 
 
 class _Pending:
@@ -78,6 +85,8 @@ class Assembler:
         self._interval_s = tick_interval_s or min(1.0, max(0.05, trace_timeout_s / 10))
         self._pending: OrderedDict[bytes, _Pending] = OrderedDict()
         self._recent: dict[bytes, None] = {}
+        self._names: dict[str, str] = {}
+        self._shared_attributes: dict[tuple[tuple[str, AttrValue], ...], dict[str, AttrValue]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -167,6 +176,12 @@ class Assembler:
     def _add(self, spans: Sequence[Span], now: float) -> None:
         pending = self._pending
         recent = self._recent
+        names = self._names
+        shared = self._shared_attributes
+        if len(names) > _MAX_SHARED:
+            names.clear()
+        if len(shared) > _MAX_SHARED:
+            shared.clear()
         late = 0
         for s in spans:
             tid = s.trace_id
@@ -178,6 +193,16 @@ class Assembler:
                 if p.last != now:
                     p.last = now
                     pending.move_to_end(tid)
+            # Buffered spans share equal names and attribute dicts: memory, not speed.
+            s.name = names.setdefault(s.name, s.name)
+            attrs = s.attributes
+            if not attrs:
+                s.attributes = _NO_ATTRIBUTES
+            elif len(attrs) < 4:  # http.request.method + http.route are the common case
+                try:
+                    s.attributes = shared.setdefault(tuple(attrs.items()), attrs)
+                except TypeError:  # an unhashable value from a lenient decoder: keep it as is
+                    pass
             p.spans.append(s)
             late += p.late
         self.buffered_spans += len(spans)

@@ -95,6 +95,26 @@ def test_spans_of_a_trace_share_one_trace_id_object() -> None:
     assert len({id(s.trace_id) for s in spans}) == 1
 
 
+def test_equal_names_and_attributes_are_shared() -> None:
+    """Buffered spans share equal names and small attribute dicts; contents are unchanged."""
+    asm, sink, clock = make()
+    t = Trace()
+    for _ in range(3):
+        t.server(FE, "".join(["GE", "T /x"]), method="GET", route="/x")
+        t.server(FE, "bare")
+    t.server(FE, "odd", attrs={"http.route": ["not", "hashable"]})  # type: ignore[dict-item]
+    asm.submit(t.spans)
+    clock.now += 10
+    asm.tick()
+    ((spans, _),) = sink.traces
+    routed = [s for s in spans if s.name == "GET /x"]
+    assert len({id(s.name) for s in routed}) == 1
+    assert len({id(s.attributes) for s in routed}) == 1
+    assert routed[0].attributes == {"http.request.method": "GET", "http.route": "/x"}
+    assert len({id(s.attributes) for s in spans if s.name == "bare"}) == 1
+    assert spans[-1].attributes == {"http.route": ["not", "hashable"]}
+
+
 def test_over_budget_finishes_oldest_early() -> None:
     """Past max_spans the oldest traces are finished early and counted."""
     asm, sink, clock = make(max_spans=4)

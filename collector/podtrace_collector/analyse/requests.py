@@ -31,6 +31,7 @@ its waited intervals), so traces of 100,000 spans and depth 10,000 are fine.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from podtrace_collector.analyse.workload import WorkloadInfo, workload_of
 from podtrace_collector.model import (
@@ -81,7 +82,7 @@ class Request:
         self.waits: list[tuple[int, int]] | None = None
         self.self_time_ms = 0.0
         # How long the caller waited: the parent CLIENT span's duration, set while building.
-        self.caller_wait_ns = max(span.end_ns - span.start_ns, 0)
+        self.caller_wait_ns = span.end_ns - span.start_ns
 
     @property
     def latency_ms(self) -> float:
@@ -102,14 +103,14 @@ class Request:
 class TraceAnalysis:
     """The analysed trace: deduplicated spans with their workloads, and its requests."""
 
-    __slots__ = ("absorbed", "duplicates", "infos", "requests", "spans", "start_ns")
+    __slots__ = ("absorbed", "duplicates", "requests", "seen", "spans", "start_ns")
 
-    def __init__(self, spans: list[Span], infos: list[WorkloadInfo], duplicates: int) -> None:
-        self.spans = spans
-        self.infos = infos  # infos[i] is the workload of spans[i]
-        self.duplicates = duplicates
-        # Earliest positive start time (0 for an empty trace): the trace's time bucket.
-        self.start_ns = min((s.start_ns for s in spans if s.start_ns > 0), default=0)
+    def __init__(self) -> None:
+        self.spans: list[Span] = []  # deduplicated, in arrival order
+        # Per distinct resource: (workload, earliest span start, latest span end).
+        self.seen: list[tuple[WorkloadInfo, int, int]] = []
+        self.duplicates = 0
+        self.start_ns = 0  # earliest positive span start (0 for an empty trace)
         self.requests: list[Request] = []  # parents before children
         # One (origin workload-revision, absorbing workload) per absorbed request and origin.
         self.absorbed: list[tuple[WorkloadRev, str]] = []
@@ -121,31 +122,68 @@ class TraceAnalysis:
 
 def analyse_trace(spans: Iterable[Span]) -> TraceAnalysis:
     """Build the request tree of one trace and find failures, origins, containment, self time."""
-    uniq, index, duplicates = _dedupe(spans)
+    result = TraceAnalysis()
+    index = _dedupe(spans, result)
+    uniq = result.spans
     parent = [index.get(s.parent_id, -1) if s.parent_id else -1 for s in uniq]
     order = _tree_order(uniq, parent)
-    infos, keys = _resolve(uniq)
-    result = TraceAnalysis(uniq, infos, duplicates)
-    result.requests = _build_requests(uniq, parent, order, infos, keys)
+    meta = _resolve(result)
+    result.requests = _build_requests(uniq, parent, order, meta)
     result.absorbed = _propagate(result.requests)
     for r in result.requests:
         _set_self_time(r)
     return result
 
 
-def _dedupe(spans: Iterable[Span]) -> tuple[list[Span], dict[bytes, int], int]:
-    uniq: list[Span] = []
-    index: dict[bytes, int] = {}
-    duplicates = 0
-    for s in spans:
+def _dedupe(spans: Iterable[Span], out: TraceAnalysis) -> dict[bytes, int]:
+    """Keep the first span of each id; return ``{span id: index}``."""
+    uniq = out.spans = list(spans)
+    # Fast path (no duplicates): a comprehension keeps the *last* index of a repeated id, so a
+    # size mismatch tells that there are duplicates and the slow path must run.
+    index = {s.span_id: i for i, s in enumerate(uniq)}
+    if len(index) == len(uniq):
+        index.pop(b"", None)  # an empty span id cannot be anybody's parent
+        return index
+    out.spans = []
+    index = {}
+    for s in uniq:
         sid = s.span_id
         if sid in index:
-            duplicates += 1
+            out.duplicates += 1
             continue
-        if sid:  # an empty span id cannot be anybody's parent
-            index[sid] = len(uniq)
-        uniq.append(s)
-    return uniq, index, duplicates
+        if sid:
+            index[sid] = len(out.spans)
+        out.spans.append(s)
+    return index
+
+
+# Per distinct resource of a trace: [workload, (workload, revision), first start, last end].
+_Meta = list[Any]
+
+
+def _resolve(out: TraceAnalysis) -> list[_Meta]:
+    """The workload of each span (``meta[i]`` for ``spans[i]``); fills ``seen``, ``start_ns``."""
+    spans = out.spans
+    # Spans of a trace share few resources: resolve each once (by identity, safe while alive).
+    local: dict[int, _Meta] = {}
+    meta: list[_Meta] = []
+    append = meta.append
+    for s in spans:
+        got = local.get(id(s.resource))
+        if got is None:
+            info = workload_of(s.resource)
+            got = local[id(s.resource)] = [info, (info.workload, info.revision), s.start_ns, 0]
+        elif s.start_ns < got[2]:
+            got[2] = s.start_ns
+        if s.end_ns > got[3]:
+            got[3] = s.end_ns
+        append(got)
+    out.seen = [(info, first, last) for info, _, first, last in local.values()]
+    starts = [first for _, first, _ in out.seen]
+    if min(starts, default=1) <= 0:  # a zero start time somewhere: find the earliest real one
+        starts = [s.start_ns for s in spans]
+    out.start_ns = min((t for t in starts if t > 0), default=0)
+    return meta
 
 
 def _tree_order(spans: list[Span], parent: list[int]) -> list[int]:
@@ -202,27 +240,8 @@ def _break_cycles(
     return cuts
 
 
-def _resolve(spans: list[Span]) -> tuple[list[WorkloadInfo], list[WorkloadRev]]:
-    # Spans of a trace share few resources: resolve each once (by identity, safe while alive).
-    local: dict[int, tuple[WorkloadInfo, WorkloadRev]] = {}
-    infos: list[WorkloadInfo] = []
-    keys: list[WorkloadRev] = []
-    for s in spans:
-        got = local.get(id(s.resource))
-        if got is None:
-            info = workload_of(s.resource)
-            got = local[id(s.resource)] = (info, (info.workload, info.revision))
-        infos.append(got[0])
-        keys.append(got[1])
-    return infos, keys
-
-
 def _build_requests(
-    spans: list[Span],
-    parent: list[int],
-    order: list[int],
-    infos: list[WorkloadInfo],
-    keys: list[WorkloadRev],
+    spans: list[Span], parent: list[int], order: list[int], meta: list[_Meta]
 ) -> list[Request]:
     any_request = any(s.kind in _REQUEST_KINDS for s in spans)
     near: list[Request | None] = [None] * len(spans)  # nearest request at or above each span
@@ -231,25 +250,24 @@ def _build_requests(
         s = spans[i]
         p = parent[i]
         up = near[p] if p >= 0 else None
-        kind = s.kind
-        if (kind in _REQUEST_KINDS) if any_request else p < 0:
-            r = Request(s, infos[i], keys[i], up)
+        if (s.kind in _REQUEST_KINDS) if any_request else p < 0:
+            m = meta[i]
+            r = Request(s, m[0], m[1], up)
             requests.append(r)
             near[i] = r
-            if p >= 0 and r.sync and spans[p].kind == KIND_CLIENT:
-                r.caller_wait_ns = max(spans[p].end_ns - spans[p].start_ns, 0)
-            if up is not None and r.sync:
-                _add_wait(up, r, spans, p, infos)
+            if p >= 0 and r.sync:
+                ps = spans[p]
+                if ps.kind == KIND_CLIENT:
+                    r.caller_wait_ns = ps.end_ns - ps.start_ns
+                if up is not None:
+                    _add_wait(up, r, ps, meta[p][0].workload)
         else:
             near[i] = up
     return requests
 
 
-def _add_wait(
-    up: Request, r: Request, spans: list[Span], p: int, infos: list[WorkloadInfo]
-) -> None:
-    ps = spans[p]
-    if ps is not up.span and infos[p].workload == up.info.workload:
+def _add_wait(up: Request, r: Request, ps: Span, ps_workload: str) -> None:
+    if ps is not up.span and ps_workload == up.info.workload:
         interval = (ps.start_ns, ps.end_ns)
     else:
         interval = (r.span.start_ns, r.span.end_ns)
@@ -289,7 +307,7 @@ def _set_self_time(r: Request) -> None:
     total = r.caller_wait_ns
     if r.waits:
         total -= _union_ns(r.waits)
-    r.self_time_ms = max(total, 0) / 1e6
+    r.self_time_ms = total / 1e6 if total > 0 else 0.0
 
 
 def _union_ns(intervals: list[tuple[int, int]]) -> int:
