@@ -15,15 +15,10 @@ query it cannot answer.
 from __future__ import annotations
 
 from podtrace_collector.analyse._query import Reader, Registry
-from podtrace_collector.analyse.blast import (
-    BEFORE_REVISION,
-    SAME_WINDOW,
-    blast_radius,
-    check_workload,
-    resolve_workload,
-)
+from podtrace_collector.analyse.blast import BEFORE_REVISION, SAME_WINDOW, blast_radius
 from podtrace_collector.analyse.graph import graph
 from podtrace_collector.analyse.inventory import workloads
+from podtrace_collector.analyse.resolve import check_workload, resolve_workload
 from podtrace_collector.analyse.rollouts import rollouts
 
 __all__ = [
