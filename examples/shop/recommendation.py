@@ -23,6 +23,7 @@ METHOD = f"/{SERVICE}/List"
 
 faults = Faults()
 catalog = Endpoints("catalog")
+_CHANNEL_OPTIONS = [("grpc.lb_policy_name", "round_robin")]
 
 
 def encode(message: dict[str, Any]) -> bytes:
@@ -92,7 +93,10 @@ class RecommendationClient:
         address = self.endpoints.pick()
         channel = self._channels.get(address)
         if channel is None:
-            channel = self._channels[address] = grpc.aio.insecure_channel(address)
+            # round_robin: with a headless Service (dns:///name:port) calls spread over all pods
+            # instead of sticking to the one HTTP/2 connection a ClusterIP would give.
+            channel = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
+            self._channels[address] = channel
         call = channel.unary_unary(METHOD, request_serializer=encode, response_deserializer=decode)
         reply = await call({"user": user, "product_ids": product_ids}, timeout=timeout_s)
         return list(reply["product_ids"])

@@ -8,12 +8,15 @@ way it does in Kubernetes: new pods first, then old pods drained and stopped.
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import os
 import random
 import socket
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 
@@ -40,6 +43,29 @@ _INHERITED_NAMES = frozenset(
 )
 
 Say = Callable[[str], None]
+
+
+class Counters(Protocol):
+    """What the shop's load generator counts."""
+
+    requests: int
+
+    def line(self) -> str:
+        """A one-line summary."""
+        ...
+
+
+class Users(Protocol):
+    """The shop's load generator (``shop.loadgen.LoadGenerator``)."""
+
+    @property
+    def counters(self) -> Counters:
+        """What the users saw so far."""
+        ...
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Shop until *stop* is set."""
+        ...
 
 
 def free_port(taken: set[int]) -> int:
@@ -82,6 +108,7 @@ class Cluster:
         rng: random.Random,
     ) -> None:
         self.supervisor = supervisor
+        self.shop_path = shop_path
         self.workdir = workdir
         self.gateway_http = gateway_http
         # Sidecars forward over OTLP/gRPC, as they do to a gateway's port 4317 in a cluster.
@@ -112,6 +139,19 @@ class Cluster:
     def pods(self, service: str) -> list[Pod]:
         """The ready pods of *service*."""
         return [pod for pod, _ in self.ready.get(service, [])]
+
+    def users(self, population: int, *, sessions_per_s: float) -> Users:
+        """The shop's own load generator, aimed at whichever frontend pods are ready."""
+        if str(self.shop_path) not in sys.path:
+            sys.path.insert(0, str(self.shop_path))
+        loadgen = importlib.import_module("shop.loadgen")
+        users: Users = loadgen.LoadGenerator(
+            lambda: [pod.address for pod in self.pods("frontend")],
+            users=population,
+            sessions_per_s=sessions_per_s,
+            rng=self.rng,
+        )
+        return users
 
     def start_pod(self, revision: Revision, *, sidecar: bool = False) -> tuple[Pod, Process]:
         """Start one pod of *revision* (optionally with a podtrace sidecar); not yet ready."""

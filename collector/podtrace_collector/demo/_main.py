@@ -24,6 +24,7 @@ import httpx
 from podtrace_collector.demo._cluster import (
     Cluster,
     Say,
+    Users,
     clean_environ,
     free_port,
     podtrace_command,
@@ -31,7 +32,6 @@ from podtrace_collector.demo._cluster import (
 from podtrace_collector.demo._procs import DemoError, Process, Supervisor, http_probe, wait_ready
 from podtrace_collector.demo._report import wait_for_report
 from podtrace_collector.demo._rollout import SHOP, DeploymentSpec, bad_revision, rolling_update
-from podtrace_collector.demo._traffic import LoadGenerator
 
 GATEWAY_TIER = 0
 STANDARD_PORTS = {"grpc": 4317, "http": 4318, "api": 4320}
@@ -146,12 +146,12 @@ async def _demo(
     try:
         await _start_shop(cluster, say)
         target = next(spec for spec in SHOP if spec.name == args.service)
-        report = await _run_rollout(cluster, supervisor, target, plan, api, rng, say)
+        report = await _run_rollout(cluster, supervisor, target, plan, api, say)
         _print_report(report, api, target, keep_running=args.keep_running)
         if args.report_json is not None:
             args.report_json.write_text(json.dumps(report, indent=2) + "\n")
         if args.keep_running:
-            await _stay_up(cluster, supervisor, rng, say)
+            await _stay_up(cluster, supervisor, say)
     finally:
         await cluster.close()
 
@@ -230,16 +230,10 @@ async def _run_rollout(
     target: DeploymentSpec,
     plan: Plan,
     api: str,
-    rng: random.Random,
     say: Say,
 ) -> dict[str, Any]:
     old, new = target.revision(), bad_revision(target)
-    users = LoadGenerator(
-        lambda: [pod.address for pod in cluster.pods("frontend")],
-        users=plan.users,
-        sessions_per_s=plan.sessions_per_s,
-        rng=rng,
-    )
+    users = cluster.users(plan.users, sessions_per_s=plan.sessions_per_s)
     stop = asyncio.Event()
     say(f"traffic: {plan.users} users, about {plan.sessions_per_s:g} shopping sessions a second")
     traffic = asyncio.create_task(users.run(stop))
@@ -273,7 +267,7 @@ async def _sleep_watching(seconds: float, traffic: asyncio.Task[None]) -> None:
         traffic.result()
 
 
-async def _progress(users: LoadGenerator, supervisor: Supervisor, every_s: float, say: Say) -> None:
+async def _progress(users: Users, supervisor: Supervisor, every_s: float, say: Say) -> None:
     last, last_at = 0, time.monotonic()
     while True:
         await asyncio.sleep(every_s)
@@ -298,14 +292,9 @@ def _print_report(
     print(flush=True)
 
 
-async def _stay_up(cluster: Cluster, supervisor: Supervisor, rng: random.Random, say: Say) -> None:
+async def _stay_up(cluster: Cluster, supervisor: Supervisor, say: Say) -> None:
     say("still running with light traffic; press Ctrl-C to stop")
-    users = LoadGenerator(
-        lambda: [pod.address for pod in cluster.pods("frontend")],
-        users=100,
-        sessions_per_s=1.0,
-        rng=rng,
-    )
+    users = cluster.users(100, sessions_per_s=1.0)
     stop = asyncio.Event()
     traffic = asyncio.create_task(users.run(stop))
     try:

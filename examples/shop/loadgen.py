@@ -1,20 +1,30 @@
-"""The demo's users: an asynchronous load generator shopping through the frontend.
+"""loadgen: the shop's users, an asynchronous load generator shopping through the frontend.
 
 Sessions arrive at random (a Poisson process at ``sessions_per_s``), each as one user picked from
 a population: look at the products, put one or two in the cart, and usually check out.  Every
 request carries the user in ``x-user-id``, which the frontend records as ``enduser.id``.
+
+``podtrace demo`` drives it in-process; in a cluster it runs as its own Deployment::
+
+    python -m shop loadgen --rate 5 --users 300      # frontends from SHOP_FRONTEND_ADDR
+
+It is the users' side, so it runs without ``podtrace run``: traces start at the frontend.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import random
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+
+from shop.runtime import Endpoints, NoEndpointsError
 
 USER_HEADER = "x-user-id"
 CHECKOUT_SHARE = 0.8
@@ -127,3 +137,37 @@ class LoadGenerator:
 
     async def _think(self) -> None:
         await asyncio.sleep(self.rng.uniform(0.02, 0.08))
+
+
+async def _serve(users: LoadGenerator, every_s: float) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    traffic = asyncio.create_task(users.run(stop))
+    while not traffic.done():
+        await asyncio.wait([traffic], timeout=every_s)
+        print(users.counters.line(), flush=True)
+    traffic.result()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Drive traffic at the frontend Service until SIGTERM."""
+    parser = argparse.ArgumentParser(prog="python -m shop loadgen", description=__doc__)
+    parser.add_argument("--rate", type=float, default=5.0, help="sessions a second")
+    parser.add_argument("--users", type=int, default=300, help="distinct users")
+    parser.add_argument("--report-every", type=float, default=30.0, help="seconds")
+    args = parser.parse_args(argv)
+    frontend = Endpoints("frontend")
+
+    def frontends() -> list[str]:
+        try:
+            return [frontend.pick()]
+        except NoEndpointsError:
+            return []
+
+    users = LoadGenerator(
+        frontends, users=args.users, sessions_per_s=args.rate, rng=random.Random()
+    )
+    asyncio.run(_serve(users, args.report_every))
+    return 0
