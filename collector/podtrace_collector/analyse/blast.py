@@ -180,10 +180,8 @@ def _impact_fields(agg: Aggregates, registry: Registry, workload: str, rev: str)
     if origin is not None:
         capped = capped or len(origin.users) >= MAX_USERS
         users |= origin.users
-    hops = [
-        imp.min_hops for (ow, orev, _), imp in agg.impacts.items() if (ow, orev) == (workload, rev)
-    ]
-    hops += [e["hops"] for e in entries]
+    # OriginStats.max_hops already covers these; taking them too keeps max_hops >= every hops.
+    hops = [a["hops"] for a in affected] + [e["hops"] for e in entries]
     return {
         "affected_services": affected,
         "entrypoints": entries,
