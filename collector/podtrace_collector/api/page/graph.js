@@ -106,34 +106,45 @@ window.podtraceGraph = (() => {
 
   // Nodes take the free slot nearest to their neighbours.  An affected ring has spare slots, so
   // a node stays next to the workload it failed through; the outer ring has exactly one slot per
-  // node, turned to fit the neighbours best, so the unaffected spread all around.
+  // node, so the unaffected spread all around.  Nodes whose neighbours are all on the same ring
+  // follow them once those are placed; nodes with no placed neighbour spread evenly.
   function placeRing(placed, members, rx, ry, neighbours, spare) {
-    const circumference = Math.PI * (rx + ry);
     const n = members.length;
-    const count = spare ? Math.max(n, Math.min(2 * n, Math.floor(circumference / MIN_GAP))) : n;
-    const wants = members.map((m) => ({ n: m, a: wantedAngle(m, placed, neighbours) }));
-    wants.sort((p, q) => (p.a === null) - (q.a === null) || (p.a ?? 0) - (q.a ?? 0) || p.n.id.localeCompare(q.n.id));
+    const count = spare ? Math.max(n, Math.min(2 * n, Math.floor((Math.PI * (rx + ry)) / MIN_GAP))) : n;
+    const byId = (p, q) => p.id.localeCompare(q.id);
+    const known = members.map((m) => ({ m, a: wantedAngle(m, placed, neighbours) }))
+      .filter((w) => w.a !== null).sort((p, q) => p.a - q.a || byId(p.m, q.m));
     // Slots start on the left: a chain of callers then reads left to right, towards the origin.
-    const turn = spare ? Math.PI : bestTurn(wants, count);
+    const turn = spare || !known.length ? Math.PI : bestTurn(known.map((w) => w.a), count);
     const slots = Array.from({ length: count }, (_, i) => ({ a: turn + (i * 2 * Math.PI) / count, taken: false }));
-    let spread = 0;
-    wants.forEach(({ n: m, a }, i) => {
-      const free = slots.filter((s) => !s.taken);
-      // Nodes with no placed neighbour spread evenly over what is left.
-      const target = spare ? a ?? free[Math.floor((spread++ * free.length) / n)].a : slots[i].a;
-      const slot = free.reduce((best, s) => (gap(s.a, target) < gap(best.a, target) ? s : best));
+    const take = (m, target) => {
+      const slot = slots.filter((s) => !s.taken)
+        .reduce((best, s) => (gap(s.a, target) < gap(best.a, target) ? s : best));
       slot.taken = true;
       place(placed, m, rx * Math.cos(slot.a), ry * Math.sin(slot.a), slot.a);
-    });
+    };
+    for (const { m, a } of known) take(m, a);
+    let rest = members.filter((m) => !placed.has(m.id)).sort(byId);
+    for (;;) {
+      const next = rest.map((m) => ({ m, a: wantedAngle(m, placed, neighbours) })).find((w) => w.a !== null);
+      if (!next) break;
+      take(next.m, next.a);
+      rest = rest.filter((m) => m !== next.m);
+    }
+    const free = slots.filter((s) => !s.taken);
+    rest.forEach((m, i) => take(m, free[Math.floor((i * free.length) / rest.length)].a));
   }
 
-  // The rotation of evenly spaced slots (in angle order) closest to the wanted angles.
-  function bestTurn(wants, count) {
+  // The rotation of evenly spaced slots that brings them closest to the wanted angles.
+  function bestTurn(angles, count) {
     let best = Math.PI;
     let bestCost = Infinity;
     for (let k = 0; k < 36; k++) {
       const turn = Math.PI + (k * 2 * Math.PI) / (36 * count);
-      const cost = wants.reduce((sum, w, i) => sum + (w.a === null ? 0 : gap(w.a, turn + (i * 2 * Math.PI) / count)), 0);
+      const cost = angles.reduce((sum, a) => {
+        const i = Math.round((((a - turn) % (2 * Math.PI)) + 2 * Math.PI) / ((2 * Math.PI) / count)) % count;
+        return sum + gap(a, turn + (i * 2 * Math.PI) / count);
+      }, 0);
       if (cost < bestCost - 1e-9) {
         best = turn;
         bestCost = cost;
