@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from podtrace_collector.errors import QueryError
 from podtrace_collector.timeparse import (
@@ -120,6 +120,7 @@ def test_format_time(unix_s: float, text: str) -> None:
     assert format_time(unix_s) == text
 
 
+@settings(deadline=None)
 @given(st.integers(min_value=0, max_value=4_000_000_000_000))
 def test_format_then_parse_round_trips(unix_ms: int) -> None:
     """Whatever format_time prints, parse_time reads back to the millisecond."""

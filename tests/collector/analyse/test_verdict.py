@@ -8,7 +8,7 @@ from fractions import Fraction
 from statistics import NormalDist
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from podtrace_collector.analyse.aggregate import RevisionStats
 from podtrace_collector.analyse.histogram import Histogram, bucket_of
@@ -108,6 +108,7 @@ class TestFisher:
         with pytest.raises(ValueError, match="negative"):
             fisher_greater(-1, 2, 3, 4)
 
+    @settings(deadline=None)
     @given(
         st.integers(0, 400),
         st.integers(0, 400),
@@ -118,6 +119,7 @@ class TestFisher:
         """Every p-value is in [0, 1]."""
         assert 0.0 <= fisher_greater(a, b, c, d) <= 1.0
 
+    @settings(deadline=None)
     @given(st.integers(1, 3000), st.integers(0, 3000), st.integers(1, 3000), st.integers(0, 3000))
     def test_monotone_in_the_error_count(self, n1: int, k1: int, n0: int, k0: int) -> None:
         """More errors among the revision's requests never raise the p-value."""
@@ -198,6 +200,7 @@ class TestMannWhitney:
         assert mann_whitney_greater(slow, fast) < 0.01
         assert mann_whitney_greater(fast, slow) > 0.99
 
+    @settings(deadline=None)
     @given(
         st.lists(st.integers(-50, 50), min_size=1, max_size=60),
         st.lists(st.integers(-50, 50), min_size=1, max_size=60),
@@ -206,6 +209,7 @@ class TestMannWhitney:
         """Every p-value is in [0, 1]."""
         assert 0.0 <= mann_whitney_greater(_bins(x), _bins(y)) <= 1.0
 
+    @settings(deadline=None)
     @given(
         st.lists(st.integers(0, 40), min_size=2, max_size=40),
         st.lists(st.integers(0, 40), min_size=2, max_size=40),
