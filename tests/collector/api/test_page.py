@@ -380,6 +380,19 @@ def test_empty_collector_says_so(empty: Served, browser: Chromium) -> None:
     shot(browser, "page-empty.png")
 
 
+def test_first_revision_has_no_baseline_column(shop: Served, browser: Chromium) -> None:
+    """A workload's only revision, linked directly, is reported without a baseline."""
+    loaded(browser, f"{shop.url}/#workload=shop%2Fcheckout&revision=66d4c8f7b")
+    report_of(browser, "shop/checkout")
+    assert browser.evaluate("document.getElementById('comparison-title').textContent") == (
+        "First revision: no baseline to compare with"
+    )
+    head = browser.evaluate("document.querySelector('#comparison thead').textContent")
+    assert "baseline" not in head and "66d4c8f7b" in head
+    assert rows(browser, "#comparison")[0] == ["requests", "120"]
+    assert browser.evaluate("document.querySelectorAll('#rollouts a[aria-current]').length") == 0
+
+
 def test_no_rollout_yet_shows_the_service_graph(tmp_path: Path, browser: Chromium) -> None:
     """Workloads reporting, none rolled out: the page says so and draws the plain graph."""
     store = SqliteStore(tmp_path / "quiet.db")
