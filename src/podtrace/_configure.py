@@ -48,7 +48,8 @@ def init(
     Args:
         service_name: ``service.name``; wins over ``OTEL_SERVICE_NAME`` and detection.
         endpoint: OTLP endpoint; for ``http/protobuf`` a base URL (``/v1/traces`` is appended
-            unless present), for ``grpc`` ``host:port`` or a URL. Default: the standard
+            unless present), for ``grpc`` ``host:port`` (plaintext) or a URL (``https://`` for
+            TLS). Default: the standard
             ``OTEL_EXPORTER_OTLP_*ENDPOINT`` variables, else the sidecar on localhost.
         protocol: ``http/protobuf`` (default) or ``grpc``; default from
             ``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`` / ``OTEL_EXPORTER_OTLP_PROTOCOL``.

@@ -66,6 +66,14 @@ def http_endpoint(endpoint: str) -> str:
     return base if base.endswith("/v1/traces") else base + "/v1/traces"
 
 
+def grpc_endpoint(endpoint: str) -> str:
+    """``host:port`` means plaintext (the sidecar); use ``https://`` for TLS.
+
+    The SDK would otherwise read a scheme-less ``localhost:4317`` as a TLS target.
+    """
+    return endpoint if "://" in endpoint else "http://" + endpoint
+
+
 def make_exporter(
     endpoint: str | None, protocol: str | None, timeout_s: float | None
 ) -> SpanExporter | None:
@@ -91,7 +99,9 @@ def _otlp(endpoint: str | None, protocol: str, timeout_s: float | None) -> SpanE
             OTLPSpanExporter as GrpcExporter,
         )
 
-        return GrpcExporter(endpoint=endpoint, timeout=timeout_s)
+        return GrpcExporter(
+            endpoint=grpc_endpoint(endpoint) if endpoint else None, timeout=timeout_s
+        )
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
         OTLPSpanExporter as HttpExporter,
     )

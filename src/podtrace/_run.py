@@ -17,7 +17,7 @@ import sys
 from collections.abc import Mapping
 
 from podtrace import _env
-from podtrace._exporters import GRPC, http_endpoint, resolve_protocol
+from podtrace._exporters import GRPC, grpc_endpoint, http_endpoint, resolve_protocol
 
 BOOTSTRAP_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bootstrap")
 
@@ -54,7 +54,9 @@ def child_environment(args: argparse.Namespace, environ: Mapping[str, str]) -> d
         env[_env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL] = args.protocol
     if args.endpoint:
         protocol = resolve_protocol(args.protocol, env)
-        endpoint = args.endpoint if protocol == GRPC else http_endpoint(args.endpoint)
+        endpoint = (
+            grpc_endpoint(args.endpoint) if protocol == GRPC else http_endpoint(args.endpoint)
+        )
         env[_env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT] = endpoint
     if args.no_instrument:
         env[_env.OTEL_PYTHON_DISABLED_INSTRUMENTATIONS] = "*"

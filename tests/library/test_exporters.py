@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
-from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExportResult
+from otlp_receiver import OtlpReceiver
 
 from podtrace._exporters import http_endpoint, make_exporter, resolve_protocol, resolve_timeout_s
 
@@ -74,3 +76,14 @@ def test_unknown_exporter_falls_back_to_otlp(
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "zipkinish")
     assert isinstance(make_exporter(None, None, None), HttpExporter)
     assert "zipkinish" in caplog.text
+
+
+def test_grpc_host_port_is_plaintext(receiver: OtlpReceiver) -> None:
+    """endpoint="host:port" for gRPC reaches a plaintext receiver (the sidecar)."""
+    exporter = make_exporter(f"127.0.0.1:{receiver.grpc_port}", "grpc", 2.0)
+    assert exporter is not None
+    span = TracerProvider().get_tracer("t").start_span("plain")
+    span.end()
+    assert exporter.export([span]) is SpanExportResult.SUCCESS  # type: ignore[list-item]
+    exporter.shutdown()
+    assert receiver.wait_for(lambda s: len(s) == 1)[0].transport == "grpc"

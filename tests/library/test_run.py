@@ -45,7 +45,7 @@ def test_flags_become_standard_variables() -> None:
         _args("--protocol", "grpc", "--endpoint", "gw:4317", "--", "x"), {}
     )
     assert grpc["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] == "grpc"
-    assert grpc["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] == "gw:4317"
+    assert grpc["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] == "http://gw:4317"
 
 
 def test_usage_errors(capsys: object) -> None:
