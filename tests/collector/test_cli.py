@@ -1,0 +1,137 @@
+"""``podtrace collector`` as a process: JSON logs, SIGTERM drains and exits 0, bad flags exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from podtrace_collector.cli import main
+
+from tests.collector.otlp_helpers import RecordingSink, make_request, running
+
+BASE = ["--grpc-port", "0", "--http-port", "0", "--api-port", "0", "--store", "memory"]
+
+
+@contextmanager
+def _collector(
+    *args: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, Any]]]:
+    command = [sys.executable, "-m", "podtrace._cli", "collector", *BASE, *args]
+    process = subprocess.Popen(
+        command,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+    )
+    try:
+        assert process.stderr is not None
+        for raw in process.stderr:
+            entry = json.loads(raw)
+            if entry["event"] == "collector started":
+                yield process, entry
+                return
+        raise AssertionError("collector exited before starting")
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+def _post(port: int, body: bytes) -> int:
+    answer = httpx.post(
+        f"http://127.0.0.1:{port}/v1/traces",
+        content=body,
+        headers={"Content-Type": "application/x-protobuf"},
+    )
+    return answer.status_code
+
+
+def test_gateway_serves_then_exits_zero_on_sigterm() -> None:
+    """A gateway logs JSON lines, serves OTLP and /metrics, and exits 0 on SIGTERM."""
+    with _collector("--log-level", "info") as (process, started):
+        assert started["mode"] == "gateway" and started["grpc_port"] > 0
+        assert _post(started["http_port"], make_request(3).SerializeToString()) == 200
+        metrics = httpx.get(f"http://127.0.0.1:{started['api_port']}/metrics").text
+        assert "podtrace_spans_accepted_total 3.0" in metrics
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+        assert process.stderr is not None
+        events = [json.loads(line)["event"] for line in process.stderr]
+    assert "collector stopped" in events
+
+
+def test_sidecar_drains_its_queue_on_sigterm() -> None:
+    """SIGTERM right after accepting spans: the sidecar forwards them before exiting 0."""
+    sink = RecordingSink()
+    with running(sink=sink) as gateway:
+        forward = f"grpc://127.0.0.1:{gateway.grpc_port}"
+        env = {"PODTRACE_FORWARD": forward, "PODTRACE_MODE": "sidecar"}
+        with _collector("--drain-timeout", "5s", env=env) as (process, started):
+            assert started["mode"] == "sidecar" and started["forward"] == [forward]
+            assert _post(started["http_port"], make_request(50).SerializeToString()) == 200
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(10) == 0
+        assert len(sink.spans) == 50
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "needle"),
+    [
+        (["--mode", "proxy"], {}, "--mode"),
+        (["--trace-timeout", "soon"], {}, "--trace-timeout"),
+        ([], {"PODTRACE_GRPC_PORT": "abc"}, "--grpc-port"),
+        (["--mode", "sidecar"], {}, "--forward"),
+        (["--memory-limit", "lots"], {}, "--memory-limit"),
+    ],
+)
+def test_bad_configuration_exits_2(
+    argv: list[str],
+    env: dict[str, str],
+    needle: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Bad flags or environment variables: a one-line message naming the flag, exit code 2."""
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert main(argv) == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    """--help lists every flag and mentions the environment variables."""
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--otlp-token" in out and "PODTRACE_" in out
+
+
+def test_port_in_use_exits_1() -> None:
+    """A port already bound: a logged error and exit code 1, not a traceback."""
+    with running() as other:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "podtrace._cli",
+                "collector",
+                *BASE[:4],
+                "--api-port",
+                str(other.api_port),
+                "--store",
+                "memory",
+            ],
+            capture_output=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert b"failed to start" in done.stderr and b"Traceback" not in done.stderr
