@@ -121,11 +121,14 @@ def _get(api: str, path: str, params: dict[str, str], token: str | None) -> Any:
 
 def _json(raw: bytes, base: str) -> Any:
     try:
-        return json.loads(raw)
-    except ValueError as exc:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
         raise _Failure(
-            f"{base} did not answer with JSON: is it the query API?", EXIT_UNREACHABLE
-        ) from exc
+            f"{base} did not answer with a JSON object: is it the query API?", EXIT_UNREACHABLE
+        )
+    return body
 
 
 def _api_error(exc: urllib.error.HTTPError) -> str:
@@ -195,7 +198,7 @@ def _headline(r: dict[str, Any]) -> str:
     extra = ", ".join(f for f in facts if f)
     line = f"{r.get('workload', '?')}  revision {r.get('revision', '?')}"
     line += f"  ({extra})" if extra else ""
-    window = r.get("window") or {}
+    window = _dict(r.get("window"))
     return f"{line}\nwindow {window.get('start', '?')} .. {window.get('end', '?')}"
 
 
@@ -204,14 +207,13 @@ def _verdict(r: dict[str, Any]) -> str:
     p = r.get("p_value")
     line = f"VERDICT: {verdict}" + (f"  (p = {p:.3g})" if isinstance(p, (int, float)) else "")
     reasons = [f"  - {x}" for x in _texts(r.get("reasons"))]
-    base = r.get("baseline")
-    if not base:
+    if not _dict(r.get("baseline")):
         reasons.append("  - no baseline: this is the workload's first revision")
     return "\n".join([line, *reasons])
 
 
 def _comparison(r: dict[str, Any]) -> str:
-    base = r.get("baseline") or {}
+    base = _dict(r.get("baseline"))
     cols = [f"revision {r.get('revision', '?')}"]
     if base:
         cols.append(f"baseline {base.get('revision', '?')}")
@@ -286,6 +288,10 @@ def _table(
         return ("  " + "  ".join(out)).rstrip()
 
     return "\n".join([line(head), *(line(r) for r in rows)])
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _items(value: Any) -> list[Any]:
