@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from podtrace_collector.analyse import report
 from podtrace_collector.analyse.summarize import summarize
+from podtrace_collector.store.memory import MemoryStore
 
 from tests.collector.analyse.aggbuilder import CART, NOW, shop
-from tests.collector.analyse.tracebuilder import Trace, deployment
+from tests.collector.analyse.tracebuilder import BASE_S, Trace, deployment
 
 # The report fields SPEC §3 fixes (more may be added).
 REPORT_FIELDS = {
@@ -120,3 +123,72 @@ def test_the_worked_example_of_the_docs() -> None:
     assert registry[("shop/email", "5f7d8c9b4")].origin_errors == 1
     checkout_self = registry[("shop/checkout", "5f7d8c9b4")].self_time.quantile(0.5)
     assert checkout_self == pytest.approx(45.0, rel=0.03)
+
+
+_WORKLOADS = [
+    deployment("shop", "frontend", "f1f1f1f1f"),
+    deployment("shop", "cart", "c1c1c1c1c"),
+    deployment("shop", "cart", "c2c2c2c2c"),
+    deployment("shop", "checkout", "k1k1k1k1k"),
+    deployment("shop", "search", "s1s1s1s1s"),
+]
+
+
+def _random_trace(data: st.DataObject) -> Trace:
+    """A random tree of synchronous calls and asynchronous messages, with random failures."""
+    t = Trace()
+    route = data.draw(st.sampled_from(["/", "/cart", "/checkout"]))
+    root = t.server(
+        data.draw(st.sampled_from(_WORKLOADS)), f"GET {route}", error=data.draw(st.booleans()),
+        method="GET", route=route, user=data.draw(st.sampled_from(["ann", "bob", None])),
+    )  # fmt: skip
+    servers = [root]
+    for _ in range(data.draw(st.integers(0, 8))):
+        parent = data.draw(st.sampled_from(servers))
+        callee = data.draw(st.sampled_from(_WORKLOADS))
+        error = data.draw(st.booleans())
+        if data.draw(st.integers(0, 4)) == 0:
+            servers.append(t.publish(parent, callee, error=error))
+        else:
+            servers.append(t.call(parent, callee, dur_ms=data.draw(st.floats(1, 50)), error=error))
+    return t
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_answers_are_consistent_for_any_traces(data: st.DataObject) -> None:
+    """Random traces through the real analysis and store: every answer is coherent JSON."""
+    store = MemoryStore()
+    n_traces = data.draw(st.integers(1, 6))
+    for _ in range(n_traces):
+        bucket, agg = summarize(_random_trace(data).spans)
+        store.write({bucket: agg})
+    reg = store.revisions()
+    now_s = BASE_S + 600
+    everything = store.read(None, None)
+    errors = {w: 0 for w, _ in reg}
+    for (w, _), s in everything.revisions.items():
+        errors[w] += s.errors
+    for w, r in reg:
+        rep = report.blast_radius(store.read, reg, workload=w, revision=r, now_s=now_s)
+        json.dumps(rep, allow_nan=False)
+        assert 0 <= rep["origin_errors"] <= rep["errors"] <= rep["requests"]
+        affected = rep["affected_services"]
+        assert affected == sorted(
+            affected, key=lambda a: (a["hops"], -a["affected_requests"], a["workload"])
+        )
+        for a in affected + rep["entrypoints"]:
+            assert 1 <= a["hops"] <= rep["max_hops"]
+            assert 1 <= a["affected_requests"] <= a["requests"]
+        for a in affected:
+            assert a["workload"] != w and a["affected_requests"] <= errors[a["workload"]]
+        assert rep["affected_traces"] <= n_traces and rep["affected_users"] <= 2
+        assert len(rep["exemplar_trace_ids"]) <= min(n_traces, rep["origin_errors"])
+    for answer in (
+        report.workloads(store.read, reg),
+        report.rollouts(store.read, reg, now_s=now_s),
+        report.graph(everything),
+    ):
+        json.dumps(answer, allow_nan=False)
+    nodes = report.graph(everything)["nodes"]
+    assert sum(n["requests"] for n in nodes) == sum(s.requests for s in reg.values())
