@@ -18,8 +18,8 @@ from podtrace_collector.timeparse import (
 NOW = 1_764_000_000.0  # 2025-11-24T16:00:00Z
 
 
-def _unix(*args: int) -> float:
-    return datetime(*args, tzinfo=UTC).timestamp()  # type: ignore[misc]
+def _unix(year: int, month: int, day: int, hour: int = 0) -> float:
+    return datetime(year, month, day, hour, tzinfo=UTC).timestamp()
 
 
 @pytest.mark.parametrize(
