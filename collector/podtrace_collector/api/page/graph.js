@@ -9,10 +9,11 @@
 window.podtraceGraph = (() => {
   const SVG_NS = "http://www.w3.org/2000/svg";
   const NODE_R = 22;
-  // The rings are ellipses filling a canvas about as wide as the page's graph card, so that
-  // text is drawn near its CSS size; a ring step never drops below what labels need.
-  const CANVAS_W = 1000;
-  const CANVAS_H = 640;
+  // The rings are ellipses filling a canvas as wide as the graph's box on screen, so that text
+  // is drawn at its CSS size; a ring step never drops below what labels need (the box then
+  // scrolls rather than shrinking text out of legibility).
+  const DEFAULT_W = 1000;
+  const MIN_SCALE = 0.8;
   const MIN_STEP_X = 135;
   const MIN_STEP_Y = 90;
   const MIN_GAP = 150; // arc length between neighbours on a ring, room for the labels
@@ -53,7 +54,8 @@ window.podtraceGraph = (() => {
 
   // Assign x, y to every node: elliptical rings by hop, the outer ring for the unaffected.
   // Coordinates are pixels of a canvas wide enough for the busiest ring, so text keeps its size.
-  function layout(model) {
+  function layout(model, canvasW) {
+    const canvasH = Math.min(760, Math.max(560, canvasW * 0.62));
     const rings = new Map();
     const maxHop = Math.max(0, ...model.nodes.filter((n) => n.hops !== null).map((n) => n.hops));
     for (const n of model.nodes) {
@@ -64,8 +66,8 @@ window.podtraceGraph = (() => {
     const order = [...rings.keys()].filter((r) => r > 0).sort((a, b) => a - b);
     // Ring k sits at k steps; a step grows until the busiest ring has room for its nodes.
     const ringCount = Math.max(1, order.length);
-    const stepX = Math.max(MIN_STEP_X, (CANVAS_W / 2 - MARGIN_X) / ringCount);
-    const stepY = Math.max(MIN_STEP_Y, (CANVAS_H / 2 - MARGIN_Y) / ringCount);
+    const stepX = Math.max(MIN_STEP_X, (canvasW / 2 - MARGIN_X) / ringCount);
+    const stepY = Math.max(MIN_STEP_Y, (canvasH / 2 - MARGIN_Y) / ringCount);
     let scale = 1;
     order.forEach((ring, i) => {
       const arc = 2 * Math.PI * (i + 1) * Math.sqrt((stepX * stepX + stepY * stepY) / 2);
@@ -255,7 +257,7 @@ window.podtraceGraph = (() => {
     const defs = el("defs");
     for (const kind of ["ok", "err"]) {
       defs.append(el("marker", { id: `arrow-${kind}`, viewBox: "0 0 10 10", refX: 8, refY: 5,
-        markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse", class: `arrowhead arrow-${kind}` },
+        markerWidth: 11, markerHeight: 11, markerUnits: "userSpaceOnUse", orient: "auto-start-reverse", class: `arrowhead arrow-${kind}` },
       el("path", { d: "M0,0 L10,5 L0,10 z" })));
     }
     return defs;
@@ -279,10 +281,12 @@ window.podtraceGraph = (() => {
 
   // Draw the model into the <svg> element, replacing what was there.
   function render(svg, model, fmt) {
-    const { radii, width, height, positions } = layout(model);
+    const box = svg.parentElement ? svg.parentElement.clientWidth : 0;
+    const { radii, width, height, positions } = layout(model, box > 200 ? box : DEFAULT_W);
     svg.replaceChildren();
     svg.setAttribute("viewBox", `${(-width / 2).toFixed(0)} ${(-height / 2).toFixed(0)} ${width.toFixed(0)} ${height.toFixed(0)}`);
     svg.setAttribute("width", width.toFixed(0));
+    svg.style.minWidth = `${(width * MIN_SCALE).toFixed(0)}px`;
     svg.append(markers());
     const rings = el("g", { class: "rings" });
     for (const { ring, rx, ry, unaffected } of radii) {
@@ -300,6 +304,9 @@ window.podtraceGraph = (() => {
     const nodes = el("g", { class: "nodes" });
     for (const n of model.nodes) nodes.append(drawNode(n, model.origin, fmt));
     svg.append(nodes);
+    // When the graph is wider than its box, show its centre (the origin) first.
+    const wrap = svg.parentElement;
+    if (wrap && wrap.scrollWidth > wrap.clientWidth) wrap.scrollLeft = (wrap.scrollWidth - wrap.clientWidth) / 2;
   }
 
   return { build, layout, render };
