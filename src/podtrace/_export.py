@@ -8,6 +8,7 @@ processor drops because its queue is full are counted through the processor's me
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class ExportStats:
-    """Counters since :func:`podtrace.init` (all zero before it).
+    """Counters of this process since :func:`podtrace.init` (a forked child starts at zero).
 
     Attributes:
         exported_spans: spans the exporter accepted.
@@ -139,7 +140,16 @@ def stats() -> ExportStats:
 
 
 def reset_stats() -> None:
-    """Zero the counters (tests; after a fork the child starts from the parent's values)."""
+    """Zero the counters (tests)."""
     with COUNTERS.lock:
         COUNTERS.exported = COUNTERS.failed_spans = COUNTERS.failed_batches = 0
         COUNTERS.queue_dropped = 0
+
+
+def _restart_after_fork() -> None:
+    # The child counts its own spans; the parent's lock may have been held at fork time.
+    COUNTERS.lock = threading.Lock()
+    reset_stats()
+
+
+os.register_at_fork(after_in_child=_restart_after_fork)

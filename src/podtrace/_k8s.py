@@ -140,6 +140,15 @@ def cached_attributes() -> dict[str, str | list[str]]:
         return _cache
 
 
+def _reinit_after_fork() -> None:
+    # A lock held by another thread at fork time would stay locked forever in the child.
+    global _cache_lock
+    _cache_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reinit_after_fork)
+
+
 def clear_cache() -> None:
     """Forget the cached detection (tests, or after the environment changed)."""
     global _cache

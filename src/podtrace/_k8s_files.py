@@ -24,7 +24,7 @@ _UID = r"[0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12
 # A cgroup path segment naming a container: runtime-prefixed systemd scopes, or a bare id
 # (cgroupfs driver: /kubepods/burstable/pod<uid>/<id>, /docker/<id>).
 _CGROUP_CONTAINER = re.compile(
-    rf"^(?:(?:cri-containerd|crio|docker|containerd)-)?({_HEX64})(?:\.scope)?$"
+    rf"^(?:(?:cri-containerd|crio|docker|libpod)-)?({_HEX64})(?:\.scope)?$"
 )
 _CGROUP_POD = re.compile(rf"pod({_UID})(?:\.slice)?$")
 _KUBELET_POD_DIR = re.compile(rf"/kubelet/pods/({_UID})/")
@@ -34,9 +34,7 @@ _KUBELET_CONTAINER_DIR = re.compile(
 # Sources that name a container id and belong to that container alone.
 _PER_CONTAINER_SOURCE = re.compile(rf"/io\.containerd\.grpc\.v1\.cri/containers/({_HEX64})/")
 # Sources owned by the pod sandbox: any id seen here is the pause container's.
-_SANDBOX_SOURCE = re.compile(
-    rf"/(?:io\.containerd\.grpc\.v1\.cri/sandboxes|pods?/sandbox|sandboxes)/({_HEX64})/"
-)
+_SANDBOX_SOURCE = re.compile(rf"/sandboxes/({_HEX64})/")
 # Sources that are per-container for plain Docker but come from the sandbox under Kubernetes.
 _DOCKER_CONTAINER_SOURCE = re.compile(rf"/docker/containers/({_HEX64})/")
 _CRIO_CONTAINER_SOURCE = re.compile(rf"/overlay-containers/({_HEX64})/userdata/")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 _seen: set[str] = set()
@@ -23,3 +24,12 @@ def reset() -> None:
     """Forget what was logged (tests)."""
     with _lock:
         _seen.clear()
+
+
+def _reinit_after_fork() -> None:
+    # A lock held by another thread at fork time would stay locked forever in the child.
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reinit_after_fork)

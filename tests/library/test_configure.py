@@ -144,14 +144,18 @@ def test_existing_foreign_provider_is_kept(caplog: pytest.LogCaptureFixture) -> 
 
 
 def test_forked_child_gets_its_own_instance_id(monkeypatch: pytest.MonkeyPatch) -> None:
-    """After fork, service.instance.id follows podtrace's policy with the child's pid."""
+    """After fork: instance id with the child's pid, counters from zero."""
     monkeypatch.setenv("POD_NAME", "web-0")
     monkeypatch.setenv("POD_NAMESPACE", "shop")
     provider = podtrace.init(instrument=False, exporter=InMemorySpanExporter())
+    _span()
+    provider.force_flush()
+    assert podtrace.stats().exported_spans == 1
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: report and leave without running pytest's teardown
-        value = str(trace.get_tracer_provider().resource.attributes["service.instance.id"])  # type: ignore[attr-defined]
+        resource = trace.get_tracer_provider().resource  # type: ignore[attr-defined]
+        value = f"{resource.attributes['service.instance.id']} {podtrace.stats().exported_spans}"
         os.write(write_fd, value.encode())
         os._exit(0)
     os.close(write_fd)
@@ -159,4 +163,4 @@ def test_forked_child_gets_its_own_instance_id(monkeypatch: pytest.MonkeyPatch) 
     os.close(read_fd)
     os.waitpid(pid, 0)
     assert provider.resource.attributes["service.instance.id"] == f"shop/web-0/{os.getpid()}"
-    assert child_value == f"shop/web-0/{pid}"
+    assert child_value == f"shop/web-0/{pid} 0"  # and the child counts its own spans
