@@ -130,7 +130,8 @@
     if (!banner.hidden && banner.dataset.message === what) return;
     banner.dataset.message = what;
     const since = state.lastOk ? ` Showing data from ${state.lastOk.toLocaleTimeString()}.` : "";
-    banner.replaceChildren(h("strong", {}, "API error — "), `${what}.${since} Retrying every ${config.refreshMs / 1000} s.`);
+    const retry = `Retrying every ${config.refreshMs / 1000} s.`;
+    banner.replaceChildren(h("strong", {}, "API error — "), `${what}.${since} ${retry}`);
     if (err.status === 401) banner.append(" ", tokenForm());
     banner.dataset.code = err.code;
     banner.hidden = false;
@@ -249,11 +250,15 @@
     return [cls === "worse" ? `▲ ${text}` : cls === "better" ? `▼ ${text}` : text, cls];
   }
 
+  function revHeader(label, revision) {
+    return h("th", { scope: "col", class: "num" }, label, h("br"), h("code", {}, shortRev(revision)));
+  }
+
   function renderComparison(rep) {
     const base = rep.baseline;
     const head = [h("th", { scope: "col" }, "metric"),
-      base ? h("th", { scope: "col", class: "num" }, "baseline", h("br"), h("code", {}, shortRev(base.revision))) : null,
-      h("th", { scope: "col", class: "num" }, "this rollout", h("br"), h("code", {}, shortRev(rep.revision))),
+      base ? revHeader("baseline", base.revision) : null,
+      revHeader("this rollout", rep.revision),
       base ? h("th", { scope: "col", class: "num" }, "change") : null];
     $("comparison").tHead.replaceChildren(h("tr", {}, ...head));
     const lat = (o, k, q) => (o && o[k] ? o[k][q] : null);
@@ -295,8 +300,10 @@
     h("td", { class: "num" }, fmt(e.affected_users)))));
     $("entrypoints-users").replaceChildren(h("strong", { id: "affected-users" }, fmt(rep.affected_users)),
       ` distinct users (enduser.id) hit an error at the entry points below.`);
-    const af = [...(rep.affected_services || [])].sort((a, b) => a.hops - b.hops || b.affected_requests - a.affected_requests);
-    $("affected").tBodies[0].replaceChildren(...af.map((a) => h("tr", { "data-workload": a.workload, "data-hops": a.hops },
+    const af = [...(rep.affected_services || [])]
+      .sort((a, b) => a.hops - b.hops || b.affected_requests - a.affected_requests);
+    $("affected").tBodies[0].replaceChildren(...af.map((a) => h("tr",
+      { "data-workload": a.workload, "data-hops": a.hops },
       h("td", {}, h("span", { class: `hopdot hop-${a.hops}`, "aria-hidden": "true" }), a.workload),
       h("td", { class: "num" }, String(a.hops)), h("td", { class: "num" }, fmt(a.affected_requests)),
       h("td", { class: "num" }, fmt(a.requests)), h("td", { class: "num" }, share(a.affected_requests, a.requests)))));
@@ -329,13 +336,15 @@
     $("exemplars-card").hidden = ids.length === 0;
     $("exemplars-hint").textContent = config.traceUrl
       ? "Links open your trace viewer."
-      : "Copy an id into your trace viewer, or add ?trace_url=<viewer URL with {trace_id}> to this page's address to get links.";
+      : "Copy an id into your trace viewer, or add ?trace_url=<viewer URL with {trace_id}> "
+        + "to this page's address to get links.";
     $("exemplars").replaceChildren(...ids.map((id) => {
       const link = traceLink(id);
       const code = h("code", { class: "trace-id", "data-trace-id": id }, id);
       const copy = h("button", { type: "button", class: "copy", "aria-label": `copy trace id ${id}` }, "copy");
       copy.addEventListener("click", () => copyText(id, copy));
-      return h("li", {}, link ? h("a", { href: link, target: "_blank", rel: "noopener noreferrer" }, code) : code, " ", copy);
+      const shown = link ? h("a", { href: link, target: "_blank", rel: "noopener noreferrer" }, code) : code;
+      return h("li", {}, shown, " ", copy);
     }));
   }
 
@@ -415,7 +424,8 @@
     try {
       const data = await api("/rollouts");
       if (!current()) return;
-      state.rollouts = [...(data.rollouts || [])].sort((a, b) => String(b.started_at).localeCompare(String(a.started_at)));
+      state.rollouts = [...(data.rollouts || [])]
+        .sort((a, b) => String(b.started_at).localeCompare(String(a.started_at)));
       const sel = chosen();
       renderRollouts(sel);
       if (!sel) {

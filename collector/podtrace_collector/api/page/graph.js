@@ -182,7 +182,9 @@ window.podtraceGraph = (() => {
   function nodeCaption(n, origin, fmt) {
     if (n.id === origin) return "origin";
     const parts = [];
-    if (n.hops !== null) parts.push(`${n.hops} hop${n.hops === 1 ? "" : "s"} · ${fmt(n.affected)}/${fmt(n.requests)}`);
+    if (n.hops !== null) {
+      parts.push(`${n.hops} hop${n.hops === 1 ? "" : "s"} · ${fmt(n.affected)}/${fmt(n.requests)}`);
+    }
     if (n.absorbed) parts.push(`absorbed ${fmt(n.absorbed)}`);
     const requests = n.requests === null ? "" : `${fmt(n.requests)} req`;
     if (!parts.length) parts.push(origin === null ? requests : ["unaffected", requests].filter(Boolean).join(" · "));
@@ -224,14 +226,18 @@ window.podtraceGraph = (() => {
       "data-calls": e.calls, "data-errors": e.errors });
     const label = `${fmt(e.calls)} calls${e.errors ? ` · ${fmt(e.errors)} errors` : ""}`;
     g.append(el("title", {}, `${e.source} → ${e.target}: ${label}${latencyText(e)}`));
-    g.append(el("path", { d: `M${from.x.toFixed(1)},${from.y.toFixed(1)} Q${cx.toFixed(1)},${cy.toFixed(1)} ${to.x.toFixed(1)},${to.y.toFixed(1)}`,
+    const xy = (x, y) => `${x.toFixed(1)},${y.toFixed(1)}`;
+    g.append(el("path", { d: `M${xy(from.x, from.y)} Q${xy(cx, cy)} ${xy(to.x, to.y)}`,
       "stroke-width": width.toFixed(2), "marker-end": `url(#arrow-${e.errors ? "err" : "ok"})` }));
     // The label sits just outside the bend's midpoint, two short lines: calls, then errors.
     const lx = 0.25 * s.x + 0.5 * cx + 0.25 * t.x - (dy / len) * 10;
     const ly = 0.25 * s.y + 0.5 * cy + 0.25 * t.y + (dx / len) * 10;
     const text = el("text", { class: "edge-label", x: lx.toFixed(1), y: ly.toFixed(1) },
       el("tspan", { x: lx.toFixed(1), dy: e.errors ? "-0.2em" : "0.35em" }, compact(e.calls)));
-    if (e.errors) text.append(el("tspan", { class: "edge-errors-label", x: lx.toFixed(1), dy: "1.1em" }, `${compact(e.errors)} err`));
+    if (e.errors) {
+      text.append(el("tspan", { class: "edge-errors-label", x: lx.toFixed(1), dy: "1.1em" },
+        `${compact(e.errors)} err`));
+    }
     g.append(text);
     return g;
   }
@@ -257,7 +263,8 @@ window.podtraceGraph = (() => {
     const defs = el("defs");
     for (const kind of ["ok", "err"]) {
       defs.append(el("marker", { id: `arrow-${kind}`, viewBox: "0 0 10 10", refX: 8, refY: 5,
-        markerWidth: 11, markerHeight: 11, markerUnits: "userSpaceOnUse", orient: "auto-start-reverse", class: `arrowhead arrow-${kind}` },
+        markerWidth: 11, markerHeight: 11, markerUnits: "userSpaceOnUse", orient: "auto-start-reverse",
+        class: `arrowhead arrow-${kind}` },
       el("path", { d: "M0,0 L10,5 L0,10 z" })));
     }
     return defs;
@@ -284,14 +291,16 @@ window.podtraceGraph = (() => {
     const box = svg.parentElement ? svg.parentElement.clientWidth : 0;
     const { radii, width, height, positions } = layout(model, box > 200 ? box : DEFAULT_W);
     svg.replaceChildren();
-    svg.setAttribute("viewBox", `${(-width / 2).toFixed(0)} ${(-height / 2).toFixed(0)} ${width.toFixed(0)} ${height.toFixed(0)}`);
+    const viewBox = [-width / 2, -height / 2, width, height].map((v) => v.toFixed(0));
+    svg.setAttribute("viewBox", viewBox.join(" "));
     svg.setAttribute("width", width.toFixed(0));
     svg.style.minWidth = `${(width * MIN_SCALE).toFixed(0)}px`;
     svg.append(markers());
     const rings = el("g", { class: "rings" });
     for (const { ring, rx, ry, unaffected } of radii) {
       const label = model.origin === null ? "" : unaffected ? "not affected" : `${ring} hop${ring === 1 ? "" : "s"}`;
-      rings.append(el("ellipse", { class: `ring ring-${unaffected ? "none" : ring}`, rx: rx.toFixed(1), ry: ry.toFixed(1) }));
+      rings.append(el("ellipse",
+        { class: `ring ring-${unaffected ? "none" : ring}`, rx: rx.toFixed(1), ry: ry.toFixed(1) }));
       const members = model.nodes.filter((n) => (unaffected ? n.hops === null : n.hops === ring));
       const a = labelAngle(members.map((n) => n.angle));
       rings.append(el("text", { class: "ring-label", x: (rx * Math.cos(a)).toFixed(1),
