@@ -173,7 +173,9 @@ def _detect() -> Attributes:
     if not in_kubernetes and not any(k in attrs for k in pod_evidence):
         return explicit
     image_tag = _from_api(attrs, labels, annotations) if _env.flag(_env.PODTRACE_K8S_API) else None
-    if "k8s.pod.name" not in attrs and (host := _hostname()):
+    host = _hostname()
+    # With hostNetwork: true the hostname is the node's name, not the pod's.
+    if "k8s.pod.name" not in attrs and host and host != attrs.get("k8s.node.name"):
         attrs["k8s.pod.name"] = host
     derive_owners(attrs, labels)
     derive_service(attrs, labels, annotations, image_tag)

@@ -14,7 +14,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_ready(url: str, timeout_s: float = 20) -> None:
+def wait_ready(url: str, timeout_s: float = 40) -> None:
     """Poll ``url`` until it answers at all (any HTTP status); AssertionError on timeout."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -167,6 +167,18 @@ def test_filesystem_only_pod_uses_hostname(
     assert got["k8s.pod.uid"] == UID
 
 
+def test_host_network_hostname_is_not_a_pod_name(
+    fake_pod: FakePod, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With hostNetwork the hostname is the node's name: it is not taken for the pod's."""
+    fake_pod.write_namespace("monitoring")
+    monkeypatch.setenv("NODE_NAME", "node-1")
+    monkeypatch.setenv("PODTRACE_HOSTNAME", "node-1")
+    got = detect_kubernetes_attributes()
+    assert got["k8s.node.name"] == "node-1"
+    assert "k8s.pod.name" not in got
+
+
 def test_pause_container_never_reported(fake_pod: FakePod) -> None:
     """Private cgroup namespace: the sandbox id in mountinfo is not reported as container.id."""
     fake_pod.write_namespace("shop")
