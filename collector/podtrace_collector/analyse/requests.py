@@ -168,12 +168,17 @@ def _resolve(out: TraceAnalysis) -> list[_Meta]:
     local: dict[int, _Meta] = {}
     meta: list[_Meta] = []
     append = meta.append
+    last_resource = None
+    got: _Meta = []
     for s in spans:
-        got = local.get(id(s.resource))
-        if got is None:
-            info = workload_of(s.resource)
-            got = local[id(s.resource)] = [info, (info.workload, info.revision), s.start_ns, 0]
-        elif s.start_ns < got[2]:
+        resource = s.resource
+        if resource is not last_resource:  # spans of one resource usually arrive together
+            last_resource = resource
+            got = local.get(id(resource))  # type: ignore[assignment]
+            if got is None:
+                info = workload_of(resource)
+                got = local[id(resource)] = [info, (info.workload, info.revision), s.start_ns, 0]
+        if s.start_ns < got[2]:
             got[2] = s.start_ns
         if s.end_ns > got[3]:
             got[3] = s.end_ns

@@ -56,10 +56,26 @@ class WorkloadInfo(NamedTuple):
 
 
 _cache: dict[tuple[tuple[str, AttrValue], ...], WorkloadInfo] = {}
+# Resource objects seen lately, by identity, each with its result: it spares hashing the attributes
+# again for every trace the resource's batch contributes to.  Holding the resource keeps its id
+# from being reused by another object while the entry exists.
+_by_identity: dict[int, tuple[Resource, WorkloadInfo]] = {}
+IDENTITY_CACHE_SIZE = 1024
 
 
 def workload_of(resource: Resource) -> WorkloadInfo:
     """The workload and revision of the spans of ``resource`` (cached per distinct resource)."""
+    hit = _by_identity.get(id(resource))
+    if hit is not None and hit[0] is resource:
+        return hit[1]
+    info = _workload_by_key(resource)
+    if len(_by_identity) >= IDENTITY_CACHE_SIZE:
+        _by_identity.clear()
+    _by_identity[id(resource)] = (resource, info)
+    return info
+
+
+def _workload_by_key(resource: Resource) -> WorkloadInfo:
     key = resource.key
     info = _cache.get(key)
     if info is None:
