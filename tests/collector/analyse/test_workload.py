@@ -146,8 +146,12 @@ def test_cached_per_resource_key() -> None:
 
 
 def test_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The cache never grows past CACHE_SIZE entries."""
+    """Neither cache grows past its size, and results stay right after evictions."""
     monkeypatch.setattr(workload_module, "CACHE_SIZE", 8)
-    for i in range(50):
-        workload_of(Resource({"service.name": f"svc-{i}"}))
+    monkeypatch.setattr(workload_module, "IDENTITY_CACHE_SIZE", 8)
+    resources = [Resource({"service.name": f"svc-{i}"}) for i in range(50)]
+    for _ in range(2):
+        for i, resource in enumerate(resources):
+            assert workload_of(resource).workload == f"default/svc-{i}"
     assert len(workload_module._cache) <= 8
+    assert len(workload_module._by_identity) <= 8
