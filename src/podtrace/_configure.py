@@ -24,6 +24,7 @@ from podtrace import _env, _export, _instrument, _signals
 from podtrace._exporters import make_exporter
 from podtrace._k8s import SERVICE_INSTANCE_ID, KubernetesResourceDetector, cached_attributes
 from podtrace._k8s import service_instance_id as _instance_id_policy
+from podtrace._log import warn_once
 
 logger = logging.getLogger(__name__)
 
@@ -99,9 +100,12 @@ def _build(
         return provider
     exporter: SpanExporter | None = options.get("exporter")
     if exporter is None:
-        exporter = make_exporter(endpoint, protocol, options.get("export_timeout_s"))
+        try:
+            exporter = make_exporter(endpoint, protocol, options.get("export_timeout_s"))
+        except Exception as exc:  # e.g. an unreadable certificate: trace nothing, run the app
+            warn_once(logger, "exporter", "podtrace: no span exporter (%r); spans dropped", exc)
     if exporter is not None:
-        processor = BatchSpanProcessor(_export.CountingExporter(exporter))
+        processor = _batch_processor(_export.CountingExporter(exporter))
         _export.count_queue_drops(processor)
         provider.add_span_processor(processor)
     timeout_s = options.get("shutdown_timeout_s") or _env.seconds(
@@ -112,6 +116,17 @@ def _build(
         _signals.install_sigterm(provider, timeout_s)
     _register_fork_hook(provider)
     return provider
+
+
+def _batch_processor(exporter: SpanExporter) -> BatchSpanProcessor:
+    try:
+        return BatchSpanProcessor(exporter)  # reads the OTEL_BSP_* variables
+    except ValueError as exc:
+        # The SDK rejects inconsistent OTEL_BSP_* values by raising; the app must still start.
+        warn_once(logger, "bsp", "podtrace: invalid OTEL_BSP_* settings (%s); using defaults", exc)
+        return BatchSpanProcessor(
+            exporter, max_queue_size=2048, schedule_delay_millis=5000, max_export_batch_size=512
+        )
 
 
 def build_resource(

@@ -164,3 +164,38 @@ def test_forked_child_gets_its_own_instance_id(monkeypatch: pytest.MonkeyPatch) 
     os.waitpid(pid, 0)
     assert provider.resource.attributes["service.instance.id"] == f"shop/web-0/{os.getpid()}"
     assert child_value == f"shop/web-0/{pid} 0"  # and the child counts its own spans
+
+
+def test_batch_processor_variables_are_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OTEL_BSP_* variables reach the batch processor podtrace creates."""
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "700")
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "123")
+    provider = podtrace.init(instrument=False, exporter=InMemorySpanExporter())
+    (processor,) = provider._active_span_processor._span_processors  # type: ignore[attr-defined]
+    batch = processor._batch_processor
+    assert (batch._max_queue_size, batch._schedule_delay_millis) == (700, 123)
+
+
+def test_inconsistent_batch_variables_do_not_break_the_app(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A queue smaller than the batch (the SDK raises on it) falls back to defaults, logged."""
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "7")
+    exporter = InMemorySpanExporter()
+    provider = podtrace.init(instrument=False, exporter=exporter)
+    _span()
+    provider.force_flush()
+    assert len(exporter.get_finished_spans()) == 1
+    assert "invalid OTEL_BSP_" in caplog.text
+
+
+def test_unusable_exporter_settings_do_not_break_the_app(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An exporter that cannot be built leaves a working provider and a warning."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "/no/such/ca.pem")
+    provider = podtrace.init(instrument=False, endpoint="https://127.0.0.1:9", protocol="grpc")
+    _span()
+    provider.force_flush()
+    assert isinstance(provider, TracerProvider)
+    assert "no span exporter" in caplog.text

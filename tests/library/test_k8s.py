@@ -288,3 +288,15 @@ def test_detector_entry_point_is_registered() -> None:
         e for e in entry_points(group="opentelemetry_resource_detector") if e.name == "podtrace_k8s"
     ]
     assert ep.load() is KubernetesResourceDetector
+
+
+def test_plain_sdk_uses_the_detector_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OTEL_EXPERIMENTAL_RESOURCE_DETECTORS=podtrace_k8s: Resource.create() has our attributes."""
+    monkeypatch.setenv("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS", "podtrace_k8s")
+    monkeypatch.setenv("POD_NAME", "cart-7d9f8c6b5-x2k4p")
+    monkeypatch.setenv("POD_NAMESPACE", "shop")
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "explicit")
+    attrs = Resource.create().attributes
+    assert attrs["k8s.deployment.name"] == "cart"
+    assert attrs["service.instance.id"] == f"shop/cart-7d9f8c6b5-x2k4p/{os.getpid()}"
+    assert attrs["service.name"] == "explicit"
