@@ -67,7 +67,8 @@ class Chromium:
             raise BrowserError(f"{CHROMIUM} not found: run `make browser`")
         self.timeout_s = timeout_s
         self.requests: list[str] = []  # every URL the tab asked for, in order
-        self.errors: list[str] = []  # uncaught exceptions and console.error messages
+        # Uncaught exceptions, console.error messages and browser errors (failed loads, CSP).
+        self.errors: list[str] = []
         self._window = window
         self._profile = tempfile.mkdtemp(prefix="podtrace-chromium-")
         self._log = Path(self._profile) / "chromium.log"
@@ -210,6 +211,9 @@ class Chromium:
             self.requests.append(params["request"]["url"])
         elif method == "Runtime.exceptionThrown":
             self.errors.append(_describe(params["exceptionDetails"]))
+        elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
+            # Failed loads, refused connections, Content-Security-Policy violations.
+            self.errors.append(f"{params['entry'].get('text')} ({params['entry'].get('url', '')})")
         elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
             self.errors.append(" ".join(str(a.get("value", "")) for a in params.get("args", [])))
 
@@ -245,7 +249,7 @@ class Chromium:
             "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}
         )
         self._session = attached["sessionId"]
-        for domain in ("Page", "Runtime", "Network"):
+        for domain in ("Page", "Runtime", "Network", "Log"):
             self.send(f"{domain}.enable")
         width, height = self._window
         self.send(

