@@ -49,7 +49,16 @@ OriginDepths = dict[WorkloadRev, tuple[int, int]]
 
 
 class Request:
-    """One request of a trace, with its place in the request tree and what analysis found."""
+    """One request of a trace, with its place in the request tree and what analysis found.
+
+    Attributes:
+        span, info, key: the SERVER/CONSUMER (or root) span, its workload, ``(workload, revision)``.
+        parent, depth: the parent request (``None`` for an entry point) and the depth below it.
+        sync: the edge from the parent is synchronous (the request is not a CONSUMER).
+        failed, origin: status ERROR; a failed request where the failure started.
+        origins: for a failed request, origin workload-revision -> (min, max) origin depth.
+        self_time_ms: see the module docstring; ``latency_ms`` is the request's own duration.
+    """
 
     __slots__ = (
         "caller_wait_ns",
