@@ -312,6 +312,11 @@ def test_page_draws_the_bad_rollouts_blast_radius(shop: Served, browser: Chromiu
     assert comparison["requests"][:2] == ["120", "120"]
     assert comparison["origin errors"][:2] == ["0", "40"]
     assert comparison["error rate"][1] == "33.3 %"
+    hint = browser.evaluate("document.getElementById('comparison-hint').textContent")
+    assert "just before the new revision appeared" in hint  # too few old requests alongside
+    cart = '#rollouts .rollout[data-workload="shop/cart"] .rollout-revs'
+    revs = browser.evaluate(f"document.querySelector('{cart}').textContent")
+    assert revs == f"{OLD_CART} → {BAD_CART} (1.3.0 → 1.4.0)"
     local = re.compile(re.escape(shop.url) + r"/")
     assert browser.requests and all(local.match(u) for u in browser.requests), browser.requests
 

@@ -175,7 +175,7 @@
       h("a", { href: hashOf(r), "aria-current": isCurrent ? "true" : null },
         h("span", { class: "rollout-top" }, h("span", { class: "rollout-workload" }, r.workload), badge(r.verdict)),
         h("span", { class: "rollout-revs" }, h("code", {}, shortRev(r.from_revision)), " → ",
-          h("code", {}, shortRev(r.to_revision))),
+          h("code", {}, shortRev(r.to_revision)), versions(r)),
         h("span", { class: "rollout-when" }, h("time", { datetime: r.started_at }, utc(r.started_at)),
           ` · ${ago(r.started_at)}`),
         counts ? h("span", { class: "rollout-counts" }, counts) : null));
@@ -186,6 +186,12 @@
         && li.dataset.revision === focused.dataset.revision);
       if (same) same.querySelector("a").focus();
     }
+  }
+
+  function versions(r) {
+    if (!r.to_version || r.to_version === r.from_version) return null;
+    const text = r.from_version ? `${r.from_version} → ${r.to_version}` : r.to_version;
+    return h("span", { class: "rollout-versions" }, ` (${text})`);
   }
 
   // ---- the report -----------------------------------------------------------------------------
@@ -279,6 +285,16 @@
     }));
     $("comparison-title").textContent = base ? "Compared with the baseline revision"
       : "First revision: no baseline to compare with";
+    $("comparison-hint").textContent = baselineWindow(rep.baseline_window);
+  }
+
+  // How the baseline was measured: alongside the new revision (a canary) or just before it.
+  function baselineWindow(w) {
+    if (!w) return "";
+    const span = `${utc(w.start)} → ${utc(w.end)}`;
+    return w.mode === "same_window"
+      ? `Both revisions served over the same window (a canary or an unfinished rollout).`
+      : `The baseline is measured over an equal window just before the new revision appeared (${span}).`;
   }
 
   function renderLegend() {
