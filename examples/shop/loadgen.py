@@ -91,7 +91,7 @@ class LoadGenerator:
     async def _session(self, client: httpx.AsyncClient) -> None:
         user = self.rng.choice(self.users)
         self.counters.users.add(user)
-        page = await self._request(client, "GET", "/products", user)
+        _, page = await self._request(client, "GET", "/products", user)
         if page is None:
             return
         self.counters.fallbacks += bool(page.get("fallback"))
@@ -99,14 +99,15 @@ class LoadGenerator:
         for product in self.rng.sample(products, min(len(products), self.rng.choice((1, 1, 2)))):
             await self._think()
             body = {"product_id": product, "quantity": self.rng.choice((1, 1, 2))}
-            if await self._request(client, "POST", "/cart/items", user, json=body) is None:
+            _, added = await self._request(client, "POST", "/cart/items", user, json=body)
+            if added is None:
                 return
         if self.rng.random() < CHECKOUT_SHARE:
             await self._think()
-            order = await self._request(client, "POST", "/checkout", user)
-            if order is None:
+            failed, order = await self._request(client, "POST", "/checkout", user)
+            if failed:
                 self.counters.failed_checkouts += 1
-            else:
+            elif order is not None:  # else a 4xx: the cart was emptied by a parallel session
                 self.counters.checkouts += 1
 
     async def _request(
@@ -116,11 +117,11 @@ class LoadGenerator:
         path: str,
         user: str,
         json: dict[str, object] | None = None,
-    ) -> dict[str, Any] | None:
-        """One request; the JSON body on success, None on an error (counted)."""
+    ) -> tuple[bool, dict[str, Any] | None]:
+        """One request: whether it failed (5xx or no answer: counted) and the body if it worked."""
         frontends = self.frontends()
         if not frontends:
-            return None
+            return True, None
         self._turn += 1
         url = f"http://{frontends[self._turn % len(frontends)]}{path}"
         self.counters.requests += 1
@@ -128,12 +129,14 @@ class LoadGenerator:
             response = await client.request(method, url, headers={USER_HEADER: user}, json=json)
         except httpx.HTTPError:
             self.counters.errors += 1
-            return None
-        if response.status_code >= 400:
+            return True, None
+        if response.status_code >= 500:
             self.counters.errors += 1
-            return None
+            return True, None
+        if response.status_code >= 400:
+            return False, None
         body = response.json()
-        return body if isinstance(body, dict) else {"items": body}
+        return False, body if isinstance(body, dict) else {"items": body}
 
     async def _think(self) -> None:
         await asyncio.sleep(self.rng.uniform(0.02, 0.08))

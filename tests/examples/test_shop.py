@@ -301,3 +301,24 @@ def test_broker_hands_each_message_out_once(
     first, rest = asyncio.run(scenario())
     assert first == [({"n": 1}, {"traceparent": "t1"}), ({"n": 2}, {"traceparent": "t2"})]
     assert rest == [({"n": 3}, {"traceparent": "t3"})]
+
+
+def test_load_generator_shops_as_many_users(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The users browse, fill carts and check out through the frontend, none of them failing."""
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    loadgen = importlib.import_module("shop.loadgen")
+    frontend = shop.frontend.removeprefix("http://")
+    users = loadgen.LoadGenerator(
+        lambda: [frontend], users=50, sessions_per_s=20.0, rng=random.Random(1)
+    )
+
+    async def shop_for(seconds: float) -> None:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(seconds, stop.set)
+        await users.run(stop)
+
+    asyncio.run(shop_for(1.5))
+    counters = users.counters
+    assert counters.checkouts > 0 and len(counters.users) > 5
+    assert counters.errors == counters.failed_checkouts == 0
+    assert counters.fallbacks > 0  # recommendation always fails in this shop

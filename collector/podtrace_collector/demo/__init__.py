@@ -4,9 +4,10 @@ Starts a gateway collector (SQLite in a work directory), the example shop (``exa
 simulated pods, one of them behind a sidecar collector, drives traffic from many users, rolls one
 Deployment to a bad revision, then prints that rollout's blast radius and stops everything.
 
-Modules: ``_procs`` (process groups, readiness), ``_pods`` (pod names and files),
-``_cluster`` (pods and Services), ``_traffic`` (the users), ``_rollout`` (topology and rolling
-update), ``_report`` (waiting for the analysis), ``_main`` (the command).
+Modules: ``_procs`` (process groups, readiness), ``_pods`` (pod names and files), ``_cluster``
+(pods, Services, the shop's load generator), ``_setup`` (gateway, ports, prerequisites),
+``_rollout`` (topology and rolling update), ``_report`` (waiting for the analysis), ``_main``
+(the command).
 """
 
 from __future__ import annotations

@@ -6,11 +6,9 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import random
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -19,22 +17,16 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import httpx
-
-from podtrace_collector.demo._cluster import (
-    Cluster,
-    Say,
-    Users,
-    clean_environ,
-    free_port,
-    podtrace_command,
-)
-from podtrace_collector.demo._procs import DemoError, Process, Supervisor, http_probe, wait_ready
+from podtrace_collector.demo._cluster import Cluster, Say, Users
+from podtrace_collector.demo._procs import DemoError, Supervisor
 from podtrace_collector.demo._report import wait_for_report
 from podtrace_collector.demo._rollout import SHOP, DeploymentSpec, bad_revision, rolling_update
-
-GATEWAY_TIER = 0
-STANDARD_PORTS = {"grpc": 4317, "http": 4318, "api": 4320}
+from podtrace_collector.demo._setup import (
+    check_instrumentations,
+    gateway_ports,
+    shop_path,
+    start_gateway,
+)
 
 
 @dataclass(frozen=True)
@@ -129,16 +121,18 @@ async def _demo(
     say = console.say
     rng = random.Random(args.seed)
     say(f"podtrace demo: work directory {workdir}")
-    ports = _gateway_ports(args.api_port)
+    check_instrumentations()
+    shop = shop_path()
+    ports = gateway_ports(args.api_port)
     api = f"http://127.0.0.1:{ports['api']}"
     gateway_http = f"http://127.0.0.1:{ports['http']}"
-    await _start_gateway(supervisor, workdir, ports, plan, say)
+    await start_gateway(supervisor, workdir, ports, trace_timeout_s=plan.trace_timeout_s, say=say)
     cluster = Cluster(
         supervisor,
         workdir,
         gateway_http=gateway_http,
         gateway_grpc=f"127.0.0.1:{ports['grpc']}",
-        shop_path=_shop_path(),
+        shop_path=shop,
         say=say,
         rng=rng,
     )
@@ -154,59 +148,6 @@ async def _demo(
             await _stay_up(cluster, supervisor, say)
     finally:
         await cluster.close()
-
-
-def _gateway_ports(api_port: int | None) -> dict[str, int]:
-    taken: set[int] = set()
-    ports = {name: _preferred_port(port, taken) for name, port in STANDARD_PORTS.items()}
-    if api_port is not None:
-        ports["api"] = api_port or free_port(taken)
-    return ports
-
-
-def _preferred_port(port: int, taken: set[int]) -> int:
-    # The documented port when it is free (so the printed URL is the familiar one), else any.
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return free_port(taken)
-    taken.add(port)
-    return port
-
-
-def _shop_path() -> Path:
-    here = Path(__file__).resolve()
-    for root in (here.parents[3] / "examples", here.parent / "examples"):
-        if (root / "shop" / "__main__.py").is_file():
-            return root
-    raise DemoError("cannot find the example shop (examples/shop) next to podtrace_collector")
-
-
-async def _start_gateway(
-    supervisor: Supervisor, workdir: Path, ports: dict[str, int], plan: Plan, say: Say
-) -> Process:
-    say(
-        f"starting the podtrace gateway: OTLP gRPC :{ports['grpc']}, OTLP HTTP :{ports['http']}, "
-        f"API :{ports['api']}, SQLite {workdir / 'podtrace.db'}"
-    )
-    command = podtrace_command(
-        "collector",
-        "--mode=gateway",
-        "--bind=127.0.0.1",
-        f"--grpc-port={ports['grpc']}",
-        f"--http-port={ports['http']}",
-        f"--api-port={ports['api']}",
-        f"--store=sqlite:///{workdir / 'podtrace.db'}",
-        f"--trace-timeout={plan.trace_timeout_s:g}s",
-    )
-    env = {**clean_environ(os.environ), "PYTHONUNBUFFERED": "1"}
-    gateway = supervisor.spawn("gateway", command, env=env, cwd=workdir, tier=GATEWAY_TIER)
-    async with httpx.AsyncClient() as client:
-        probe = http_probe(client, f"http://127.0.0.1:{ports['api']}/readyz")
-        took = await wait_ready(gateway, probe, timeout_s=60.0)
-    say(f"gateway ready in {took:.1f}s")
-    return gateway
 
 
 async def _start_shop(cluster: Cluster, say: Say) -> None:

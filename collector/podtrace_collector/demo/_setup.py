@@ -1,0 +1,98 @@
+"""What the demo needs before the shop can run: the gateway, its ports, the shop's code."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+from pathlib import Path
+
+import httpx
+
+from podtrace_collector.demo._cluster import Say, clean_environ, free_port, podtrace_command
+from podtrace_collector.demo._procs import DemoError, Process, Supervisor, http_probe, wait_ready
+
+GATEWAY_TIER = 0
+STANDARD_PORTS = {"grpc": 4317, "http": 4318, "api": 4320}
+
+
+def gateway_ports(api_port: int | None) -> dict[str, int]:
+    """The gateway's ports: the standard ones where free; *api_port* 0 means any free port."""
+    taken: set[int] = set()
+    ports = {name: _preferred_port(port, taken) for name, port in STANDARD_PORTS.items()}
+    if api_port is not None:
+        ports["api"] = api_port or free_port(taken)
+    return ports
+
+
+def _preferred_port(port: int, taken: set[int]) -> int:
+    # The documented port when it is free (so the printed URL is the familiar one), else any.
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return free_port(taken)
+    taken.add(port)
+    return port
+
+
+# What the shop needs besides the collector extra: the contrib instrumentations `podtrace run`
+# enables.  Without them the shop runs but emits no spans, and the demo would report nothing.
+_INSTRUMENTATIONS = {
+    "opentelemetry.instrumentation.fastapi": "opentelemetry-instrumentation-fastapi",
+    "opentelemetry.instrumentation.httpx": "opentelemetry-instrumentation-httpx",
+    "opentelemetry.instrumentation.grpc": "opentelemetry-instrumentation-grpc",
+}
+
+
+def check_instrumentations() -> None:
+    """Raise `DemoError` naming the contrib instrumentations the shop needs and lacks."""
+    missing = [
+        pkg for mod, pkg in _INSTRUMENTATIONS.items() if importlib.util.find_spec(mod) is None
+    ]
+    if missing:
+        raise DemoError(
+            "the example shop needs these OpenTelemetry instrumentations: "
+            f"pip install {' '.join(missing)}  (`make demo` installs them)"
+        )
+
+
+def shop_path() -> Path:
+    """The directory holding the ``shop`` package (``examples/`` of a source checkout)."""
+    here = Path(__file__).resolve()
+    for root in (here.parents[3] / "examples", here.parent / "examples"):
+        if (root / "shop" / "__main__.py").is_file():
+            return root
+    raise DemoError("cannot find the example shop (examples/shop) next to podtrace_collector")
+
+
+async def start_gateway(
+    supervisor: Supervisor,
+    workdir: Path,
+    ports: dict[str, int],
+    *,
+    trace_timeout_s: float,
+    say: Say,
+) -> Process:
+    """Start the gateway collector (SQLite in *workdir*) and wait until it is ready."""
+    say(
+        f"starting the podtrace gateway: OTLP gRPC :{ports['grpc']}, OTLP HTTP :{ports['http']}, "
+        f"API :{ports['api']}, SQLite {workdir / 'podtrace.db'}"
+    )
+    command = podtrace_command(
+        "collector",
+        "--mode=gateway",
+        "--bind=127.0.0.1",
+        f"--grpc-port={ports['grpc']}",
+        f"--http-port={ports['http']}",
+        f"--api-port={ports['api']}",
+        f"--store=sqlite:///{workdir / 'podtrace.db'}",
+        f"--trace-timeout={trace_timeout_s:g}s",
+    )
+    env = {**clean_environ(os.environ), "PYTHONUNBUFFERED": "1"}
+    gateway = supervisor.spawn("gateway", command, env=env, cwd=workdir, tier=GATEWAY_TIER)
+    async with httpx.AsyncClient() as client:
+        probe = http_probe(client, f"http://127.0.0.1:{ports['api']}/readyz")
+        took = await wait_ready(gateway, probe, timeout_s=60.0)
+    say(f"gateway ready in {took:.1f}s")
+    return gateway
