@@ -202,6 +202,29 @@ def _resolve(out: TraceAnalysis) -> list[_Meta]:
 
 def _tree_order(spans: list[Span], parent: list[int]) -> list[int]:
     """Span indices with every parent before its children; breaks cycles in ``parent``."""
+    # Walk up from each span to the first one already placed, then place the path top-down.
+    # Linear: every span is walked once.  ``mark`` is the number of the walk that visited it.
+    mark = [0] * len(parent)
+    order: list[int] = []
+    walk = 0
+    for i in range(len(parent)):
+        if mark[i]:
+            continue
+        walk += 1
+        path = []
+        j = i
+        while j >= 0 and not mark[j]:
+            mark[j] = walk
+            path.append(j)
+            j = parent[j]
+        if j >= 0 and mark[j] == walk:  # walked into its own path: a cycle (rare)
+            return _tree_order_with_cycles(spans, parent)
+        path.reverse()
+        order += path
+    return order
+
+
+def _tree_order_with_cycles(spans: list[Span], parent: list[int]) -> list[int]:
     n = len(parent)
     children: list[list[int]] = [[] for _ in range(n)]
     order: list[int] = []
@@ -211,10 +234,9 @@ def _tree_order(spans: list[Span], parent: list[int]) -> list[int]:
         else:
             children[p].append(i)
     _extend_bfs(order, 0, children)
-    if len(order) < n:  # the rest hangs off cycles: cut them, then walk down from the cuts
-        start = len(order)
-        order.extend(_break_cycles(spans, parent, order, children))
-        _extend_bfs(order, start, children)
+    start = len(order)  # the rest hangs off cycles: cut them, then walk down from the cuts
+    order.extend(_break_cycles(spans, parent, order, children))
+    _extend_bfs(order, start, children)
     return order
 
 
