@@ -26,7 +26,6 @@ from podtrace_collector.errors import ConfigError
 from podtrace_collector.store import _lazy, _rows
 from podtrace_collector.store import _schema as s
 
-
 _MMAP_BYTES = 1 << 30
 
 
