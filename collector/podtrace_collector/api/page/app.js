@@ -462,7 +462,7 @@
         showStatus();
         document.body.dataset.ready = "true";
         document.body.dataset.refreshes = String(Number(document.body.dataset.refreshes || 0) + 1);
-        state.timer = setTimeout(refresh, config.refreshMs);
+        state.timer = setTimeout(tick, config.refreshMs);
       }
     }
   }
@@ -485,6 +485,16 @@
     }
   }
 
+  // A hidden tab does not poll (each refresh costs the collector a few queries); it catches up
+  // as soon as it is shown again.
+  function tick() {
+    if (document.hidden) state.timer = setTimeout(tick, config.refreshMs);
+    else refresh();
+  }
+
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden && state.lastOk && Date.now() - state.lastOk.getTime() > config.refreshMs) refresh();
+  });
   window.addEventListener("hashchange", () => {
     state.seen.key = null;
     refresh();
