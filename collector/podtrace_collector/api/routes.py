@@ -67,7 +67,13 @@ Until = Annotated[
 
 
 def _store(request: Request) -> Store:
-    store: Store = request.app.state.store
+    store: Store | None = getattr(request.app.state, "store", None)
+    if store is None:
+        raise QueryError(
+            "this collector stores no results (a sidecar): query the gateway",
+            status=503,
+            code="no_store",
+        )
     return store
 
 

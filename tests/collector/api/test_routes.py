@@ -275,6 +275,12 @@ class TestOtherEndpoints:
         assert _ok(server, "/api/v1/graph")["edges"] == []
         _error(server, "/api/v1/blast-radius?workload=shop/cart", 404, "unknown_workload")
 
+    def test_no_store_is_a_503(self, server: Server) -> None:
+        """A collector without a store (a sidecar) answers 503 no_store, not a crash."""
+        server.app.state.store = None
+        for path in ("workloads", "rollouts", "graph", "blast-radius?workload=shop/cart"):
+            _error(server, f"/api/v1/{path}", 503, "no_store")
+
     def test_routes_are_documented(self) -> None:
         """Every API route has a summary, a description and documented error responses."""
         api = [r for r in routes.api.routes if getattr(r, "path", "").startswith("/api/v1/")]
