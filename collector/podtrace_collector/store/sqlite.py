@@ -46,9 +46,15 @@ class SqliteStore:
         self._readers: list[sqlite3.Connection] = []
         try:
             self._db = self._connect()
+        except sqlite3.Error as exc:
+            raise ConfigError(f"cannot open the store {self.path!r}: {exc}") from exc
+        try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._create_schema()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, ConfigError) as exc:
+            self._db.close()
+            if isinstance(exc, ConfigError):
+                raise
             raise ConfigError(f"cannot open the store {self.path!r}: {exc}") from exc
         _register_functions(self._db)
         self._upserts = {t.name: s.upsert_sql(t) for t in s.BUCKET_TABLES}
