@@ -88,6 +88,9 @@
       const e = (body && body.error) || {};
       throw new ApiError(resp.status, e.code || `http_${resp.status}`, e.message || resp.statusText);
     }
+    if (body === null || typeof body !== "object") {
+      throw new ApiError(resp.status, "bad_response", `${API + path} did not answer with a JSON object`);
+    }
     return body;
   }
 
@@ -478,7 +481,8 @@
       else renderSummaryLine(rep);
       state.seen.key = key;
     } catch (err) {
-      if (!current() || err.status === 0) throw err;
+      // Unreachable API or a bug here: the banner's business.  An API answer: shown in place.
+      if (!current() || !(err instanceof ApiError) || err.status === 0) throw err;
       state.seen.key = null;
       showReportMessage(`Cannot show the blast radius of ${sel.workload} @ ${sel.to_revision || "newest"}: `
         + `${err.code} (HTTP ${err.status}): ${err.message}`, "error");
