@@ -42,13 +42,6 @@ def dump_counts(counts: Mapping[int, int]) -> str:
     return json.dumps({str(b): c for b, c in counts.items()}, separators=(",", ":"))
 
 
-def add_counts(counts: dict[int, int], raw: str) -> None:
-    """Add a JSON histogram (``{"bin": count}``) into ``counts``."""
-    for b, c in json.loads(raw).items():
-        k = int(b)
-        counts[k] = counts.get(k, 0) + c
-
-
 def _hist(h: Histogram) -> str:
     return dump_counts(h.counts)
 

@@ -42,9 +42,6 @@ class Table:
     keys: tuple[str, ...]
     values: tuple[tuple[str, str], ...]
 
-    def columns(self, kind: str) -> list[str]:
-        return [c for c, m in self.values if m == kind]
-
 
 REVISIONS = Table(
     "revisions",

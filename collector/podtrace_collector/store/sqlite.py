@@ -211,10 +211,7 @@ def _register_functions(db: sqlite3.Connection) -> None:
 
 
 def _hist_merge(a: str, b: str) -> str:
-    counts: dict[int, int] = {}
-    _rows.add_counts(counts, a)
-    _rows.add_counts(counts, b)
-    return _rows.dump_counts(counts)
+    return _rows.dump_counts(_lazy.merge_hist([a, b]).counts)
 
 
 def _set_union(a: str, b: str) -> str:
