@@ -303,7 +303,8 @@
   function renderLegend() {
     const items = [["origin", "node origin hop-0", "✖", "origin of the failures"],
       ["hop-1", "node affected hop-1", "1", "1 hop away"], ["hop-2", "node affected hop-2", "2", "2 hops"],
-      ["hop-3", "node affected hop-3", "3", "3+ hops"], ["unaffected", "node unaffected hop-none", "", "not affected"],
+      ["hop-3", "node affected hop-3", "3", "3 hops"],
+      ["hop-far", "node affected hop-far", "4+", "4+ hops"], ["unaffected", "node unaffected hop-none", "", "not affected"],
       ["absorbing", "node absorbing hop-none", "↩", "absorbed failures (dashed ring)"],
       ["entry", "", "⇥", "entry point"]];
     $("legend").replaceChildren(...items.map(([key, cls, mark, text]) => h("li", { "data-legend": key },
