@@ -203,7 +203,9 @@ window.podtraceGraph = (() => {
     g.append(el("circle", { class: "dot", r: NODE_R }));
     const mark = n.id === origin ? "✖" : n.hops !== null ? String(n.hops) : n.absorbed ? "↩" : "";
     g.append(el("text", { class: "mark", dy: "0.35em" }, mark));
-    g.append(el("text", { class: "name", y: NODE_R + 17 }, n.service + (n.entry ? " ⇥" : "")));
+    // Long names are cut to keep neighbours apart; the node's title has the full name.
+    const name = n.service.length > 24 ? `${n.service.slice(0, 23)}…` : n.service;
+    g.append(el("text", { class: "name", y: NODE_R + 17 }, name + (n.entry ? " ⇥" : "")));
     g.append(el("text", { class: "caption", y: NODE_R + 32 }, caption));
     return g;
   }
