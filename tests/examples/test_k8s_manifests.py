@@ -101,10 +101,11 @@ def test_downward_api_env_uses_names_the_detector_reads(name: str) -> None:
             found = [n for n in names if n in env]
             assert found, f"{container['name']}: no variable for {field_path}"
             assert env[found[0]] == {"fieldRef": {"fieldPath": field_path}}
-    container_var = next(n for n in _env.CONTAINER_NAME_VARS if n in _env_of(_app(name)))
-    assert _env_of(_app(name))[container_var] == name
-    # The sidecar stamps the pod's attributes on other containers' spans: not its own name.
-    assert not set(_env.CONTAINER_NAME_VARS) & set(_env_of(_sidecar(name)))
+    # Both name the app's container: the sidecar stamps it on the app's spans, not its own name.
+    for container in (_app(name), _sidecar(name)):
+        env = _env_of(container)
+        container_var = next(n for n in _env.CONTAINER_NAME_VARS if n in env)
+        assert env[container_var] == name
 
 
 @pytest.mark.parametrize("name", TRACED)
@@ -146,6 +147,9 @@ def test_sidecar_is_a_native_sidecar_forwarding_to_the_gateway(name: str) -> Non
     host, _, port = forward.rpartition(":")
     assert host in GATEWAY_HOSTS and int(port) == CollectorConfig().grpc_port
     assert config.memory_limit_bytes < _bytes(sidecar["resources"]["limits"]["memory"])
+    # It listens on the pod's loopback only: a probe must run inside the pod to reach it.
+    probe = " ".join(sidecar["startupProbe"]["exec"]["command"])
+    assert f"http://127.0.0.1:{config.api_port}/readyz" in probe
 
 
 def _bytes(quantity: str) -> int:
@@ -224,3 +228,16 @@ def test_rollout_hands_the_analysis_its_hashes() -> None:
     ref = ROLLOUT["spec"]["workloadRef"]
     assert (ref["kind"], ref["name"]) == ("Deployment", "payment") and "payment" in DEPLOYMENTS
     assert ROLLOUT["spec"]["selector"] == DEPLOYMENTS["payment"]["spec"]["selector"]
+
+
+def test_the_gateway_they_point_at_exists() -> None:
+    """gateway.yaml has the headless podtrace-gateway Service with the ports the shop uses."""
+    gateway = _load("gateway.yaml")
+    service = _of_kind(gateway, "Service")["podtrace-gateway"]
+    assert service["metadata"]["namespace"] == "podtrace"
+    assert service["spec"]["clusterIP"] == "None"
+    ports = {p["port"] for p in service["spec"]["ports"]}
+    assert {CollectorConfig().grpc_port, CollectorConfig().api_port} <= ports
+    (deployment,) = _of_kind(gateway, "Deployment").values()
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert {_sidecar(name)["image"] for name in TRACED} == {container["image"]}
