@@ -10,8 +10,9 @@ per request, so a trace's spans arrive spread over several requests), then measu
 * pipeline: decode -> assemble -> analyse, end to end on one thread;
 * memory per buffered span (tracemalloc), decoded spans and the assembler's own share.
 
-Rates are spans per second of CPU time of this (single-threaded) process, best of three: the
-benchmark machine is shared, and wall-clock time would measure the neighbours.
+Rates are spans per second of CPU time of this (single-threaded) process, best of five rounds in
+which the stages alternate: the benchmark machine is shared, and wall-clock time would measure
+the neighbours.
 ``PODTRACE_BENCH_PROFILE=1`` also prints the pipeline's top functions (cProfile).
 """
 
@@ -189,14 +190,19 @@ def pipeline(bodies: list[bytes], *, decoded: list[list[Any]] | None = None) -> 
     return analyzer
 
 
-def _rate(fn: Callable[[], object], spans: int, repeat: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        gc.collect()
-        t0 = time.process_time()
-        fn()
-        best = min(best, time.process_time() - t0)
-    return spans / best
+def _rates(
+    stages: dict[str, Callable[[], object]], spans: int, rounds: int = 5
+) -> dict[str, float]:
+    """Spans per CPU second of each stage, best of ``rounds``; stages alternate within a round
+    so that all of them meet the same machine conditions."""
+    best = dict.fromkeys(stages, float("inf"))
+    for _ in range(rounds):
+        for name, fn in stages.items():
+            gc.collect()
+            t0 = time.process_time()
+            fn()
+            best[name] = min(best[name], time.process_time() - t0)
+    return {name: spans / seconds for name, seconds in best.items()}
 
 
 def memory_per_span(bodies: list[bytes]) -> tuple[float, float, int]:
@@ -221,20 +227,20 @@ def memory_per_span(bodies: list[bytes]) -> tuple[float, float, int]:
 def main() -> None:
     bodies, n = build_bodies()
     print(f"{TRACES} traces, {n} spans in {len(bodies)} requests, {len(SERVICES)} services")
-    raw = _rate(lambda: raw_decode(bodies), n)
-    lean = _rate(lambda: [decode_protobuf(b) for b in bodies], n)
     decoded = [decode_protobuf(b)[1].spans for b in bodies]
-    analyse_only = _rate(lambda: pipeline(bodies, decoded=decoded), n)
-    full = _rate(lambda: pipeline(bodies), n)
     result = pipeline(bodies)
     assert result.spans == n, (result.spans, n)
-    rows = [
-        ("raw decode (FromString + walk)", raw),
-        ("podtrace decode (decode_protobuf)", lean),
-        ("assemble + analyse (pre-decoded)", analyse_only),
-        ("decode -> assemble -> analyse", full),
-    ]
-    for label, rate in rows:
+    rates = _rates(
+        {
+            "raw decode (FromString + walk)": lambda: raw_decode(bodies),
+            "podtrace decode (decode_protobuf)": lambda: [decode_protobuf(b) for b in bodies],
+            "assemble + analyse (pre-decoded)": lambda: pipeline(bodies, decoded=decoded),
+            "decode -> assemble -> analyse": lambda: pipeline(bodies),
+        },
+        n,
+    )
+    raw = rates["raw decode (FromString + walk)"]
+    for label, rate in rates.items():
         print(f"{label:<36}{rate:>10,.0f} spans/s   {rate / raw:.2f}x raw decode")
     total, own, buffered = memory_per_span(bodies)
     print(f"memory per buffered span: {total:.0f} B, of which the assembler's own: {own:.0f} B")
