@@ -20,10 +20,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from podtrace_collector.demo._cluster import clean_environ, free_port
+from podtrace_collector.demo._cluster import clean_environ
 from podtrace_collector.demo._pods import Pod, Revision, template_hash
 from podtrace_collector.demo._procs import DemoError, Supervisor, wait_ready
 from podtrace_collector.demo._rollout import SHOP, bad_revision
+from podtrace_collector.demo._setup import gateway_ports
 
 from podtrace import _k8s
 
@@ -61,7 +62,7 @@ def test_fast_demo_reports_the_bad_rollout(tmp_path: Path) -> None:
     report_path = tmp_path / "report.json"
     workdir = tmp_path / "work"
     command = [*DEMO, "--fast", "--workdir", str(workdir), "--seed", "3"]
-    command += ["--api-port", str(free_port(set())), "--report-json", str(report_path)]
+    command += ["--api-port", "0", "--report-json", str(report_path)]
     started = time.monotonic()
     proc = subprocess.run(command, capture_output=True, text=True, timeout=180)
     took = time.monotonic() - started
@@ -91,7 +92,7 @@ def test_fast_demo_reports_the_bad_rollout(tmp_path: Path) -> None:
 def test_interrupt_stops_every_process(tmp_path: Path) -> None:
     """SIGINT while pods start (Ctrl-C) stops every process the demo started; exit code 130."""
     workdir = tmp_path / "work"
-    command = [*DEMO, "--fast", "--workdir", str(workdir), "--api-port", str(free_port(set()))]
+    command = [*DEMO, "--fast", "--workdir", str(workdir), "--api-port", "0"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
     lines = []
@@ -194,6 +195,14 @@ def test_a_process_that_dies_while_starting_is_reported_with_its_log(tmp_path: P
     ):
         asyncio.run(wait_ready(process, never, timeout_s=10))
     supervisor.stop_all()
+
+
+def test_api_port_zero_takes_free_ports_throughout() -> None:
+    """`--api-port 0` gives the gateway three distinct free ports, none of the standard ones."""
+    ports = gateway_ports(0)
+    assert sorted(ports) == ["api", "grpc", "http"]
+    assert len(set(ports.values())) == 3
+    assert not set(ports.values()) & {4317, 4318, 4320}
 
 
 def test_pods_do_not_inherit_the_shell_identity() -> None:

@@ -52,6 +52,8 @@ class Console:
 
     def __init__(self) -> None:
         self.started = time.monotonic()
+        self.reported = False
+        """Whether the report has been printed."""
 
     def say(self, message: str) -> None:
         """Print one progress line now."""
@@ -69,7 +71,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--workdir", type=Path, help="keep logs, pod files and the database here")
     names = [spec.name for spec in SHOP if spec.name != "frontend"]
     parser.add_argument("--service", choices=names, default="payment", help="what to roll out")
-    parser.add_argument("--api-port", type=int, help="the gateway's API port (default 4320)")
+    parser.add_argument(
+        "--api-port",
+        type=int,
+        help="the gateway's API port (default 4320); 0: free ports for the API and OTLP alike",
+    )
     parser.add_argument("--seed", type=int, help="seed the demo's randomness")
     parser.add_argument(
         "--report-json", type=Path, metavar="PATH", help="also write the report's JSON to PATH"
@@ -92,8 +98,11 @@ def main(argv: list[str]) -> int:
         ok = True
         return 0
     except KeyboardInterrupt:
-        console.say("interrupted")
-        return 130
+        # After the report, Ctrl-C is how --keep-running ends: a normal exit.
+        ok = console.reported
+        if not ok:
+            console.say("interrupted")
+        return 0 if ok else 130
     except DemoError as exc:
         print(f"podtrace demo: {exc}", file=sys.stderr, flush=True)
         return 1
@@ -142,6 +151,7 @@ async def _demo(
         target = next(spec for spec in SHOP if spec.name == args.service)
         report = await _run_rollout(cluster, supervisor, target, plan, api, say)
         _print_report(report, api, target, keep_running=args.keep_running)
+        console.reported = True
         if args.report_json is not None:
             args.report_json.write_text(json.dumps(report, indent=2) + "\n")
         if args.keep_running:

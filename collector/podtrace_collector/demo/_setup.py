@@ -17,11 +17,16 @@ STANDARD_PORTS = {"grpc": 4317, "http": 4318, "api": 4320}
 
 
 def gateway_ports(api_port: int | None) -> dict[str, int]:
-    """The gateway's ports: the standard ones where free; *api_port* 0 means any free port."""
+    """The gateway's ports: the standard ones where free, else free ones.
+
+    *api_port* sets the API port; 0 asks for free ports throughout (tests, parallel runs).
+    """
     taken: set[int] = set()
+    if api_port == 0:
+        return {name: free_port(taken) for name in STANDARD_PORTS}
     ports = {name: _preferred_port(port, taken) for name, port in STANDARD_PORTS.items()}
     if api_port is not None:
-        ports["api"] = api_port or free_port(taken)
+        ports["api"] = api_port
     return ports
 
 
