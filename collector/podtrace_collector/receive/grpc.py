@@ -98,7 +98,7 @@ def create_server(
     port: int,
     max_body_bytes: int,
     token: str | None = None,
-    max_workers: int = 8,
+    max_workers: int = 4,
 ) -> tuple[grpc.Server, int]:
     """A started-ready (not yet started) gRPC server and the port it bound.
 
