@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import threading
 from collections.abc import Sequence
 
 from hypothesis import given, settings
@@ -171,6 +172,27 @@ class TestAnalyzer:
         assert sorted(drained) == [BASE_S, BASE_S + 120]
         assert drained[BASE_S].traces == 1 and analyzer.pending_buckets == 0
         assert analyzer.drain() == {}
+
+    def test_concurrent_feeding_and_draining_loses_nothing(self) -> None:
+        """Threads feeding traces while another drains: every trace is in exactly one drain."""
+        analyzer = Analyzer()
+        traces = [checkout_trace(user=f"u{i}").spans for i in range(200)]
+        drained: list[Aggregates] = []
+        feeders = [
+            threading.Thread(
+                target=lambda part=part: [analyzer.on_trace(t, late=False) for t in part]
+            )
+            for part in (traces[:100], traces[100:])
+        ]
+        for f in feeders:
+            f.start()
+        while any(f.is_alive() for f in feeders):
+            drained.extend(analyzer.drain().values())
+        drained.extend(analyzer.drain().values())
+        total = Aggregates()
+        for agg in drained:
+            total.merge(agg)
+        assert total.traces == 200 and total.revisions[("shop/cart", "cart1")].errors == 200
 
     def test_bad_trace_is_counted_not_raised(self) -> None:
         """A trace the analysis cannot handle is skipped and counted."""
