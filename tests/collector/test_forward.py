@@ -273,3 +273,23 @@ def test_gateway_forwards_everything_to_every_backend() -> None:
             _wait(lambda: len(backends[0].spans) == 10 and len(backends[1].spans) == 10)
             time.sleep(0.2)
     assert len(backends[0].spans) == len(backends[1].spans) == 10
+
+
+def test_sidecar_over_budget_refuses_with_429() -> None:
+    """A sidecar whose memory budget is full answers 429 + Retry-After and counts the refusal."""
+    config = test_config(mode="sidecar", forward=("grpc://127.0.0.1:9",), memory_limit_bytes=20_000)
+    with running(config, pod_attributes={}) as sidecar:
+        statuses = []
+        for seed in range(20):
+            answer = httpx.post(
+                f"http://127.0.0.1:{sidecar.http_port}/v1/traces",
+                content=make_request(20, seed=seed).SerializeToString(),
+                headers={"Content-Type": "application/x-protobuf"},
+            )
+            statuses.append(answer.status_code)
+            if answer.status_code == 429:
+                assert int(answer.headers["retry-after"]) >= 1
+        assert statuses[0] == 200 and 429 in statuses
+        text = sidecar.metrics.render().decode()
+        assert metric(text, "podtrace_spans_refused_total") == 20 * statuses.count(429)
+        assert sidecar.budget.used_bytes <= 20_000
