@@ -14,8 +14,9 @@ Bounds and what is counted (attributes, read by ``/metrics``):
   threads are already finishing more than ``max_spans // 10`` spans early — memory would then grow
   past its budget faster than the analysis drains it.
 * Late spans — spans of a trace completed recently (the last ``recent_traces`` completed trace
-  ids are remembered) — are assembled as a trace of their own and emitted with ``late=True``:
-  ``late_spans`` / ``late_traces``.  A span of a trace completed longer ago starts a new trace.
+  ids are remembered) — are assembled as a trace of their own and emitted with ``late=True``
+  (counted in ``late_spans`` / ``late_traces`` when emitted).  A span of a trace completed longer
+  ago starts a new trace.
 * ``sink_errors`` — traces whose sink raised (logged; the assembler carries on).
 
 Memory: one list slot per buffered span plus a small record per trace.  To keep buffered spans
@@ -182,17 +183,21 @@ class Assembler:
             names.clear()
         if len(shared) > _MAX_SHARED:
             shared.clear()
-        late = 0
+        last_tid = None
+        shared_tid = b""
+        append = None
         for s in spans:
             tid = s.trace_id
-            p = pending.get(tid)
-            if p is None:
-                p = pending[tid] = _Pending(tid, tid in recent, now)
-            else:
-                s.trace_id = p.trace_id  # share one bytes object per trace
-                if p.last != now:
+            if tid != last_tid:  # a batch usually holds a trace's spans next to each other
+                p = pending.get(tid)
+                if p is None:
+                    p = pending[tid] = _Pending(tid, tid in recent, now)
+                elif p.last != now:
                     p.last = now
                     pending.move_to_end(tid)
+                last_tid = shared_tid = p.trace_id
+                append = p.spans.append
+            s.trace_id = shared_tid  # share one bytes object per trace
             # Buffered spans share equal names and attribute dicts: memory, not speed.
             s.name = names.setdefault(s.name, s.name)
             attrs = s.attributes
@@ -203,11 +208,9 @@ class Assembler:
                     s.attributes = shared.setdefault(tuple(attrs.items()), attrs)
                 except TypeError:  # an unhashable value from a lenient decoder: keep it as is
                     pass
-            p.spans.append(s)
-            late += p.late
+            append(s)  # type: ignore[misc]
         self.buffered_spans += len(spans)
         self.spans_received += len(spans)
-        self.late_spans += late
 
     def _finish_early(self) -> Batch:
         out: Batch = []
@@ -223,6 +226,7 @@ class Assembler:
         self.buffered_spans -= len(p.spans)
         if p.late:
             self.late_traces += 1
+            self.late_spans += len(p.spans)
         recent = self._recent
         recent[p.trace_id] = None
         if len(recent) > self._recent_cap:
