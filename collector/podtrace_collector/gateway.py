@@ -63,7 +63,7 @@ class GatewaySink:
         *,
         trace_timeout_s: float,
         retention_s: float,
-        write_interval_s: float = 1.0,
+        write_interval_s: float = 2.0,
     ) -> None:
         self.budget = budget
         self.analyzer = Analyzer()
