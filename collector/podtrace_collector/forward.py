@@ -35,6 +35,7 @@ from podtrace_collector.forward_lane import ITEM_OVERHEAD_BYTES, Lane
 from podtrace_collector.metrics import (
     DROP_FORWARD_OVER_BUDGET,
     DROP_FORWARD_QUEUE_FULL,
+    DROP_FORWARD_REJECTED,
     CollectorMetrics,
 )
 from podtrace_collector.model import Span
@@ -273,19 +274,19 @@ class Forwarder:
         return lane
 
     def _reroute(self, group: _Group, lane: Lane) -> None:
-        """Move a removed endpoint's queue onto the group's current endpoints."""
-        for payload, n in lane.take_all():
+        """Move a removed endpoint's queue, in-flight batch included, onto the group's endpoints."""
+        for payload, n in lane.retire():
             self._budget.release(len(payload) + ITEM_OVERHEAD_BYTES, n)
             try:
                 request = parse_protobuf(payload)
-            except DecodeError:
+            except DecodeError:  # cannot happen for bytes we serialized; never lose silently
+                self._metrics.drop(DROP_FORWARD_REJECTED, n)
                 continue
             for target_lane, part, count in self._route(group, request, None, None):
                 self._budget.force(len(part) + ITEM_OVERHEAD_BYTES, count)
                 if not target_lane.offer(part, count):
                     self._budget.release(len(part) + ITEM_OVERHEAD_BYTES, count)
                     self._metrics.drop(DROP_FORWARD_QUEUE_FULL, count)
-        lane.close(time.monotonic())
 
     def _resolve_loop(self) -> None:
         while not self._stop.wait(self._resolve_interval_s):

@@ -53,6 +53,7 @@ class Lane:
         self._spans = 0  # queued plus in flight
         self._cond = threading.Condition()
         self._deadline: float | None = None  # set by close(): drain until then
+        self._retiring = False  # set by retire(): hand everything back, send nothing more
         self._thread = threading.Thread(
             target=self._run, name=f"podtrace-forward {target.url}", daemon=True
         )
@@ -93,6 +94,19 @@ class Lane:
                 self._deadline = deadline
             self._cond.notify_all()
 
+    def retire(self) -> list[tuple[bytes, int]]:
+        """Stop sending and return every item, including the batch in flight (for re-routing).
+
+        Waits for the attempt in progress, at most the export timeout.
+        """
+        with self._cond:
+            self._retiring = True
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(EXPORT_TIMEOUT_S + 1.0)
+        self._exporter.close()
+        return self.take_all()
+
     def join(self, deadline: float) -> None:
         """Wait for the sender to finish draining; count whatever it could not send."""
         if self._thread.is_alive():
@@ -108,29 +122,29 @@ class Lane:
             batch = self._next_batch()
             if batch is None:
                 return
-            self._deliver(*batch)
+            self._deliver(batch)
 
-    def _next_batch(self) -> tuple[list[bytes], int] | None:
+    def _next_batch(self) -> list[tuple[bytes, int]] | None:
         with self._cond:
-            while not self._items:
-                if self._deadline is not None:
+            while not self._items or self._retiring:
+                if self._deadline is not None or self._retiring:
                     return None
                 self._cond.wait()
             if self._past_deadline():
                 self._drop_queued_locked()
                 return None
-            payloads: list[bytes] = []
-            n_spans = size = 0
+            batch: list[tuple[bytes, int]] = []
+            size = 0
             while self._items and (
-                not payloads or size + len(self._items[0][0]) <= self._max_batch_bytes
+                not batch or size + len(self._items[0][0]) <= self._max_batch_bytes
             ):
-                payload, n = self._items.popleft()
-                payloads.append(payload)
-                n_spans += n
-                size += len(payload)
-            return payloads, n_spans
+                batch.append(self._items.popleft())
+                size += len(batch[-1][0])
+            return batch
 
-    def _deliver(self, payloads: list[bytes], n_spans: int) -> None:
+    def _deliver(self, batch: list[tuple[bytes, int]]) -> None:
+        payloads = [payload for payload, _ in batch]
+        n_spans = sum(n for _, n in batch)
         body = b"".join(payloads)
         delay = self._retry_initial_s
         while True:
@@ -150,6 +164,10 @@ class Lane:
                 return
             wait_s = _wait(outcome, delay, self._retry_max_s)
             if not self._sleep(wait_s):
+                if self._retiring:  # re-routed by the forwarder, not lost
+                    with self._cond:
+                        self._items.extendleft(reversed(batch))
+                    return
                 self._done(payloads, n_spans, sent=0, lost=n_spans, reason=DROP_SHUTDOWN)
                 return
             self._metrics.forward_retried.labels(self.target.url).inc()
@@ -177,16 +195,16 @@ class Lane:
             self._metrics.forward_dropped.labels(self.target.url, reason).inc(lost)
 
     def _sleep(self, wait_s: float) -> bool:
-        """Back off; ``False`` when the drain deadline would pass first."""
+        """Back off; ``False`` when retiring, or when the drain deadline would pass first."""
         with self._cond:
             end = time.monotonic() + wait_s
-            if self._deadline is not None and end > self._deadline:
-                return False
-            while (remaining := end - time.monotonic()) > 0:
-                self._cond.wait(remaining)
-                if self._deadline is not None and end > self._deadline:
+            while True:
+                if self._retiring or (self._deadline is not None and end > self._deadline):
                     return False
-            return True
+                remaining = end - time.monotonic()
+                if remaining <= 0:
+                    return True
+                self._cond.wait(remaining)
 
     def _timeout(self) -> float:
         if self._deadline is None:

@@ -293,3 +293,29 @@ def test_sidecar_over_budget_refuses_with_429() -> None:
         text = sidecar.metrics.render().decode()
         assert metric(text, "podtrace_spans_refused_total") == 20 * statuses.count(429)
         assert sidecar.budget.used_bytes <= 20_000
+
+
+def test_reresolution_reroutes_the_queue_of_a_vanished_address() -> None:
+    """When an address leaves the DNS answer, its queued spans move to the remaining gateways."""
+    sink = RecordingSink()
+    answers = [["127.0.0.1", "127.0.0.2"]]  # nothing listens on 127.0.0.2
+    with running(sink=sink) as gateway:
+        config = test_config(
+            mode="sidecar",
+            forward=(f"grpc://gateways.test:{gateway.grpc_port}",),
+            resolve_interval_s=0.1,
+        )
+        with running(config, pod_attributes={}, resolve=lambda host, port: answers[0]) as sidecar:
+            assert sidecar.forwarder is not None
+            httpx.post(
+                f"http://127.0.0.1:{sidecar.http_port}/v1/traces",
+                content=make_request(100, spans_per_trace=2).SerializeToString(),
+                headers={"Content-Type": "application/x-protobuf"},
+            )
+            assert len(sidecar.forwarder.lanes) == 2
+            _wait(lambda: len(sink.spans) > 0)
+            assert len(sink.spans) < 100  # the other half waits for 127.0.0.2
+            answers[0] = ["127.0.0.1"]
+            _wait(lambda: len(sink.spans) == 100)
+            assert [lane.target.host for lane in sidecar.forwarder.lanes] == ["127.0.0.1"]
+    assert len(set(sink.ids())) == 100
