@@ -12,7 +12,7 @@ where route modules find them:
 =====================  =====================================================================
 
 The query API lives in ``podtrace_collector.api.routes`` as ``router: fastapi.APIRouter``; it is
-included when that module exists.  Every error, from any route, is one JSON envelope:
+included when that module exists and there is a store (not in a sidecar).  Every error, from any route, is one JSON envelope:
 ``{"error": {"code": "...", "message": "..."}}``; validation errors are 400s with a message naming
 the parameter, and an unexpected exception is a 500 that never shows a traceback.  With
 ``--api-token`` every path except ``/healthz``, ``/readyz`` and the page ``/`` needs
@@ -101,7 +101,8 @@ def create_app(
     def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    _include_routes(app)
+    if store is not None:  # a sidecar has no store: health and metrics only
+        _include_routes(app)
     return app
 
 
