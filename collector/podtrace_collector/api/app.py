@@ -12,9 +12,10 @@ where route modules find them:
 =====================  =====================================================================
 
 The query API lives in ``podtrace_collector.api.routes`` as ``router: fastapi.APIRouter``; it is
-included when that module exists and there is a store (not in a sidecar).  Every error, from any route, is one JSON envelope:
-``{"error": {"code": "...", "message": "..."}}``; validation errors are 400s with a message naming
-the parameter, and an unexpected exception is a 500 that never shows a traceback.  With
+included when that module exists and there is a store (not in a sidecar).  Every error, from any
+route, is one JSON envelope: ``{"error": {"code": "...", "message": "..."}}``; validation errors
+are 400s with a message naming the parameter, and an unexpected exception is a 500 that never
+shows a traceback.  With
 ``--api-token`` every path except ``/healthz``, ``/readyz`` and the page ``/`` needs
 ``Authorization: Bearer TOKEN``.
 """
