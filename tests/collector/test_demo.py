@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from podtrace_collector.demo import _main
 from podtrace_collector.demo._cluster import clean_environ
 from podtrace_collector.demo._pods import Pod, Revision, template_hash
 from podtrace_collector.demo._procs import DemoError, Supervisor, wait_ready
@@ -209,3 +210,14 @@ def test_pods_do_not_inherit_the_shell_identity() -> None:
     """OTEL_*, PODTRACE_* and downward-API names from the shell never reach a simulated pod."""
     shell = {"PATH": "/bin", "OTEL_SERVICE_NAME": "x", "PODTRACE_STORE": "memory", "POD_NAME": "p"}
     assert clean_environ(shell) == {"PATH": "/bin"}
+
+
+def test_a_reused_workdir_starts_from_scratch(tmp_path: Path) -> None:
+    """Databases, pod files and logs of an earlier run are cleared; anything else is kept."""
+    for name in ("podtrace.db", "podtrace.db-wal", "cart.db", "queue.db", "notes.txt"):
+        (tmp_path / name).write_text("x")
+    for name in ("endpoints", "pods", "logs"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "f").write_text("x")
+    _main._clear(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]

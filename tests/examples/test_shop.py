@@ -158,7 +158,6 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
         workdir,
         gateway_http=receiver.url,
         shop_path=EXAMPLES,
-        say=lambda _: None,
         rng=random.Random(7),
     )
     try:

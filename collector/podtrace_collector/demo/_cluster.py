@@ -43,6 +43,7 @@ _INHERITED_NAMES = frozenset(
 )
 
 Say = Callable[[str], None]
+"""Prints one progress line."""
 
 
 class Counters(Protocol):
@@ -104,7 +105,6 @@ class Cluster:
         gateway_http: str,
         gateway_grpc: str | None = None,
         shop_path: Path,
-        say: Say,
         rng: random.Random,
     ) -> None:
         self.supervisor = supervisor
@@ -113,7 +113,6 @@ class Cluster:
         self.gateway_http = gateway_http
         # Sidecars forward over OTLP/gRPC, as they do to a gateway's port 4317 in a cluster.
         self.gateway_forward = gateway_grpc or gateway_http
-        self.say = say
         self.rng = rng
         self.ports: set[int] = set()
         self.ready: dict[str, list[tuple[Pod, Process]]] = {}

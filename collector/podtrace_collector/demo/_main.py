@@ -44,7 +44,7 @@ class Plan:
 
 
 FULL = Plan(25, 20, 20, 5.0, 400, 3.0, 5.0, 30.0)
-FAST = Plan(6, 5, 6, 6.0, 150, 2.0, 3.0, 20.0)
+FAST = Plan(6, 5, 7, 6.0, 150, 2.0, 3.0, 20.0)
 
 
 class Console:
@@ -89,6 +89,7 @@ def main(argv: list[str]) -> int:
     plan = FAST if args.fast else FULL
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="podtrace-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    _clear(workdir)
     supervisor = Supervisor(workdir / "logs")
     console = Console()
     previous = signal.signal(signal.SIGTERM, _interrupt)
@@ -119,6 +120,16 @@ def main(argv: list[str]) -> int:
             print(f"podtrace demo: logs kept in {workdir / 'logs'}", file=sys.stderr)
 
 
+def _clear(workdir: Path) -> None:
+    # A reused --workdir must not mix an earlier run into this one: revision hashes are the
+    # same from run to run, so old spans would count towards the new report.
+    for name in ("endpoints", "pods", "logs"):
+        shutil.rmtree(workdir / name, ignore_errors=True)
+    for pattern in ("podtrace.db*", "cart.db*", "queue.db*"):
+        for path in workdir.glob(pattern):
+            path.unlink(missing_ok=True)
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     # SIGTERM ends the demo the way Ctrl-C does: through the cleanup path.
     raise KeyboardInterrupt
@@ -142,7 +153,6 @@ async def _demo(
         gateway_http=gateway_http,
         gateway_grpc=f"127.0.0.1:{ports['grpc']}",
         shop_path=shop,
-        say=say,
         rng=rng,
     )
     cluster.ports.update(ports.values())

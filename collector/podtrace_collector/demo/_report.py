@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 
+from podtrace_collector.demo._cluster import Say
 from podtrace_collector.demo._procs import DemoError
 
-Say = Callable[[str], None]
 POLL_S = 1.0
 
 

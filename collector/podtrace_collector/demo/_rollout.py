@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from podtrace_collector.demo._cluster import DRAIN_S, Cluster
+from podtrace_collector.demo._cluster import DRAIN_S, Cluster, Say
 from podtrace_collector.demo._pods import Revision
-
-Say = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -39,8 +36,8 @@ SHOP = (
     DeploymentSpec("frontend", 2, "2.3.1"),
 )
 
-BAD_FAULTS = {"SHOP_FAIL_RATE": "0.4", "SHOP_EXTRA_LATENCY_MS": "80"}
-"""What the bad revision does: fails 40 % of its requests and is 80 ms slower."""
+BAD_FAULTS = {"SHOP_FAIL_RATE": "0.5", "SHOP_EXTRA_LATENCY_MS": "80"}
+"""What the bad revision does: fails half of its requests and is 80 ms slower."""
 
 
 def bad_revision(spec: DeploymentSpec) -> Revision:
