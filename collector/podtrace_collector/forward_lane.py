@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 # Reserved per queued item on top of its bytes: the deque slot, the tuple, the bytes header.
 ITEM_OVERHEAD_BYTES = 120
 EXPORT_TIMEOUT_S = 5.0
+LOG_EVERY_S = 60.0
 
 
 class Lane:
@@ -54,6 +55,7 @@ class Lane:
         self._cond = threading.Condition()
         self._deadline: float | None = None  # set by close(): drain until then
         self._retiring = False  # set by retire(): hand everything back, send nothing more
+        self._logged_at: dict[str, float] = {}  # reason -> when last logged (rate limit)
         self._thread = threading.Thread(
             target=self._run, name=f"podtrace-forward {target.url}", daemon=True
         )
@@ -156,10 +158,7 @@ class Lane:
                 return
             self._metrics.forward_failed.labels(self.target.url, outcome.reason).inc()
             if not outcome.retryable:
-                logger.warning(
-                    "forward target refused a batch permanently",
-                    extra={"target": self.target.url, "reason": outcome.reason, "spans": n_spans},
-                )
+                self._log_refusal(outcome.reason, n_spans)
                 self._done(payloads, n_spans, sent=0, lost=n_spans)
                 return
             wait_s = _wait(outcome, delay, self._retry_max_s)
@@ -205,6 +204,16 @@ class Lane:
                 if remaining <= 0:
                     return True
                 self._cond.wait(remaining)
+
+    def _log_refusal(self, reason: str, n_spans: int) -> None:
+        """At most one line per reason per minute: drops are counted in the metrics anyway."""
+        now = time.monotonic()
+        if now - self._logged_at.get(reason, -LOG_EVERY_S) >= LOG_EVERY_S:
+            self._logged_at[reason] = now
+            logger.warning(
+                "forward target refused a batch permanently",
+                extra={"target": self.target.url, "reason": reason, "spans": n_spans},
+            )
 
     def _timeout(self) -> float:
         if self._deadline is None:
