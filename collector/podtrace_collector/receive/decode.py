@@ -153,12 +153,15 @@ def extract(request: Any) -> Decoded:
                 attributes: dict[str, AttrValue] = {}
                 for kv in s.attributes:
                     # Hot loop: compare the serialized key prefix; decode only kept keys.
-                    key = prefixes.get(kv[: 2 + kv[1]]) if len(kv) > 2 else None
+                    try:
+                        key = prefixes.get(kv[: 2 + kv[1]])
+                    except IndexError:  # under 2 bytes: an empty or broken KeyValue
+                        continue
                     if key is not None:
                         value = _kept_value(kv, len(key) + 2)
                         if value is not None:
                             attributes[key] = value
-                    elif kv[:1] != b"\x0a":
+                    elif kv[0] != 0x0A:
                         _odd_key_value(kv, attributes)
                 status = s.status
                 append(
