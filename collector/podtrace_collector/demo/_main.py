@@ -201,7 +201,9 @@ async def _run_rollout(
     progress = asyncio.create_task(_progress(users, supervisor, plan.progress_every_s, say))
     try:
         await _sleep_watching(plan.baseline_s, traffic)
-        await rolling_update(cluster, old, new, canary_s=plan.canary_s, say=say)
+        await rolling_update(
+            cluster, old, new, canary_s=plan.canary_s, say=say, sidecar=target.sidecar
+        )
         await _sleep_watching(plan.after_s, traffic)
         stop.set()
         await traffic

@@ -47,11 +47,18 @@ def bad_revision(spec: DeploymentSpec) -> Revision:
 
 
 async def rolling_update(
-    cluster: Cluster, old: Revision, new: Revision, *, canary_s: float, say: Say
+    cluster: Cluster,
+    old: Revision,
+    new: Revision,
+    *,
+    canary_s: float,
+    say: Say,
+    sidecar: bool = False,
 ) -> None:
     """Replace *old*'s pods by *new*'s one at a time (maxSurge 1, maxUnavailable 0).
 
     The first new pod is a canary: both revisions serve for *canary_s* before the rest rolls.
+    New pods get a podtrace sidecar when *sidecar* is set, like the pods they replace.
     """
     workload = f"shop/{old.deployment}"
     say(
@@ -60,7 +67,7 @@ async def rolling_update(
     )
     old_pods = [entry for entry in cluster.ready[old.deployment] if entry[0].revision == old]
     for index, (old_pod, old_process) in enumerate(old_pods):
-        pod, process = cluster.start_pod(new)
+        pod, process = cluster.start_pod(new, sidecar=sidecar)
         say(f"  creating pod {pod.name}")
         took = await cluster.wait_ready(pod, process)
         cluster.add_endpoint(pod, process)
