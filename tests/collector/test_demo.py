@@ -221,3 +221,20 @@ def test_a_reused_workdir_starts_from_scratch(tmp_path: Path) -> None:
         (tmp_path / name / "f").write_text("x")
     _main._clear(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_only_a_process_dying_on_its_own_is_reported(tmp_path: Path) -> None:
+    """A crashed pod fails the demo; one being stopped (a rolling update) does not."""
+    supervisor = Supervisor(tmp_path / "logs")
+    env, cwd = dict(os.environ), tmp_path
+    crashed = supervisor.spawn("crashed", ["sh", "-c", "exit 1"], env=env, cwd=cwd, tier=0)
+    stopped = supervisor.spawn("stopped", ["sleep", "30"], env=env, cwd=cwd, tier=0)
+    crashed.popen.wait()
+    stopped.stopping = True  # what Supervisor.stop marks before signalling
+    stopped.popen.terminate()
+    stopped.popen.wait()
+    with pytest.raises(DemoError, match="crashed exited unexpectedly"):
+        supervisor.check_alive()
+    supervisor.processes.remove(crashed)
+    supervisor.check_alive()
+    supervisor.stop_all()

@@ -39,6 +39,7 @@ class Process:
         self.popen = popen
         self.log = log
         self.tier = tier
+        self.stopping = False
 
     @property
     def pid(self) -> int:
@@ -96,6 +97,7 @@ class Supervisor:
     def stop(self, processes: Sequence[Process], *, timeout_s: float = 5.0) -> None:
         """SIGTERM each process group, wait up to *timeout_s*, then SIGKILL what is left."""
         for process in processes:
+            process.stopping = True
             _signal_group(process, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
         for process in processes:
@@ -117,8 +119,9 @@ class Supervisor:
 
     def check_alive(self) -> None:
         """Raise `DemoError` for the first process that exited on its own."""
-        for process in self.processes:
-            if not process.alive():
+        # A copy: a rolling update may be stopping (and removing) pods in another thread.
+        for process in list(self.processes):
+            if not process.alive() and not process.stopping:
                 raise process.failure("exited unexpectedly")
 
 
