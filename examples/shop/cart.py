@@ -79,10 +79,11 @@ async def get_cart(user: str) -> dict[str, object] | JSONResponse:
     return {"user": user, "items": [{"product_id": p, "quantity": q} for p, q in rows]}
 
 
-@app.delete("/carts/{user}")
-async def empty_cart(user: str) -> dict[str, object]:
+@app.delete("/carts/{user}", response_model=None)
+async def empty_cart(user: str) -> dict[str, object] | JSONResponse:
     """Empty the user's cart (after a successful checkout)."""
-    await faults.work(0.001)
+    if await faults.work(0.001):
+        return JSONResponse({"error": "cart store timeout"}, status_code=503)
     with _db() as conn:
         conn.execute("DELETE FROM items WHERE user = ?", (user,))
     return {"user": user, "items": []}

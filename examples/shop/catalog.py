@@ -43,10 +43,11 @@ async def list_products(ids: str = "") -> list[dict[str, object]] | JSONResponse
     return [PRODUCTS[i] for i in ids.split(",") if i in PRODUCTS]
 
 
-@app.get("/products/{product_id}")
-async def get_product(product_id: str) -> dict[str, object]:
+@app.get("/products/{product_id}", response_model=None)
+async def get_product(product_id: str) -> dict[str, object] | JSONResponse:
     """One product; 404 when it does not exist."""
-    await faults.work(0.001)
+    if await faults.work(0.001):
+        return JSONResponse({"error": "catalog database unavailable"}, status_code=503)
     if product_id not in PRODUCTS:
         raise HTTPException(status_code=404, detail="no such product")
     return PRODUCTS[product_id]

@@ -36,6 +36,10 @@ class AddItem(BaseModel):
     quantity: int = Field(default=1, ge=1, le=99)
 
 
+async def _injected_failure() -> JSONResponse:
+    return JSONResponse({"error": "frontend internal error"}, status_code=500)
+
+
 async def _call(method: str, endpoints: Endpoints, path: str, **kwargs: Any) -> tuple[int, Any]:
     """Call a backend; its failures become a 502 that names it."""
     try:
@@ -64,7 +68,8 @@ async def healthz() -> dict[str, str]:
 async def products(x_user_id: str = Header(alias=USER_HEADER)) -> Any:
     """The product page: the catalog plus recommendations (best sellers when they fail)."""
     tag_user(x_user_id)
-    await faults.work(0.002)
+    if await faults.work(0.002):
+        return _injected_failure()
     status, items = await _call("GET", catalog, "/products")
     if status != 200:
         return JSONResponse(items, status_code=status)
@@ -76,7 +81,8 @@ async def products(x_user_id: str = Header(alias=USER_HEADER)) -> Any:
 async def add_to_cart(body: AddItem, x_user_id: str = Header(alias=USER_HEADER)) -> Any:
     """Put a product in the user's cart."""
     tag_user(x_user_id)
-    await faults.work(0.001)
+    if await faults.work(0.001):
+        return _injected_failure()
     status, data = await _call("POST", cart, f"/carts/{x_user_id}/items", json=body.model_dump())
     return JSONResponse(data, status_code=status)
 
@@ -85,6 +91,7 @@ async def add_to_cart(body: AddItem, x_user_id: str = Header(alias=USER_HEADER))
 async def place_order(x_user_id: str = Header(alias=USER_HEADER)) -> Any:
     """Check the user's cart out."""
     tag_user(x_user_id)
-    await faults.work(0.001)
+    if await faults.work(0.001):
+        return _injected_failure()
     status, data = await _call("POST", checkout, "/checkout", headers=user_headers(x_user_id))
     return JSONResponse(data, status_code=status)

@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--keep-running", action="store_true", help="stay up after the report")
     parser.add_argument("--fast", action="store_true", help="shorter phases (tests and CI)")
     parser.add_argument("--workdir", type=Path, help="keep logs, pod files and the database here")
-    names = [spec.name for spec in SHOP if spec.name != "frontend"]
+    names = sorted(spec.name for spec in SHOP)
     parser.add_argument("--service", choices=names, default="payment", help="what to roll out")
     parser.add_argument(
         "--api-port",
