@@ -147,8 +147,9 @@ def _collector(conn: Any) -> None:
     from podtrace_collector.config import CollectorConfig
     from podtrace_collector.dedupe import Deduplicator
     from podtrace_collector.receive.decode import decode_protobuf
-    from podtrace_collector.runtime import Collector, CountingSink
+    from podtrace_collector.runtime import Collector, CountingSink, tune_gc
 
+    tune_gc()  # as `podtrace collector` does, for the raw loop and for serving alike
     body = make_body()
     decode_rate = _rate(lambda: decode_protobuf(body))
     dedupe = Deduplicator()

@@ -72,7 +72,7 @@ def main(argv: Sequence[str]) -> int:
 
 def run(config: CollectorConfig) -> int:
     """Start a collector for ``config`` and serve until a stop signal."""
-    from podtrace_collector.runtime import Collector  # heavy imports after flag checks
+    from podtrace_collector.runtime import Collector, tune_gc  # heavy imports after flag checks
 
     stop = threading.Event()
     _install_signal_handlers(stop)
@@ -82,6 +82,7 @@ def run(config: CollectorConfig) -> int:
     except (CollectorError, OSError) as exc:
         logger.error("collector failed to start", extra={"error": str(exc)})
         return 1
+    tune_gc()
     stop.wait()
     logger.info("stop signal received; draining", extra={"timeout_s": config.drain_timeout_s})
     collector.stop(config.drain_timeout_s)
