@@ -15,6 +15,7 @@ with ``Retry-After`` while shutting down.
 from __future__ import annotations
 
 import hmac
+import logging
 import math
 import zlib
 
@@ -28,6 +29,8 @@ from podtrace_collector.metrics import CollectorMetrics
 from podtrace_collector.receive.decode import encode_response, parse_json, parse_protobuf
 from podtrace_collector.receive.ingest import Ingest, ShuttingDown
 
+logger = logging.getLogger(__name__)
+
 TRANSPORT = "http"
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -40,6 +43,7 @@ _GRPC_CODES = {
     413: code_pb2.RESOURCE_EXHAUSTED,
     415: code_pb2.INVALID_ARGUMENT,
     429: code_pb2.RESOURCE_EXHAUSTED,
+    500: code_pb2.INTERNAL,
     503: code_pb2.UNAVAILABLE,
 }
 
@@ -112,6 +116,9 @@ def _export(ingest: Ingest, body: bytes, *, is_json: bool) -> tuple[int, str]:
         raise _retry_refusal(503, str(exc), exc.retry_after_s, "unavailable") from exc
     except Overloaded as exc:
         raise _retry_refusal(429, str(exc), exc.retry_after_s, "overloaded") from exc
+    except Exception as exc:  # a bug downstream: log it, answer a Status, never a traceback
+        logger.exception("export failed")
+        raise _Refusal(500, "internal error; see the collector's log", "error") from exc
     return result.rejected, result.message
 
 

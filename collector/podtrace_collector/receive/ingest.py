@@ -92,6 +92,9 @@ class Ingest:
             self.dedupe.forget(fresh)
             m.spans_refused.inc(decoded.total)
             raise
+        except Exception:
+            self.dedupe.forget(fresh)  # a failing stage: the client's retry must not be a duplicate
+            raise
         duplicates = len(decoded.spans) - len(fresh)
         if duplicates:
             m.spans_deduplicated.inc(duplicates)

@@ -235,3 +235,29 @@ def test_fuzz_over_the_socket(url: str, body: bytes, as_json: bool, gzipped: boo
         body, headers["Content-Encoding"] = gzip.compress(body), "gzip"
     answer = httpx.post(url, content=body, headers=headers, timeout=5)
     assert answer.status_code in (200, 400)
+
+
+class _BrokenSink:
+    def submit(self, spans: object) -> None:
+        raise RuntimeError("analysis bug")
+
+
+def test_a_failing_stage_is_a_500_status_and_the_retry_is_not_a_duplicate(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A bug downstream gives a 500 google.rpc.Status (logged), and the spans are not remembered."""
+    sink = _BrokenSink()
+    with running(sink=sink) as collector:  # type: ignore[arg-type]
+        url = f"http://127.0.0.1:{collector.http_port}/v1/traces"
+        body, content_type = _body("protobuf", seed=17)
+        answer = httpx.post(url, content=body, headers={"Content-Type": content_type})
+        assert answer.status_code == 500
+        assert status_pb2.Status.FromString(answer.content).code == 13
+        assert "analysis bug" not in answer.text
+        recorder = RecordingSink()
+        collector.ingest.sink = recorder
+        assert (
+            httpx.post(url, content=body, headers={"Content-Type": content_type}).status_code == 200
+        )
+        assert len(recorder.spans) == 4
+    assert "export failed" in caplog.text
