@@ -173,6 +173,7 @@ def _servers(spans: list[Span], service: str) -> list[Span]:
     return [s for s in spans if s.kind == SERVER and s.service == service]
 
 
+@pytest.mark.slow
 def test_products_page_falls_back_when_recommendation_fails(shop: Shop) -> None:
     """A failing gRPC recommendation call is absorbed: the page answers 200 with best sellers."""
     response = httpx.get(f"{shop.frontend}/products", headers={"x-user-id": "user-0001"})
@@ -194,6 +195,7 @@ def test_products_page_falls_back_when_recommendation_fails(shop: Shop) -> None:
     assert page.attributes.get("http.route") == "/products"
 
 
+@pytest.mark.slow
 def test_checkout_hands_the_order_to_shipping_through_the_queue(shop: Shop) -> None:
     """Checkout publishes a PRODUCER span; shipping's CONSUMER span is its child and links it."""
     user = {"x-user-id": "user-0002"}
@@ -222,6 +224,7 @@ def test_checkout_hands_the_order_to_shipping_through_the_queue(shop: Shop) -> N
     assert trace == {"frontend", "checkout", "cart", "catalog", "shipping", "payment"}
 
 
+@pytest.mark.slow
 def test_entry_requests_name_the_user(shop: Shop) -> None:
     """The frontend records the x-user-id header as enduser.id on its server spans."""
     httpx.get(f"{shop.frontend}/products", headers={"x-user-id": "user-0042"})
@@ -232,6 +235,7 @@ def test_entry_requests_name_the_user(shop: Shop) -> None:
     assert {(s.service, s.kind) for s in tagged} == {("frontend", SERVER)}
 
 
+@pytest.mark.slow
 def test_every_pod_carries_its_kubernetes_identity(shop: Shop) -> None:
     """Each service's spans name its pod, ReplicaSet and Deployment, derived as in a cluster."""
     spans = shop.receiver.wait_for(lambda s: len({x.service for x in s}) == 7)
@@ -302,6 +306,7 @@ def test_broker_hands_each_message_out_once(
     assert rest == [({"n": 3}, {"traceparent": "t3"})]
 
 
+@pytest.mark.slow
 def test_load_generator_shops_as_many_users(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
     """The users browse, fill carts and check out through the frontend, none of them failing."""
     monkeypatch.syspath_prepend(str(EXAMPLES))

@@ -58,7 +58,7 @@ def check_instrumentations() -> None:
     if missing:
         raise DemoError(
             "the example shop needs these OpenTelemetry instrumentations: "
-            f"pip install {' '.join(missing)}  (`make demo` installs them)"
+            f"{', '.join(missing)}; pip install 'podtrace[demo]' (`make demo` installs them)"
         )
 
 
@@ -68,7 +68,10 @@ def shop_path() -> Path:
     for root in (here.parents[3] / "examples", here.parent / "examples"):
         if (root / "shop" / "__main__.py").is_file():
             return root
-    raise DemoError("cannot find the example shop (examples/shop) next to podtrace_collector")
+    raise DemoError(
+        "cannot find the example shop: run the demo from a source checkout (make demo) "
+        "or install a wheel that includes it (pip install 'podtrace[demo]')"
+    )
 
 
 async def start_gateway(
