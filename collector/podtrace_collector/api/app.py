@@ -12,12 +12,11 @@ where route modules find them:
 =====================  =====================================================================
 
 The query API lives in ``podtrace_collector.api.routes`` as ``router: fastapi.APIRouter``; it is
-included when that module exists and there is a store (not in a sidecar).  Every error, from any
-route, is one JSON envelope: ``{"error": {"code": "...", "message": "..."}}``; validation errors
-are 400s with a message naming the parameter, and an unexpected exception is a 500 that never
-shows a traceback.  With
-``--api-token`` every path except ``/healthz``, ``/readyz`` and the page ``/`` needs
-``Authorization: Bearer TOKEN``.
+included when that module exists (``app.state.store`` may be set later, or be ``None``).  Every
+error, from any route, is one JSON envelope: ``{"error": {"code": "...", "message": "..."}}``;
+validation errors are 400s with a message naming the parameter, and an unexpected exception is a
+500 that never shows a traceback.  With ``--api-token`` every path except ``/healthz``,
+``/readyz`` and the page ``/`` needs ``Authorization: Bearer TOKEN``.
 """
 
 from __future__ import annotations
@@ -102,8 +101,7 @@ def create_app(
     def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    if store is not None:  # a sidecar has no store: health and metrics only
-        _include_routes(app)
+    _include_routes(app)  # its routes answer 503 "no_store" where there is none (a sidecar)
     return app
 
 

@@ -137,11 +137,3 @@ def _check_token(client: httpx.Client) -> None:
     denied = client.get("/metrics")
     assert denied.status_code == 401 and denied.json()["error"]["code"] == "unauthorized"
     assert client.get("/metrics", headers={"Authorization": "Bearer t0k"}).status_code == 200
-
-
-def test_query_routes_need_a_store() -> None:
-    """Without a store (a sidecar) the query API is absent: 404 in the envelope, not a 500."""
-    app = create_app(config=CollectorConfig(store="memory"), metrics=CollectorMetrics())
-    with _serve(app) as client:
-        answer = client.get("/api/v1/workloads")
-    assert answer.status_code == 404 and answer.json()["error"]["code"] == "not_found"
