@@ -72,8 +72,11 @@ def main(argv: Sequence[str]) -> int:
 
 def run(config: CollectorConfig) -> int:
     """Start a collector for ``config`` and serve until a stop signal."""
+    import prometheus_client
+
     from podtrace_collector.runtime import Collector, tune_gc  # heavy imports after flag checks
 
+    prometheus_client.disable_created_metrics()  # no *_created series: half the scrape, no use
     stop = threading.Event()
     _install_signal_handlers(stop)
     try:
