@@ -46,6 +46,9 @@ from podtrace_collector.upstream import Target, make_exporter, parse_target
 logger = logging.getLogger(__name__)
 
 Resolve = Callable[[str, int], list[str]]
+# Batches stay under the 4 MiB that OTLP/gRPC servers accept by default (grpcio, the OTel
+# Collector); a single request larger than that is still sent, alone.
+MAX_BATCH_BYTES = 4 * 1024 * 1024
 
 
 def resolve_ipv4_first(host: str, port: int) -> list[str]:
@@ -267,7 +270,7 @@ class Forwarder:
             exporter,
             metrics=self._metrics,
             budget=self._budget,
-            max_batch_bytes=self._max_message_bytes,
+            max_batch_bytes=min(self._max_message_bytes, MAX_BATCH_BYTES),
             **self._lane_args,
         )
         lane.start()

@@ -10,8 +10,8 @@ An attempt returns an ``Outcome`` rather than raising: success (with the upstrea
 ``partial_success`` count), a retryable failure (with the delay the upstream asked for through
 ``Retry-After`` or gRPC ``RetryInfo``), or a permanent one.  Retryable answers follow the OTLP
 specification: HTTP 429/502/503/504 and connection errors; gRPC ``UNAVAILABLE``,
-``RESOURCE_EXHAUSTED``, ``DEADLINE_EXCEEDED``, ``ABORTED``, ``CANCELLED``, ``OUT_OF_RANGE``,
-``DATA_LOSS``.
+``RESOURCE_EXHAUSTED`` (with ``RetryInfo`` only), ``DEADLINE_EXCEEDED``, ``ABORTED``,
+``CANCELLED``, ``OUT_OF_RANGE``, ``DATA_LOSS``.
 """
 
 from __future__ import annotations
@@ -143,11 +143,14 @@ class GrpcExporter:
             answer = self._call(payload, timeout=timeout_s, metadata=self._metadata)
         except grpc.RpcError as exc:
             code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
+            delay = _retry_info_delay(exc)
+            # Per OTLP, RESOURCE_EXHAUSTED is retryable only with RetryInfo: without it, it is
+            # typically "message larger than the upstream accepts", which no retry fixes.
+            retryable = code in _RETRYABLE_GRPC and (
+                code != grpc.StatusCode.RESOURCE_EXHAUSTED or delay is not None
+            )
             return Outcome(
-                False,
-                retryable=code in _RETRYABLE_GRPC,
-                retry_after_s=_retry_info_delay(exc),
-                reason=f"grpc_{code.name.lower()}",
+                False, retryable=retryable, retry_after_s=delay, reason=f"grpc_{code.name.lower()}"
             )
         return Outcome(True, rejected=_rejected(answer))
 

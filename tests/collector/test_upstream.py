@@ -80,3 +80,14 @@ def test_grpc_token_is_sent() -> None:
         good.close()
         bad.close()
     assert not denied.retryable and denied.reason == "grpc_unauthenticated"
+
+
+def test_grpc_message_too_large_is_permanent() -> None:
+    """RESOURCE_EXHAUSTED without RetryInfo (message over the upstream's limit) is not retried."""
+    with running(test_config(max_body_bytes=16 * 1024), sink=RecordingSink()) as collector:
+        target = Target("grpc", "127.0.0.1", collector.grpc_port or 0)
+        exporter = GrpcExporter(target, token=None, max_message_bytes=1 << 20)
+        outcome = exporter.send(make_request(300).SerializeToString(), timeout_s=5)
+        exporter.close()
+    assert outcome.reason == "grpc_resource_exhausted"
+    assert not outcome.retryable and outcome.retry_after_s is None
