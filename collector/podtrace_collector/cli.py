@@ -12,7 +12,6 @@ import json
 import logging
 import signal
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from types import FrameType
@@ -77,8 +76,7 @@ def run(config: CollectorConfig) -> int:
     from podtrace_collector.runtime import Collector, tune_gc  # heavy imports after flag checks
 
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created
-    stop = threading.Event()
-    _install_signal_handlers(stop)
+    stop = _install_signal_handlers()
     try:
         collector = Collector(config)
         collector.start()
@@ -86,15 +84,24 @@ def run(config: CollectorConfig) -> int:
         logger.error("collector failed to start", extra={"error": str(exc)})
         return 1
     tune_gc()
-    stop.wait()
+    while not stop:
+        time.sleep(0.2)
     logger.info("stop signal received; draining", extra={"timeout_s": config.drain_timeout_s})
     collector.stop(config.drain_timeout_s)
     return 0
 
 
-def _install_signal_handlers(stop: threading.Event) -> None:
+def _install_signal_handlers() -> list[int]:
+    """SIGTERM/SIGINT append to the returned list.
+
+    The handler takes no lock: a handler that set a ``threading.Event`` could deadlock when the
+    signal lands while the main thread holds that event's lock inside ``Event.wait``.
+    """
+    received: list[int] = []
+
     def handle(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        received.append(signum)
 
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)
+    return received
