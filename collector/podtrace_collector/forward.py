@@ -20,7 +20,6 @@ exhausted in a gateway (``forward_over_budget``), or the drain on shutdown ran o
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import logging
 import socket
@@ -32,6 +31,7 @@ from typing import Any
 from podtrace_collector.budget import MemoryBudget
 from podtrace_collector.errors import DecodeError, Overloaded
 from podtrace_collector.forward_lane import ITEM_OVERHEAD_BYTES, Lane
+from podtrace_collector.forward_route import count_spans, rendezvous_pick, split_request
 from podtrace_collector.metrics import (
     DROP_FORWARD_OVER_BUDGET,
     DROP_FORWARD_QUEUE_FULL,
@@ -40,7 +40,6 @@ from podtrace_collector.metrics import (
 )
 from podtrace_collector.model import Span
 from podtrace_collector.receive.decode import parse_protobuf
-from podtrace_collector.receive.lean import LeanRequest
 from podtrace_collector.upstream import Target, make_exporter, parse_target
 
 logger = logging.getLogger(__name__)
@@ -56,20 +55,6 @@ def resolve_ipv4_first(host: str, port: int) -> list[str]:
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     v4 = sorted({str(i[4][0]) for i in infos if i[0] == socket.AF_INET})
     return v4 or sorted({str(i[4][0]) for i in infos})
-
-
-def rendezvous_pick(trace_id: bytes, seeds: Sequence[bytes]) -> int:
-    """The index of the endpoint with the highest hash score for ``trace_id``.
-
-    Deterministic across processes (BLAKE2b, not ``hash()``), so every sidecar picks the same
-    gateway for a trace.
-    """
-    best, best_score = 0, b""
-    for index, seed in enumerate(seeds):
-        score = hashlib.blake2b(trace_id, digest_size=8, key=seed).digest()
-        if score > best_score:
-            best, best_score = index, score
-    return best
 
 
 class _Group:
@@ -222,7 +207,7 @@ class Forwarder:
             return []
         if len(lanes) == 1 and keys is None:
             payload = body if body is not None else request.SerializeToString()
-            return [(lanes[0], payload, _count_spans(request))]
+            return [(lanes[0], payload, count_spans(request))]
         seeds = group.seeds
         wanted = None if keys is None else set(keys)  # split_request consumes its keys
         parts = split_request(request, wanted, lambda t: rendezvous_pick(t, seeds), len(lanes))
@@ -296,57 +281,6 @@ class Forwarder:
             for group in self._groups:
                 if group.expand:
                     self._set_endpoints(group, self._endpoints(group))
-
-
-def split_request(
-    request: Any, keys: set[bytes] | None, pick: Callable[[bytes], int], n_parts: int
-) -> list[tuple[bytes, int]]:
-    """Split a ``LeanRequest`` into ``n_parts`` serialized requests by ``pick(trace_id)``.
-
-    Only spans whose ``trace_id + span_id`` is in ``keys`` are kept (all when ``keys`` is None;
-    each key once).  Resource and scope fields are copied into every part that has spans.
-    """
-    outs = [LeanRequest() for _ in range(n_parts)]
-    counts = [0] * n_parts
-    chosen: dict[bytes, int] = {}
-    for resource_spans in request.resource_spans:
-        rs_shell = _shell(resource_spans, "scope_spans")
-        rs_parts: dict[int, Any] = {}
-        for scope_spans in resource_spans.scope_spans:
-            ss_shell = _shell(scope_spans, "spans")
-            ss_parts: dict[int, Any] = {}
-            for span in scope_spans.spans:
-                trace_id = span.trace_id
-                if keys is not None:
-                    key = trace_id + span.span_id
-                    if key not in keys:
-                        continue
-                    keys.discard(key)
-                index = chosen.get(trace_id)
-                if index is None:
-                    index = chosen[trace_id] = pick(trace_id)
-                target = ss_parts.get(index)
-                if target is None:
-                    rs_part = rs_parts.get(index)
-                    if rs_part is None:
-                        rs_part = rs_parts[index] = outs[index].resource_spans.add()
-                        rs_part.CopyFrom(rs_shell)
-                    target = ss_parts[index] = rs_part.scope_spans.add()
-                    target.CopyFrom(ss_shell)
-                target.spans.add().CopyFrom(span)
-                counts[index] += 1
-    return [(out.SerializeToString() if n else b"", n) for out, n in zip(outs, counts, strict=True)]
-
-
-def _shell(message: Any, repeated: str) -> Any:
-    shell = type(message)()
-    shell.CopyFrom(message)
-    shell.ClearField(repeated)
-    return shell
-
-
-def _count_spans(request: Any) -> int:
-    return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
 
 
 def _is_name(target: Target) -> bool:
