@@ -20,6 +20,19 @@ logger = logging.getLogger(__name__)
 
 DetectedValue = str | Sequence[str]
 
+# What the detector finds about the sidecar's own container or process, not about the pod: stamping
+# these on the app's spans would name the wrong container (the pause-container mistake in another
+# form), so the sidecar leaves them to the app's own SDK.
+NOT_POD_WIDE = frozenset(
+    {
+        "container.id",
+        "container.image.name",
+        "container.image.tags",
+        "k8s.container.name",
+        "service.instance.id",
+    }
+)
+
 
 def detect_pod_attributes() -> dict[str, DetectedValue]:
     """The pod's attributes from the library's detector, or ``{}`` when it is unavailable.
@@ -36,7 +49,11 @@ def detect_pod_attributes() -> dict[str, DetectedValue]:
     except Exception:
         logger.warning("kubernetes detection failed, sidecar will not enrich", exc_info=True)
         return {}
-    return {str(k): v for k, v in dict(detected).items() if isinstance(v, str | list | tuple)}
+    return {
+        str(k): v
+        for k, v in dict(detected).items()
+        if isinstance(v, str | list | tuple) and k not in NOT_POD_WIDE
+    }
 
 
 class Enricher:

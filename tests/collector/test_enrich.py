@@ -112,3 +112,19 @@ def test_detector_is_used_and_failures_are_logged(
     with caplog.at_level(logging.WARNING, logger="podtrace_collector.enrich"):
         assert detect_pod_attributes() == {}
     assert "detection failed" in caplog.text
+
+
+def test_container_level_attributes_are_not_stamped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sidecar's own container id, name, image and instance id never land on the app's spans."""
+    import podtrace._k8s as k8s
+
+    found = {
+        "k8s.pod.name": "cart-7d9f8c6b5-x7k2p",
+        "container.id": "a" * 64,
+        "k8s.container.name": "podtrace-sidecar",
+        "container.image.name": "ghcr.io/podtrace/podtrace",
+        "container.image.tags": ["0.1.0"],
+        "service.instance.id": "uid/podtrace-sidecar/1",
+    }
+    monkeypatch.setattr(k8s, "detect_kubernetes_attributes", lambda: found)
+    assert detect_pod_attributes() == {"k8s.pod.name": "cart-7d9f8c6b5-x7k2p"}

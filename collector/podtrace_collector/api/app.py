@@ -16,7 +16,8 @@ included when that module exists (``app.state.store`` may be set later, or be ``
 error, from any route, is one JSON envelope: ``{"error": {"code": "...", "message": "..."}}``;
 validation errors are 400s with a message naming the parameter, and an unexpected exception is a
 500 that never shows a traceback.  With ``--api-token`` every path except ``/healthz``,
-``/readyz`` and the page ``/`` needs ``Authorization: Bearer TOKEN``.
+``/readyz``, the page (``/`` and ``/static/*``) and the OpenAPI description (``/openapi.json``,
+``/docs``) needs ``Authorization: Bearer TOKEN``.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ from podtrace_collector.metrics import CONTENT_TYPE_LATEST, CollectorMetrics
 logger = logging.getLogger(__name__)
 
 ROUTES_MODULE = "podtrace_collector.api.routes"
-_OPEN_PATHS = frozenset({"/healthz", "/readyz", "/"})
+_OPEN_PATHS = frozenset({"/healthz", "/readyz", "/", "/openapi.json", "/docs"})
+# The page's own files carry no data; the page asks for the token and sends it with API calls.
+_OPEN_PREFIXES = ("/static/",)
 _CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -78,7 +81,13 @@ def create_app(
         budget: the shared ``MemoryBudget``.
         is_ready: whether receivers are bound and the store is open (``/readyz``).
     """
-    app = FastAPI(title="podtrace collector", openapi_url=None, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="podtrace collector",
+        description="Query API of the podtrace gateway: workloads, rollouts, blast radius, graph.",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
     app.state.config = config
     app.state.metrics = metrics
     app.state.store = store
@@ -152,7 +161,7 @@ def _add_token_check(app: FastAPI, token: str | None) -> None:
 
     @app.middleware("http")
     async def check_token(request: Request, call_next: Any) -> Response:
-        if request.url.path in _OPEN_PATHS:
+        if request.url.path in _OPEN_PATHS or request.url.path.startswith(_OPEN_PREFIXES):
             response: Response = await call_next(request)
             return response
         got = request.headers.get("authorization", "").encode()

@@ -137,3 +137,12 @@ def _check_token(client: httpx.Client) -> None:
     denied = client.get("/metrics")
     assert denied.status_code == 401 and denied.json()["error"]["code"] == "unauthorized"
     assert client.get("/metrics", headers={"Authorization": "Bearer t0k"}).status_code == 200
+
+
+def test_openapi_description_is_served() -> None:
+    """FastAPI's OpenAPI description lists the query API, and is readable behind a token."""
+    with _serve(_app(token="t0k")) as client:
+        spec = client.get("/openapi.json")
+        assert spec.status_code == 200
+        assert "/api/v1/blast-radius" in spec.json()["paths"]
+        assert client.get("/docs").status_code == 200
