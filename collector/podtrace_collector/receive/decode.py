@@ -54,6 +54,16 @@ _ID_KEYS = frozenset({"traceId", "trace_id", "spanId", "span_id", "parentSpanId"
 # The serialized prefix of a KeyValue whose key is kept: field 1 (key), length, key bytes.
 _KEPT_PREFIXES = {b"\x0a" + bytes([len(k.encode())]) + k.encode(): k for k in SPAN_KEYS_KEPT}
 assert all(len(k.encode()) < 128 for k in SPAN_KEYS_KEPT)  # one-byte length in the prefix
+# Serialized span KeyValue -> what it contributes: ``(kept key, value)``, or ``None`` (dropped).
+# Attributes repeat exactly across spans (``http.response.status_code=200``, a route, a host),
+# so a hit replaces prefix slicing, matching and value decoding with one dict lookup.  Bounded:
+# only short KeyValues are remembered, and the table starts over when full (distinct values such
+# as URL paths just cycle through it).  Shared by receiver threads: single dict operations are
+# atomic, and an entry is a pure function of its key, so a race can only cost a recomputation.
+_SEEN: dict[bytes, tuple[str, AttrValue] | None] = {}
+_SEEN_MAX = 4096
+_SEEN_MAX_BYTES = 256
+_UNSEEN: Any = object()
 
 
 class Decoded:
@@ -130,6 +140,7 @@ def extract(request: Any) -> Decoded:
     spans: list[Span] = []
     append = spans.append
     prefixes = _KEPT_PREFIXES
+    seen = _SEEN
     total = rejected = 0
     error = ""
     for resource_spans in request.resource_spans:
@@ -152,17 +163,19 @@ def extract(request: Any) -> Decoded:
                     continue
                 attributes: dict[str, AttrValue] = {}
                 for kv in s.attributes:
-                    # Hot loop: compare the serialized key prefix; decode only kept keys.
-                    try:
-                        key = prefixes.get(kv[: 2 + kv[1]])
-                    except IndexError:  # under 2 bytes: an empty or broken KeyValue
+                    # Hot loop: most serialized KeyValues repeat exactly (same key, same value)
+                    # from span to span, so one dict lookup usually settles an attribute.
+                    hit = seen.get(kv, _UNSEEN)
+                    if hit is None:
                         continue
-                    if key is not None:
-                        value = _kept_value(kv, len(key) + 2)
-                        if value is not None:
-                            attributes[key] = value
-                    elif kv[0] != 0x0A:
-                        _odd_key_value(kv, attributes)
+                    if hit is not _UNSEEN:
+                        attributes[hit[0]] = hit[1]
+                        continue
+                    got = _attribute(kv, prefixes, attributes)
+                    if len(kv) <= _SEEN_MAX_BYTES:
+                        if len(seen) >= _SEEN_MAX:
+                            seen.clear()
+                        seen[kv] = got
                 status = s.status
                 append(
                     Span(
@@ -183,6 +196,30 @@ def extract(request: Any) -> Decoded:
     return Decoded(spans, total, rejected, error)
 
 
+def _attribute(
+    kv: bytes, prefixes: dict[bytes, str], attributes: dict[str, AttrValue]
+) -> tuple[str, AttrValue] | None:
+    """Decode one serialized span attribute into ``attributes`` if its key is kept.
+
+    Returns what ``extract`` remembers for these exact bytes (decoding is a pure function of
+    them): ``(key, value)`` when a kept key was set, else ``None`` (not kept, or undecodable).
+    """
+    # Compare the serialized key prefix; decode only kept keys.
+    try:
+        key = prefixes.get(kv[: 2 + kv[1]])
+    except IndexError:  # under 2 bytes: an empty or broken KeyValue
+        return None
+    if key is not None:
+        value = _kept_value(kv, len(key) + 2)
+        if value is None:
+            return None
+        attributes[key] = value
+        return key, value
+    if kv[0] != 0x0A:
+        return _odd_key_value(kv, attributes)
+    return None
+
+
 def _kept_value(kv: bytes, offset: int) -> AttrValue | None:
     # Fast path: ``0x12 len 0x0a len <utf-8>``, a short string value right after the key.
     if len(kv) > offset + 3 and kv[offset] == 0x12 and kv[offset + 2] == 0x0A:
@@ -198,16 +235,18 @@ def _kept_value(kv: bytes, offset: int) -> AttrValue | None:
         return None
 
 
-def _odd_key_value(kv: bytes, attributes: dict[str, AttrValue]) -> None:
+def _odd_key_value(kv: bytes, attributes: dict[str, AttrValue]) -> tuple[str, AttrValue] | None:
     """A KeyValue not serialized key-first (legal, rare): decode it fully."""
     try:
         parsed = KeyValue.FromString(kv)
     except (ProtobufDecodeError, RecursionError, ValueError):
-        return
+        return None
     if parsed.key in SPAN_KEYS_KEPT:
         value = _value(parsed.value)
         if value is not None:
             attributes[parsed.key] = value
+            return parsed.key, value
+    return None
 
 
 def _status(raw: bytes) -> int:
