@@ -64,6 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return func(rest)
     except KeyboardInterrupt:
         return 130
+    except ImportError as exc:  # subcommands import their heavy dependencies lazily
+        if needs_extra and _is_missing_extra(exc):
+            print(EXTRA_HINT.format(cmd=cmd), file=sys.stderr)
+            return 2
+        raise
 
 
 def _is_missing_extra(exc: ImportError) -> bool:

@@ -24,3 +24,14 @@ def test_unknown_command_exits_2() -> None:
     assert proc.returncode == 2
     assert "unknown command" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_missing_collector_extra_is_a_one_line_hint() -> None:
+    """Without the collector extra, `podtrace collector` prints the pip hint, not a traceback."""
+    code = (
+        "import sys; sys.modules['fastapi'] = None; sys.modules['grpc'] = None\n"
+        "from podtrace._cli import main; sys.exit(main(['collector']))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == _cli.EXTRA_HINT.format(cmd="collector")
