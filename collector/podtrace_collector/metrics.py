@@ -2,8 +2,9 @@
 
 Each ``Collector`` owns one ``CollectorMetrics`` with its own ``CollectorRegistry`` (never the
 global one), so several collectors can run in one process (tests, benchmarks).  Other stages add
-their own metrics to ``CollectorMetrics.registry``; the analysis stage uses the hooks declared here
-(``traces_completed``, ``late_spans``, ``traces_buffered``).  Metric names are listed in
+their own metrics to ``CollectorMetrics.registry`` (the gateway's analysis stage registers a
+collector that reads its counters at scrape time, ``gateway._StageMetrics``).  Metric names are
+listed in
 ``docs/collector.md``.  Counters are incremented once per request or batch, never per span.
 """
 
@@ -75,7 +76,6 @@ class CollectorMetrics:
             "podtrace_buffered_spans_limit", "The span budget (--max-buffered-spans)", registry=r
         )
         self._init_forward(r)
-        self._init_analysis_hooks(r)
         self._init_sink(r)
 
     def _init_forward(self, r: CollectorRegistry) -> None:
@@ -108,17 +108,6 @@ class CollectorMetrics:
             "Spans dropped per forward target and reason",
             ["target", "reason"],
             registry=r,
-        )
-
-    def _init_analysis_hooks(self, r: CollectorRegistry) -> None:
-        self.traces_completed = Counter(
-            "podtrace_traces_completed", "Traces assembled and analysed", registry=r
-        )
-        self.late_spans = Counter(
-            "podtrace_late_spans", "Spans that arrived after their trace completed", registry=r
-        )
-        self.traces_buffered = Gauge(
-            "podtrace_traces_buffered", "Traces being assembled", registry=r
         )
 
     def _init_sink(self, r: CollectorRegistry) -> None:

@@ -23,9 +23,6 @@ DOCUMENTED = [
     "podtrace_forward_requests_failed_total",
     "podtrace_forward_retries_total",
     "podtrace_forward_spans_dropped_total",
-    "podtrace_traces_completed_total",
-    "podtrace_late_spans_total",
-    "podtrace_traces_buffered",
     "podtrace_sink_spans_total",
 ]
 
