@@ -49,7 +49,7 @@ from podtrace_collector.analyse.aggregate import (
     OriginStats,
     RevisionStats,
 )
-from podtrace_collector.analyse.histogram import Histogram, bucket_of
+from podtrace_collector.analyse.histogram import bucket_of
 from podtrace_collector.analyse.requests import Request, TraceAnalysis, WorkloadRev, analyse_trace
 from podtrace_collector.model import Span
 
@@ -113,19 +113,22 @@ def _add_registry(agg: Aggregates, trace: TraceAnalysis) -> None:
             st.pods.add(pod)
 
 
-def _count(h: Histogram, bucket: int) -> None:
-    # Histogram.add with the bucket computed once by the caller: this runs three times a request.
-    counts = h.counts
-    counts[bucket] = counts.get(bucket, 0) + 1
-    h.total += 1
-
-
 def _add_request(agg: Aggregates, r: Request, reached: set[WorkloadRev]) -> None:
     st = agg.revisions[r.key]
     st.requests += 1
-    latency_bucket = bucket_of(r.latency_ms)
-    _count(st.latency, latency_bucket)
-    _count(st.self_time, bucket_of(r.self_time_ms))
+    # ``Histogram.add`` inlined, with the latency bucket computed once: this runs three times a
+    # request, and the calls were a tenth of the analysis time.
+    span = r.span
+    latency_bucket = bucket_of(max(span.end_ns - span.start_ns, 0) / 1e6)  # r.latency_ms
+    h = st.latency
+    counts = h.counts
+    counts[latency_bucket] = counts.get(latency_bucket, 0) + 1
+    h.total += 1
+    h = st.self_time
+    counts = h.counts
+    bucket = bucket_of(r.self_time_ms)
+    counts[bucket] = counts.get(bucket, 0) + 1
+    h.total += 1
     parent = r.parent
     operation = ""
     if parent is None:
@@ -139,7 +142,10 @@ def _add_request(agg: Aggregates, r: Request, reached: set[WorkloadRev]) -> None
             edge = agg.edges[k] = EdgeStats()
         edge.calls += 1
         edge.errors += r.failed
-        _count(edge.latency, latency_bucket)
+        h = edge.latency
+        counts = h.counts
+        counts[latency_bucket] = counts.get(latency_bucket, 0) + 1
+        h.total += 1
     if not r.failed:
         return
     st.errors += 1
