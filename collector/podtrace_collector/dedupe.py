@@ -50,14 +50,20 @@ class Deduplicator:
 
     def filter(self, spans: Sequence[Span]) -> list[Span]:
         """Return the spans not seen before (in order) and remember their ids."""
-        fresh: list[Span] = []
-        append = fresh.append
+        keys = [span.trace_id + span.span_id for span in spans]
+        batch = set(keys)
         with self._lock:
             self._maybe_rotate()
             current, previous = self._current, self._previous
+            # The common case, no duplicate at all, in bulk set operations (C loops; each key's
+            # hash is computed once and cached by the bytes object).
+            if len(batch) == len(keys) and current.isdisjoint(batch) and previous.isdisjoint(batch):
+                current |= batch
+                return list(spans)
+            fresh: list[Span] = []
+            append = fresh.append
             add = current.add
-            for span in spans:
-                key = span.trace_id + span.span_id
+            for span, key in zip(spans, keys, strict=True):
                 if key in current or key in previous:
                     continue
                 add(key)
