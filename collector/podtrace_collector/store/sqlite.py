@@ -211,7 +211,7 @@ def _register_functions(db: sqlite3.Connection) -> None:
 
 
 def _hist_merge(a: str, b: str) -> str:
-    return _rows.dump_counts(_lazy.merge_hist([a, b]).counts)
+    return _rows.dump_str_counts(_lazy.merge_counts([a, b]))
 
 
 def _set_union(a: str, b: str) -> str:
@@ -234,7 +234,7 @@ class _JsonAgg:
 
 class _HistAgg(_JsonAgg):
     def finalize(self) -> str:
-        return _rows.dump_counts(_lazy.merge_hist(self.values).counts)
+        return _rows.dump_str_counts(_lazy.merge_counts(self.values))
 
 
 class _SetAgg(_JsonAgg):
