@@ -11,10 +11,12 @@ from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from podtrace_collector.errors import DecodeError
+from podtrace_collector.receive import decode
 from podtrace_collector.receive.decode import (
     decode_json,
     decode_protobuf,
     encode_response,
+    extract,
     parse_protobuf,
 )
 
@@ -44,6 +46,34 @@ def test_protobuf_fields_and_kept_attributes() -> None:
     assert first.attributes == {"http.request.method": "GET", "http.route": "/items/{id}"}
     assert first.resource is second.resource
     assert first.resource.attributes["service.name"] == "cart"
+
+
+def test_remembered_attributes_decode_as_on_first_sight() -> None:
+    """Repeated, evicted, long and value-first attributes decode the same every time."""
+    n = decode._SEEN_MAX + 50  # more distinct KeyValues than the table holds: it starts over
+    request = make_request(n, spans_per_trace=1)
+    for i, span in enumerate(request.resource_spans[0].scope_spans[0].spans):
+        del span.attributes[:]
+        span.attributes.extend(
+            [kv("http.route", f"/r/{i}"), kv("http.request.method", "GET"), kv("x", i % 7)]
+        )
+        span.attributes.append(kv("enduser.id", "u" * 300))  # over the size remembered
+    lean = parse_protobuf(request.SerializeToString())
+    # The same KeyValue serialized value first (legal): decoded in full, and also remembered.
+    value_first = b"\x12\x03\x0a\x01x\x0a\x0brpc.service"
+    for span in lean.resource_spans[0].scope_spans[0].spans:
+        span.attributes.append(value_first)
+    for _ in range(2):
+        spans = extract(lean).spans
+        assert len(spans) == n
+        for i, got in enumerate(spans):
+            assert got.attributes == {
+                "http.route": f"/r/{i}",
+                "http.request.method": "GET",
+                "enduser.id": "u" * 300,
+                "rpc.service": "x",
+            }
+    assert len(decode._SEEN) <= decode._SEEN_MAX
 
 
 def test_attribute_value_types() -> None:
