@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from podtrace_collector.analyse.aggregate import Aggregates, RevisionStats, WorkloadRev
 from podtrace_collector.analyse.histogram import Histogram
@@ -12,6 +12,16 @@ from podtrace_collector.timeparse import format_time
 
 # ``Store.read``: all minute buckets overlapping ``[start_s, end_s)`` merged (``None``: unbounded).
 Reader = Callable[[float | None, float | None], Aggregates]
+
+
+class OriginReader(Protocol):
+    """``Store.read`` with its ``origin`` filter: origin-keyed maps hold that origin's keys only."""
+
+    def __call__(
+        self, start_s: float | None, end_s: float | None, *, origin: WorkloadRev | None = None
+    ) -> Aggregates: ...
+
+
 # ``Store.revisions()``: every retained workload-revision with first/last seen, pods, version.
 Registry = Mapping[WorkloadRev, RevisionStats]
 JSON = dict[str, Any]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from podtrace_collector.analyse._query import (
     JSON,
+    OriginReader,
     Reader,
     Registry,
     counts_json,
@@ -19,7 +20,12 @@ from podtrace_collector.analyse._query import (
     require_revisions,
     window_json,
 )
-from podtrace_collector.analyse.aggregate import MAX_USERS, Aggregates, RevisionStats
+from podtrace_collector.analyse.aggregate import (
+    MAX_USERS,
+    Aggregates,
+    RevisionStats,
+    WorkloadRev,
+)
 from podtrace_collector.analyse.resolve import check_workload
 from podtrace_collector.analyse.verdict import MIN_REQUESTS, decide
 from podtrace_collector.errors import QueryError
@@ -51,6 +57,7 @@ def blast_radius(
     since_s: float | None = None,
     until_s: float | None = None,
     now_s: float,
+    origin_read: OriginReader | None = None,
 ) -> JSON:
     """The blast-radius report of ``workload`` at ``revision`` (SPEC §3 fields, and more).
 
@@ -62,6 +69,9 @@ def blast_radius(
     Added fields: ``origin_error_rate`` (and in ``baseline``), ``reasons`` (the verdict in words),
     ``baseline_window`` (``{start, end, mode}`` or null), ``affected_users_capped`` (true when a
     user set hit its cap, making ``affected_users`` a lower bound), ``hops`` on entry points.
+
+    ``origin_read`` (``Store.read``), when given, is used instead of ``read`` and asked for the
+    report's origin's impacts only: the same report, without reading every other origin's.
 
     Raises:
         QueryError: 404 ``unknown_workload`` / ``unknown_revision``; 400 ``bad_request`` for a
@@ -76,9 +86,13 @@ def blast_radius(
         raise QueryError(f"baseline {rev!r} is the revision itself: compare two revisions")
     first_s = stats.first_seen_ns / 1e9
     start_s, end_s = _window(first_s, since_s, until_s, now_s)
-    agg = read(start_s, end_s)
+    agg = _reader(read, origin_read, (workload, rev))(start_s, end_s)
     current = agg.revisions.get((workload, rev)) or _empty_like(stats)
-    base = None if prior is None else _baseline(read, agg, workload, prior, first_s, start_s, end_s)
+    base = None
+    if prior is not None:
+        # The baseline uses revision counters only: no impacts but the prior's are needed.
+        prior_read = _reader(read, origin_read, (workload, prior[0]))
+        base = _baseline(prior_read, agg, workload, prior, first_s, start_s, end_s)
     report: JSON = {
         "workload": workload,
         "kind": stats.kind,
@@ -91,6 +105,12 @@ def blast_radius(
     report.update(_verdict_fields(current, base))
     report.update(_impact_fields(agg, registry, workload, rev))
     return report
+
+
+def _reader(read: Reader, origin_read: OriginReader | None, origin: WorkloadRev) -> Reader:
+    if origin_read is None:
+        return read
+    return lambda start_s, end_s: origin_read(start_s, end_s, origin=origin)
 
 
 def _pick(

@@ -167,6 +167,7 @@ def get_blast_radius(
         since_s=since_s,
         until_s=until_s,
         now_s=now_s,
+        origin_read=store.read,  # read only this revision's impacts, not every origin's
     )
 
 

@@ -109,11 +109,21 @@ def registry_stats(d: Mapping[str, Any]) -> RevisionStats:
     )
 
 
-def decode(db: sqlite3.Connection, window: Window, fetch: _lazy.Fetch) -> Aggregates:
-    """The window's minutes merged: counters summed in SQL, histograms/sets/lists lazy."""
+def decode(
+    db: sqlite3.Connection,
+    window: Window,
+    fetch: _lazy.Fetch,
+    origin: tuple[str, str] | None = None,
+) -> Aggregates:
+    """The window's minutes merged: counters summed in SQL, histograms/sets/lists lazy.
+
+    With ``origin``, the maps of ``_schema.ORIGIN_TABLES`` hold that origin's keys only.
+    """
     a = Aggregates()
 
     def rows(t: s.Table) -> sqlite3.Cursor:
+        if origin is not None and t in s.ORIGIN_TABLES:
+            return db.execute(s.read_sql(t, origin=True), (*origin, *window))
         return db.execute(s.read_sql(t), window)
 
     def src(t: s.Table, key: tuple[str, ...]) -> _lazy.Source:

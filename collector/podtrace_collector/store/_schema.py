@@ -192,11 +192,20 @@ def window_params(start_s: float | None, end_s: float | None) -> tuple[int, ...]
     return tuple(x for r in ranges for x in r)
 
 
-def read_sql(t: Table) -> str:
-    """The window query: one row per key with its scalar columns aggregated in SQL."""
+# The maps keyed first by an origin workload-revision (``Store.read(origin=...)`` filters them).
+ORIGIN_TABLES = (IMPACTS, ENTRY_IMPACTS, ABSORBED, ORIGINS)
+
+
+def read_sql(t: Table, *, origin: bool = False) -> str:
+    """The window query: one row per key with its scalar columns aggregated in SQL.
+
+    With ``origin``, only the keys whose first two columns are the two first parameters (an
+    origin workload and revision; the window's parameters follow).
+    """
     exprs = [_READ[m].format(c=c) for c, m in t.values if m in _READ]
     group = f" GROUP BY {', '.join(t.keys)}" if t.keys else ""
-    return f"SELECT {', '.join([*t.keys, *exprs])} FROM {t.name} WHERE {WINDOW}{group}"
+    where = f"{t.keys[0]} = ? AND {t.keys[1]} = ? AND {WINDOW}" if origin else WINDOW
+    return f"SELECT {', '.join([*t.keys, *exprs])} FROM {t.name} WHERE {where}{group}"
 
 
 def column_sql(t: Table, column: str) -> str:

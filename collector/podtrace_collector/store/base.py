@@ -19,8 +19,18 @@ class Store(Protocol):
     def write(self, buckets: Mapping[int, Aggregates]) -> None:
         """Merge aggregates into the stored buckets; keys are bucket start times (Unix s)."""
 
-    def read(self, start_s: float | None = None, end_s: float | None = None) -> Aggregates:
-        """All buckets overlapping ``[start_s, end_s)`` merged; ``None`` means unbounded."""
+    def read(
+        self,
+        start_s: float | None = None,
+        end_s: float | None = None,
+        *,
+        origin: WorkloadRev | None = None,
+    ) -> Aggregates:
+        """All buckets overlapping ``[start_s, end_s)`` merged; ``None`` means unbounded.
+
+        ``origin``: keep only that workload-revision's keys in the maps keyed by an origin
+        (``impacts``, ``entry_impacts``, ``absorbed``, ``origins``); the rest is unchanged.
+        """
 
     def revisions(self) -> dict[WorkloadRev, RevisionStats]:
         """The revision registry over everything retained (first/last seen, pods, version)."""

@@ -28,8 +28,18 @@ class MemoryStore:
                 for key, stats in agg.revisions.items():
                     self._registry.setdefault(key, RevisionStats()).merge(_no_histograms(stats))
 
-    def read(self, start_s: float | None = None, end_s: float | None = None) -> Aggregates:
-        """All minutes overlapping ``[start_s, end_s)`` merged into a new ``Aggregates``."""
+    def read(
+        self,
+        start_s: float | None = None,
+        end_s: float | None = None,
+        *,
+        origin: WorkloadRev | None = None,
+    ) -> Aggregates:
+        """All minutes overlapping ``[start_s, end_s)`` merged into a new ``Aggregates``.
+
+        ``origin``: only that workload-revision's keys in the maps keyed by an origin
+        (``impacts``, ``entry_impacts``, ``absorbed``, ``origins``), as ``SqliteStore.read``.
+        """
         out = Aggregates()
         with self._lock:
             for bucket in sorted(self._buckets):
@@ -38,6 +48,8 @@ class MemoryStore:
                 if end_s is not None and bucket >= end_s:
                     continue
                 out.merge(self._buckets[bucket])
+        if origin is not None:
+            _only_origin(out, origin)
         return out
 
     def revisions(self) -> dict[WorkloadRev, RevisionStats]:
@@ -76,6 +88,12 @@ class MemoryStore:
                 continue
             reg = self._registry[key]
             reg.requests, reg.errors, reg.origin_errors = counts[key]
+
+
+def _only_origin(agg: Aggregates, origin: WorkloadRev) -> None:
+    for name in ("impacts", "entry_impacts", "absorbed", "origins"):
+        kept = {k: v for k, v in getattr(agg, name).items() if k[:2] == origin}
+        setattr(agg, name, kept)
 
 
 def _no_histograms(stats: RevisionStats) -> RevisionStats:

@@ -73,13 +73,24 @@ class SqliteStore:
                     db.executemany(self._upserts[name], [(span, *r) for r in table_rows])
             db.executemany(self._registry_upsert, _rows.registry_rows(minutes))
 
-    def read(self, start_s: float | None = None, end_s: float | None = None) -> Aggregates:
-        """All minutes overlapping ``[start_s, end_s)`` merged into one ``Aggregates``."""
+    def read(
+        self,
+        start_s: float | None = None,
+        end_s: float | None = None,
+        *,
+        origin: WorkloadRev | None = None,
+    ) -> Aggregates:
+        """All minutes overlapping ``[start_s, end_s)`` merged into one ``Aggregates``.
+
+        ``origin``: only that workload-revision's keys in the maps keyed by an origin
+        (``impacts``, ``entry_impacts``, ``absorbed``, ``origins``).  A blast-radius report
+        needs no other, and those maps are most of an hour's rows.
+        """
         window = s.window_params(start_s, end_s)
         db = self._reader()
         db.execute("BEGIN")  # one snapshot for every table of the window
         try:
-            return _rows.decode(db, window, self._fetch(window))
+            return _rows.decode(db, window, self._fetch(window), origin)
         finally:
             db.execute("COMMIT")
 

@@ -58,6 +58,21 @@ def test_empty_window_is_empty(store: Store) -> None:
     assert store.read(T0, T0) == Aggregates()
 
 
+def test_origin_read_keeps_only_that_origins_keys(store: Store) -> None:
+    """read(origin=...) narrows the four origin-keyed maps to that origin; the rest is whole."""
+    store.write({T0: merged(sample(0, revision="abc12"), sample(1, revision="def34"))})
+    full = store.read(T0, T0 + 60)
+    only = store.read(T0, T0 + 60, origin=("shop/cart", "def34"))
+    expected = merged(full)
+    for name in ("impacts", "entry_impacts", "absorbed", "origins"):
+        kept = {k: v for k, v in getattr(expected, name).items() if k[:2] == ("shop/cart", "def34")}
+        assert kept and len(kept) < len(getattr(full, name))
+        setattr(expected, name, kept)
+    assert only == expected
+    assert only.revisions == full.revisions and only.edges == full.edges
+    assert store.read(origin=("shop/nope", "x")).impacts == {}
+
+
 def test_registry_tracks_revisions(store: Store) -> None:
     """revisions() merges first/last seen, pods, version and counts over every write."""
     store.write({T0: sample(0)})
@@ -254,6 +269,8 @@ def test_tiered_windows_match_minute_by_minute(tmp_path: Path) -> None:
     windows += [(None, start + 3_630.5), (start + 1_234, None), (start + 600, start + 600)]
     for a, b in windows:
         assert _normal(st.read(a, b)) == _normal(mem.read(a, b)), (a, b)
+        origin = ("shop/cart", "r2")  # and narrowed to one origin, through every tier
+        assert _normal(st.read(a, b, origin=origin)) == _normal(mem.read(a, b, origin=origin))
     st.close()
 
 
