@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from podtrace_collector.analyse.aggregate import (
@@ -122,9 +122,13 @@ def merge_counts(rows: list[str]) -> dict[str, int]:
 
 
 def merge_set(rows: list[str]) -> set[str]:
+    return union_capped(json.loads(raw) for raw in rows)
+
+
+def union_capped(lists: Iterable[list[str]]) -> set[str]:
+    """The union of ``lists`` in order, stopping at ``MAX_USERS`` as ``Aggregates.merge`` does."""
     out: set[str] = set()
-    for raw in rows:
-        items = json.loads(raw)
+    for items in lists:
         if len(out) + len(items) <= MAX_USERS:  # cannot reach the cap: add them all in C
             out.update(items)
             continue
