@@ -214,6 +214,12 @@ def column_sql(t: Table, column: str) -> str:
     return f"SELECT {column} FROM {t.name} WHERE {where} AND {WINDOW} ORDER BY bucket"
 
 
+def column_all_sql(t: Table, column: str) -> str:
+    """Every key's rows of a JSON column over the window, by key and in time order."""
+    keys = ", ".join(t.keys)
+    return f"SELECT {keys}, {column} FROM {t.name} WHERE {WINDOW} ORDER BY {keys}, bucket"
+
+
 def rollup_sql(t: Table) -> str:
     """Rebuild one coarse bucket from its minutes: params span_s, bucket, first, end minute."""
     cols = ["span_s", "bucket", *t.keys, *(c for c, _ in t.values)]

@@ -9,14 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from podtrace_collector.analyse.aggregate import MAX_EXEMPLARS, Aggregates, OriginStats
+from podtrace_collector.analyse.aggregate import MAX_EXEMPLARS, Aggregates, EdgeStats, OriginStats
 from podtrace_collector.errors import ConfigError
 from podtrace_collector.store._lazy import LazyRevisionStats
 from podtrace_collector.store.base import Store
 from podtrace_collector.store.memory import MemoryStore
 from podtrace_collector.store.sqlite import SqliteStore
 
-from tests.collector.store.samples import T0, merged, sample
+from tests.collector.store.samples import T0, hist, merged, sample
 
 
 @pytest.fixture(params=["sqlite", "memory"])
@@ -149,6 +149,28 @@ def test_window_fields_are_lazy(tmp_path: Path) -> None:
     assert rev.pods == {"cart-abc12-pod0", "cart-abc12-pod1"}
     assert got.origins[("shop/cart", "abc12")].exemplars == [f"{0:032x}", f"{1:032x}"]
     assert got == want and want == got  # equal to plain aggregates, either way round
+    st.close()
+
+
+def test_many_lazy_loads_switch_to_one_scan(tmp_path: Path) -> None:
+    """Past a few keys, a column loads for every key in one scan, with the same values."""
+    st, mem = SqliteStore(tmp_path / "p.db"), MemoryStore()
+    batch = {}
+    for m in range(3):
+        a = Aggregates()
+        for i in range(40):
+            a.edges[(f"shop/a{i:02d}", "shop/db")] = EdgeStats(10 + i, i, hist(1 + i, 2 + m))
+        batch[T0 + 60 * m] = a
+    st.write(batch)
+    mem.write(batch)
+    queries: list[str] = []
+    st._reader().set_trace_callback(queries.append)
+    got, want = st.read(T0, T0 + 180), mem.read(T0, T0 + 180)
+    assert [e.latency for _, e in sorted(got.edges.items())] == [
+        e.latency for _, e in sorted(want.edges.items())
+    ]
+    assert sum("ORDER BY caller, callee, bucket" in q for q in queries) == 1
+    assert len(queries) < 40
     st.close()
 
 
