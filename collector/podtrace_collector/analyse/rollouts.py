@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from itertools import pairwise
 
-from podtrace_collector.analyse._query import JSON, Reader, Registry, revisions_of
+from podtrace_collector.analyse._query import JSON, OriginReader, Reader, Registry, revisions_of
 from podtrace_collector.analyse.blast import blast_radius
 from podtrace_collector.timeparse import format_time
 
@@ -45,6 +45,7 @@ def rollouts(
     since_s: float | None = None,
     until_s: float | None = None,
     limit: int = DEFAULT_LIMIT,
+    origin_read: OriginReader | None = None,
 ) -> JSON:
     """``{"rollouts": [...]}``, newest first: the latest ``limit`` rollouts of every workload.
 
@@ -56,6 +57,8 @@ def rollouts(
         since_s: only rollouts that started at or after this time.
         until_s: only rollouts that started before this time.
         limit: at most this many rollouts (each costs up to two reads).
+        origin_read: ``Store.read``, to read only each new revision's impacts
+            (``blast_radius``); the same rollouts, cheaper.
 
     Returns:
         Each rollout: ``workload``, ``kind``, ``service``, ``from_revision``, ``to_revision``,
@@ -88,6 +91,7 @@ def rollouts(
             baseline=old,
             until_s=min(now_s, ended_s),
             now_s=now_s,
+            origin_read=origin_read,
         )
         summary: JSON = {
             "workload": workload,

@@ -112,7 +112,13 @@ def get_rollouts(
     since_s, until_s = _window(since, until, now_s)
     store = _store(request)
     return report.rollouts(
-        store.read, store.revisions(), now_s=now_s, since_s=since_s, until_s=until_s, limit=limit
+        store.read,
+        store.revisions(),
+        now_s=now_s,
+        since_s=since_s,
+        until_s=until_s,
+        limit=limit,
+        origin_read=store.read,  # each report reads only its revision's impacts
     )
 
 

@@ -195,5 +195,7 @@ def test_answers_are_consistent_for_any_traces(data: st.DataObject) -> None:
         report.graph(everything),
     ):
         json.dumps(answer, allow_nan=False)
+    narrow = report.rollouts(store.read, reg, now_s=now_s, origin_read=store.read)
+    assert narrow == report.rollouts(store.read, reg, now_s=now_s)
     nodes = report.graph(everything)["nodes"]
     assert sum(n["requests"] for n in nodes) == sum(s.requests for s in reg.values())
