@@ -289,10 +289,10 @@ def test_tiered_windows_match_minute_by_minute(tmp_path: Path) -> None:
         a, b = sorted(rng.uniform(start - 600, start + 11_400) for _ in range(2))
         windows.append((a, b))
     windows += [(None, start + 3_630.5), (start + 1_234, None), (start + 600, start + 600)]
-    for a, b in windows:
-        assert _normal(st.read(a, b)) == _normal(mem.read(a, b)), (a, b)
+    for lo, hi in windows:
+        assert _normal(st.read(lo, hi)) == _normal(mem.read(lo, hi)), (lo, hi)
         origin = ("shop/cart", "r2")  # and narrowed to one origin, through every tier
-        assert _normal(st.read(a, b, origin=origin)) == _normal(mem.read(a, b, origin=origin))
+        assert _normal(st.read(lo, hi, origin=origin)) == _normal(mem.read(lo, hi, origin=origin))
     st.close()
 
 
