@@ -34,6 +34,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
 from podtrace_collector.analyse.summarize import Analyzer
 from podtrace_collector.assemble import Assembler
 from podtrace_collector.receive.decode import decode_protobuf
+from podtrace_collector.runtime import tune_gc
 
 SERVICES = [
     "frontend", "gateway", "checkout", "cart", "catalog", "pricing", "payment",
@@ -226,6 +227,8 @@ def memory_per_span(bodies: list[bytes]) -> tuple[float, float, int]:
 
 def main() -> None:
     bodies, n = build_bodies()
+    # The garbage-collector settings of a `podtrace collector` process; they apply to every row.
+    tune_gc()
     print(f"{TRACES} traces, {n} spans in {len(bodies)} requests, {len(SERVICES)} services")
     decoded = [decode_protobuf(b)[1].spans for b in bodies]
     result = pipeline(bodies)
