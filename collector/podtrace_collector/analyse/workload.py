@@ -22,6 +22,7 @@ The result is cached per resource (``Resource.key``) in a bounded cache: this ru
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 from podtrace_collector.model import AttrValue, Resource
@@ -42,6 +43,13 @@ _K8S_KEYS = (
     "k8s.cronjob.name",
 )
 _POD_SUFFIX_LEN = 5  # the random suffix the ReplicaSet controller appends to a pod name
+# Kubernetes makes the pod-template-hash and the pod suffix with rand.SafeEncodeString, whose
+# alphabet has no vowels and no 0/1/3.  A pod name alone is split only when both parts are of that
+# alphabet, so that `node-exporter-x7kq2` (a DaemonSet pod) or `my-job-28373640-x7kq2` (a Job's)
+# is not taken for a Deployment `node` at revision `exporter` (the library's detector applies the
+# same rule, src/podtrace/_k8s_derive.py).
+_SAFE = "bcdfghjklmnpqrstvwxz2456789"
+_POD_NAME = re.compile(rf"^(.+)-([{_SAFE}]{{6,10}})-[{_SAFE}]{{5}}$")
 
 
 class WorkloadInfo(NamedTuple):
@@ -161,13 +169,8 @@ def _hash_from_pod(rest: str) -> str:
 
 def _split_pod_name(pod: str) -> tuple[str, str] | None:
     """Split ``<deployment>-<hash>-<5 chars>``; ``None`` when the name has another shape."""
-    parts = pod.split("-")
-    if len(parts) < 3 or len(parts[-1]) != _POD_SUFFIX_LEN:
-        return None
-    pod_hash = parts[-2]
-    if not pod_hash.isalnum():
-        return None
-    return "-".join(parts[:-2]), pod_hash
+    match = _POD_NAME.match(pod)
+    return (match.group(1), match.group(2)) if match else None
 
 
 def _str(attrs: dict[str, AttrValue], key: str) -> str:

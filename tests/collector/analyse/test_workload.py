@@ -155,3 +155,20 @@ def test_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
             assert workload_of(resource).workload == f"default/svc-{i}"
     assert len(workload_module._cache) <= 8
     assert len(workload_module._by_identity) <= 8
+
+
+@pytest.mark.parametrize(
+    ("pod", "expected"),
+    [
+        ("cart-7d9f8c6b5-x7k2p", ("shop/cart", "7d9f8c6b5", "Deployment")),
+        ("web-api-6f8b9c7d4-q2wzp", ("shop/web-api", "6f8b9c7d4", "Deployment")),
+        # Not a Deployment's pod: words and numbers are not of Kubernetes' vowel-free alphabet.
+        ("node-exporter-x7kq2", ("shop/node-exporter-x7kq2", "unknown", "Pod")),
+        ("my-job-28373640-x7kq2", ("shop/my-job-28373640-x7kq2", "unknown", "Pod")),
+        ("fluent-bit-x7kq2", ("shop/fluent-bit-x7kq2", "unknown", "Pod")),
+    ],
+)
+def test_pod_name_alone(pod: str, expected: tuple[str, str, str]) -> None:
+    """A bare pod name is split into deployment and hash only when it has Kubernetes' shape."""
+    info = derive_workload({"k8s.namespace.name": "shop", "k8s.pod.name": pod})
+    assert (info.workload, info.revision, info.kind) == expected
