@@ -161,7 +161,10 @@ def _baseline(
 ) -> _Baseline:
     rev, version = prior[0], prior[1].version
     same = agg.revisions.get((workload, rev))
-    if same is not None and same.requests >= MIN_REQUESTS:
+    # Windows resolve to whole minutes, so a baseline that stopped just before R appeared can
+    # still have requests "in" R's window: only a baseline seen after R's first span ran alongside.
+    alongside = prior[1].last_seen_ns >= first_s * 1e9
+    if same is not None and same.requests >= MIN_REQUESTS and alongside:
         return _Baseline(rev, version, same, start_s, end_s, SAME_WINDOW)
     # Too few requests alongside the revision: compare with the time just before it appeared.
     b_start, b_end = first_s - (end_s - start_s), first_s

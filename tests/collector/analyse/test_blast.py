@@ -88,6 +88,16 @@ class TestBaselineWindow:
         assert r["baseline"]["requests"] == 300
         assert len(CANARY.reads) == 1
 
+    def test_baseline_gone_before_the_revision_in_the_same_minute(self) -> None:
+        """Old requests in R's first minute but before R appeared are not a canary baseline."""
+        b = Buckets()
+        b.requests(ROLLOUT_S - 12 * MIN, CART, OLD, 100)
+        b.requests(ROLLOUT_S - 5, CART, OLD, 100)  # same minute as NEW's first span, before it
+        b.requests(ROLLOUT_S, CART, NEW, 100, errors=30, origin_errors=30)
+        r = _report(b, now_s=ROLLOUT_S + 10 * MIN)
+        assert r["baseline_window"]["mode"] == BEFORE_REVISION
+        assert r["baseline"]["requests"] == 100  # the minutes of the 10 minutes before NEW
+
     def test_first_revision_has_a_null_baseline(self) -> None:
         """The first revision: baseline null, verdict insufficient_data, no p-value."""
         r = _report(SHOP, revision=OLD)
