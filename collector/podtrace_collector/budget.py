@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 
-from podtrace_collector.errors import Overloaded
+from podtrace_collector.errors import Overloaded, TooLarge
 
 # A decoded Span with its slots, ids and a small attribute dict costs about this much in CPython;
 # stages that hold decoded spans (rather than encoded bytes) reserve this per span.
@@ -49,7 +49,14 @@ class MemoryBudget:
 
         Raises:
             Overloaded: the reservation would exceed a limit; nothing was reserved.
+            TooLarge: the reservation exceeds a limit on its own: it could never be granted.
         """
+        if n_bytes > self.limit_bytes or n_spans > self.limit_spans:
+            raise TooLarge(
+                f"a request of {n_spans} spans ({n_bytes} bytes buffered) is larger than the"
+                f" whole buffer budget ({self.limit_spans} spans, {self.limit_bytes} bytes);"
+                " send smaller batches"
+            )
         with self._lock:
             if self._used_bytes + n_bytes > self.limit_bytes:
                 raise Overloaded(

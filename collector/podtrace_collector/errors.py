@@ -3,6 +3,7 @@
 CollectorError
 ├── DecodeError     an OTLP body could not be decoded (HTTP 400 / gRPC INVALID_ARGUMENT)
 ├── Overloaded      a memory budget is exhausted; retryable (HTTP 429/503, RESOURCE_EXHAUSTED)
+├── TooLarge        one request holds more than the whole budget; not retryable (HTTP 413)
 ├── ConfigError     a flag or environment variable has a bad value
 └── QueryError      a bad query parameter or an unknown workload (HTTP 4xx with a code)
 """
@@ -24,6 +25,10 @@ class Overloaded(CollectorError):
     def __init__(self, message: str = "collector overloaded", *, retry_after_s: float = 1.0):
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class TooLarge(CollectorError):
+    """One request is larger than the whole memory budget: retrying it can never succeed."""
 
 
 class ConfigError(CollectorError):

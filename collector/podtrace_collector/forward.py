@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from podtrace_collector.budget import MemoryBudget
-from podtrace_collector.errors import DecodeError, Overloaded
+from podtrace_collector.errors import DecodeError, Overloaded, TooLarge
 from podtrace_collector.forward_lane import ITEM_OVERHEAD_BYTES, Lane
 from podtrace_collector.forward_route import count_spans, rendezvous_pick, split_request
 from podtrace_collector.metrics import (
@@ -186,7 +186,7 @@ class Forwarder:
         n_spans = sum(n for _, _, n in plan)
         try:
             self._budget.reserve(n_bytes, n_spans)
-        except Overloaded:
+        except (Overloaded, TooLarge):
             if refuse:
                 raise
             self._metrics.drop(DROP_FORWARD_OVER_BUDGET, n_spans)

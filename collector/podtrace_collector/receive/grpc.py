@@ -23,7 +23,7 @@ from google.protobuf import duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
-from podtrace_collector.errors import CollectorError, DecodeError, Overloaded
+from podtrace_collector.errors import CollectorError, DecodeError, Overloaded, TooLarge
 from podtrace_collector.metrics import CollectorMetrics
 from podtrace_collector.receive.decode import encode_response, parse_protobuf
 from podtrace_collector.receive.ingest import Ingest, ShuttingDown
@@ -59,6 +59,9 @@ class TraceServiceServicer(trace_service_pb2_grpc.TraceServiceServicer):  # type
         except Overloaded as exc:
             outcome = "overloaded"
             _abort_retry(context, str(exc), exc.retry_after_s)
+        except TooLarge as exc:  # without RetryInfo: OTLP clients do not retry it
+            outcome = "too_large"
+            _abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         except DecodeError as exc:
             outcome = "bad_request"
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))

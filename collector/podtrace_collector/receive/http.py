@@ -24,7 +24,7 @@ from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2  # type: ignore[import-untyped]
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from podtrace_collector.errors import DecodeError, Overloaded
+from podtrace_collector.errors import DecodeError, Overloaded, TooLarge
 from podtrace_collector.metrics import CollectorMetrics
 from podtrace_collector.receive.decode import encode_response, parse_json, parse_protobuf
 from podtrace_collector.receive.ingest import Ingest, ShuttingDown
@@ -116,6 +116,8 @@ def _export(ingest: Ingest, body: bytes, *, is_json: bool) -> tuple[int, str]:
         raise _retry_refusal(503, str(exc), exc.retry_after_s, "unavailable") from exc
     except Overloaded as exc:
         raise _retry_refusal(429, str(exc), exc.retry_after_s, "overloaded") from exc
+    except TooLarge as exc:
+        raise _Refusal(413, str(exc), "too_large") from exc
     except Exception as exc:  # a bug downstream: log it, answer a Status, never a traceback
         logger.exception("export failed")
         raise _Refusal(500, "internal error; see the collector's log", "error") from exc

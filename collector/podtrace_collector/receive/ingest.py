@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from podtrace_collector.dedupe import Deduplicator
 from podtrace_collector.enrich import Enricher
-from podtrace_collector.errors import Overloaded
+from podtrace_collector.errors import Overloaded, TooLarge
 from podtrace_collector.metrics import CollectorMetrics
 from podtrace_collector.model import Span, SpanSink
 from podtrace_collector.receive.decode import extract
@@ -88,7 +88,7 @@ class Ingest:
         fresh = self.dedupe.filter(decoded.spans)
         try:
             self._hand_on(request, decoded.total, fresh, body)
-        except Overloaded:
+        except (Overloaded, TooLarge):
             self.dedupe.forget(fresh)
             m.spans_refused.inc(decoded.total)
             raise

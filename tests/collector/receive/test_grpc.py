@@ -161,3 +161,19 @@ def test_shutting_down_is_unavailable() -> None:
                 ExportTraceServiceRequest(), timeout=5
             )
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_request_larger_than_the_whole_budget_is_not_retryable() -> None:
+    """A batch that can never fit the budget: RESOURCE_EXHAUSTED without RetryInfo (final)."""
+    with (
+        running(test_config(max_buffered_spans=20)) as c,
+        grpc.insecure_channel(f"127.0.0.1:{c.grpc_port}") as channel,
+    ):
+        with pytest.raises(grpc.RpcError) as info:
+            trace_service_pb2_grpc.TraceServiceStub(channel).Export(
+                make_request(50, spans_per_trace=5), timeout=5
+            )
+        error = info.value
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "grpc-status-details-bin" not in dict(error.trailing_metadata() or ())
+        assert "whole buffer budget" in (error.details() or "")

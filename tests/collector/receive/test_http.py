@@ -261,3 +261,20 @@ def test_a_failing_stage_is_a_500_status_and_the_retry_is_not_a_duplicate(
         )
         assert len(recorder.spans) == 4
     assert "export failed" in caplog.text
+
+
+def test_request_larger_than_the_whole_budget_is_413_not_429() -> None:
+    """A batch that could never fit the buffer budget is refused for good (413), not retried."""
+    from tests.collector.otlp_helpers import make_request, metric, running, test_config
+
+    with running(test_config(max_buffered_spans=20)) as c:
+        url = f"http://127.0.0.1:{c.http_port}/v1/traces"
+        body = make_request(50, spans_per_trace=5).SerializeToString()
+        r = httpx.post(url, content=body, headers={"Content-Type": "application/x-protobuf"})
+        assert r.status_code == 413
+        assert "Retry-After" not in r.headers
+        small = make_request(10, spans_per_trace=5, seed=7).SerializeToString()
+        ok = httpx.post(url, content=small, headers={"Content-Type": "application/x-protobuf"})
+        assert ok.status_code == 200
+        text = httpx.get(f"http://127.0.0.1:{c.api_port}/metrics").text
+        assert metric(text, "podtrace_spans_refused_total") == 50
