@@ -3,10 +3,9 @@
 ``Collector(config, sink=...)`` is the seam between this receiving half and the analysis half:
 
 * **gateway** — spans go to ``sink`` (a ``SpanSink``, with optional ``start()`` and
-  ``close(timeout_s)``).  When no sink is given, ``podtrace_collector.gateway.build_gateway``
-  builds one if that module exists (``build_gateway(config, *, store, metrics, budget) ->
-  SpanSink``); otherwise a ``CountingSink`` counts what arrives.  ``--forward`` URLs also get
-  every span (Jaeger, Tempo, a vendor).
+  ``close(timeout_s)``).  When no sink is given, ``gateway.build_gateway`` builds the analysis
+  stage (assemble → analyse → store); ``CountingSink`` is a stand-in that only counts, for
+  benchmarks and tests.  ``--forward`` URLs also get every span (Jaeger, Tempo, a vendor).
 * **sidecar** — the pod's Kubernetes attributes are stamped on every resource and spans go to the
   ``Forwarder`` (one gateway per trace id).
 
@@ -20,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import importlib
 import logging
 import socket
 import threading
@@ -37,19 +35,19 @@ from podtrace_collector.dedupe import Deduplicator
 from podtrace_collector.enrich import DetectedValue, Enricher, detect_pod_attributes
 from podtrace_collector.errors import CollectorError
 from podtrace_collector.forward import Forwarder, Resolve, resolve_ipv4_first
+from podtrace_collector.gateway import build_gateway
 from podtrace_collector.metrics import CollectorMetrics
 from podtrace_collector.model import Span, SpanSink
 from podtrace_collector.receive import grpc as grpc_receiver
 from podtrace_collector.receive.http import create_otlp_app
 from podtrace_collector.receive.ingest import Ingest
+from podtrace_collector.store import open_store
 
 logger = logging.getLogger(__name__)
 
-GATEWAY_MODULE = "podtrace_collector.gateway"
-
 
 class CountingSink:
-    """A ``SpanSink`` that only counts: the gateway's stage until the analysis is plugged in."""
+    """A ``SpanSink`` that only counts: stands in for the analysis in benchmarks and tests."""
 
     def __init__(self) -> None:
         self.count = 0
@@ -65,7 +63,7 @@ class Collector:
 
     Args:
         config: the configuration.
-        sink: the gateway's analysis stage (default: ``build_gateway`` or ``CountingSink``).
+        sink: the gateway's analysis stage (default: ``build_gateway``).
         store: the store the API reads (default: opened from ``config.store`` in a gateway).
             The collector closes it on ``stop``.
         pod_attributes: the sidecar's attributes to stamp (default: the library's detector).
@@ -91,7 +89,7 @@ class Collector:
         self.http_port: int | None = None
         self.api_port: int | None = None
         self._sidecar = config.mode == "sidecar"
-        self.store = store if store is not None or self._sidecar else _open_store(config.store)
+        self.store = store if store is not None or self._sidecar else open_store(config.store)
         self.sink: SpanSink | None = None if self._sidecar else (sink or self._default_sink())
         self.forwarder = self._make_forwarder(resolve)
         enricher = None
@@ -112,16 +110,9 @@ class Collector:
     # -- construction helpers --------------------------------------------------------------
 
     def _default_sink(self) -> SpanSink:
-        try:
-            module = importlib.import_module(GATEWAY_MODULE)
-        except ModuleNotFoundError as exc:
-            if exc.name != GATEWAY_MODULE:
-                raise
-            return CountingSink()
-        sink: SpanSink = module.build_gateway(
+        return build_gateway(
             self.config, store=self.store, metrics=self.metrics, budget=self.budget
         )
-        return sink
 
     def _make_forwarder(self, resolve: Resolve) -> Forwarder | None:
         if not self.config.forward:
@@ -261,15 +252,6 @@ def _bind(host: str, port: int) -> socket.socket:
         raise CollectorError(f"cannot bind {host}:{port}: {exc}") from exc
     sock.listen(1024)
     return sock
-
-
-def _open_store(url: str) -> Any:
-    try:
-        from podtrace_collector.store import open_store
-    except ImportError:
-        logger.warning("store module unavailable; running without a store")
-        return None
-    return open_store(url)
 
 
 def _call_optional(obj: Any, method: str, *args: Any) -> None:

@@ -11,8 +11,8 @@ where route modules find them:
 ``app.state.budget``   the shared ``MemoryBudget``
 =====================  =====================================================================
 
-The query API lives in ``podtrace_collector.api.routes`` as ``router: fastapi.APIRouter``; it is
-included when that module exists (``app.state.store`` may be set later, or be ``None``).  Every
+The query API lives in ``podtrace_collector.api.routes`` as ``router: fastapi.APIRouter``,
+always included (``app.state.store`` may be ``None`` in a sidecar: 503 ``no_store``).  Every
 error, from any route, is one JSON envelope: ``{"error": {"code": "...", "message": "..."}}``;
 validation errors are 400s with a message naming the parameter, and an unexpected exception is a
 500 that never shows a traceback.  With ``--api-token`` every path except ``/healthz``,
@@ -23,7 +23,6 @@ validation errors are 400s with a message naming the parameter, and an unexpecte
 from __future__ import annotations
 
 import hmac
-import importlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -33,12 +32,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from podtrace_collector.api import routes
 from podtrace_collector.errors import QueryError
 from podtrace_collector.metrics import CONTENT_TYPE_LATEST, CollectorMetrics
 
 logger = logging.getLogger(__name__)
 
-ROUTES_MODULE = "podtrace_collector.api.routes"
 _OPEN_PATHS = frozenset({"/healthz", "/readyz", "/", "/openapi.json", "/docs"})
 # The page's own files carry no data; the page asks for the token and sends it with API calls.
 _OPEN_PREFIXES = ("/static/",)
@@ -110,19 +109,8 @@ def create_app(
     def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    _include_routes(app)  # its routes answer 503 "no_store" where there is none (a sidecar)
+    app.include_router(routes.router)  # answers 503 "no_store" where there is none (a sidecar)
     return app
-
-
-def _include_routes(app: FastAPI) -> None:
-    try:
-        module = importlib.import_module(ROUTES_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name != ROUTES_MODULE:
-            raise
-        logger.info("query API routes not installed; serving health and metrics only")
-        return
-    app.include_router(module.router)
 
 
 def _add_error_handlers(app: FastAPI) -> None:
