@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
+import time
 import zlib
 from collections.abc import Iterator
 
@@ -128,6 +130,31 @@ def test_body_over_limit_is_413(url: str) -> None:
     assert httpx.post(url, content=big, headers=headers).status_code == 413
     chunked = httpx.post(url, content=iter([big[:40000], big[40000:]]), headers=headers)
     assert chunked.status_code == 413
+
+
+def test_client_gone_mid_body_is_counted_and_nothing_handed_on(
+    gateway: Collector, sink: RecordingSink
+) -> None:
+    """A client that disconnects before its body arrives is counted; no span is handed on."""
+    before_spans = len(sink.spans)
+    text = gateway.metrics.render().decode()
+    before = metric(text, "podtrace_otlp_requests_total", transport="http", outcome="client_gone")
+    body = make_request(4, seed=9).SerializeToString()
+    head = (
+        f"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", gateway.http_port), timeout=5) as conn:
+        conn.sendall(head + body[: len(body) // 2])
+        time.sleep(0.2)  # the handler is now waiting for the rest
+    deadline = time.monotonic() + 5
+    got = before
+    while time.monotonic() < deadline and got == before:
+        time.sleep(0.02)
+        text = gateway.metrics.render().decode()
+        got = metric(text, "podtrace_otlp_requests_total", transport="http", outcome="client_gone")
+    assert got == before + 1
+    assert len(sink.spans) == before_spans
 
 
 def test_gzip_bomb_is_413(url: str) -> None:
