@@ -13,7 +13,7 @@ help:
 	@echo "make test   - lint, type-check and run the full test suite"
 	@echo "make bench  - print performance figures (ratios measured side by side)"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml hatch_build.py collector/podtrace_collector/receive/_wire.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[collector]" --group dev

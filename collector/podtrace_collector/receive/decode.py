@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from google.protobuf import json_format
@@ -33,9 +34,18 @@ from podtrace_collector.errors import DecodeError
 from podtrace_collector.model import SPAN_KEYS_KEPT, AttrValue, Resource, Span
 from podtrace_collector.receive.lean import LeanRequest
 
+try:  # the optional C scanner (hatch_build.py compiles it; see decode_body)
+    from podtrace_collector.receive import _wire
+except ImportError:  # pragma: no cover  (no compiler where it was installed)
+    _wire = None  # type: ignore[assignment]
+
+SCANNER = _wire is not None and not os.environ.get("PODTRACE_NO_SCANNER")
+"""Whether ``decode_body`` uses the C scanner (``PODTRACE_NO_SCANNER=1`` turns it off)."""
+
 __all__ = [
     "Decoded",
     "LeanRequest",
+    "decode_body",
     "decode_json",
     "decode_protobuf",
     "encode_response",
@@ -131,68 +141,114 @@ def decode_json(body: bytes) -> tuple[Any, Decoded]:
     return request, extract(request)
 
 
+# What extraction reads of one span, in this order: trace_id, span_id, parent_span_id, name, kind,
+# start_time_unix_nano, end_time_unix_nano, serialized Status, serialized attribute KeyValues.
+SpanRecord = tuple[bytes, bytes, bytes, str, int, int, int, bytes, Iterable[bytes]]
+# One ResourceSpans: its serialized resource attribute KeyValues, and its spans' records.
+ResourceRecords = tuple[Iterable[bytes], Iterable[SpanRecord]]
+
+
+def decode_body(body: bytes) -> Decoded:
+    """``extract(parse_protobuf(body))``, through the C scanner when it is built and applies.
+
+    The scanner (``receive/_wire.c``) reads the canonical encoding several times faster than the
+    protobuf runtime; for anything else it declines and the runtime decides, so the result, and
+    every error, is the same either way.
+
+    Raises:
+        DecodeError: as ``parse_protobuf`` and ``extract``.
+    """
+    if SCANNER:
+        scanned = _wire.scan(body)
+        if scanned is not None:
+            return _extract(scanned)
+    return extract(parse_protobuf(body))
+
+
 def extract(request: Any) -> Decoded:
     """Build the ``Span`` objects of a parsed ``LeanRequest``, rejecting invalid spans one by one.
 
     Raises:
         DecodeError: a resource attribute is not a valid ``KeyValue``.
     """
+    return _extract(_records(request))
+
+
+def _records(request: Any) -> Iterator[ResourceRecords]:
+    """The records of a ``LeanRequest``, as the C scanner returns them from bytes."""
+    for resource_spans in request.resource_spans:
+        yield (
+            resource_spans.resource.attributes,
+            (
+                (
+                    s.trace_id,
+                    s.span_id,
+                    s.parent_span_id,
+                    s.name,
+                    s.kind,
+                    s.start_time_unix_nano,
+                    s.end_time_unix_nano,
+                    s.status,
+                    s.attributes,
+                )
+                for scope_spans in resource_spans.scope_spans
+                for s in scope_spans.spans
+            ),
+        )
+
+
+def _extract(records: Iterable[ResourceRecords]) -> Decoded:
     spans: list[Span] = []
     append = spans.append
     prefixes = _KEPT_PREFIXES
     seen = _SEEN
     total = rejected = 0
     error = ""
-    for resource_spans in request.resource_spans:
-        resource = Resource(resource_attributes(resource_spans.resource.attributes))
-        for scope_spans in resource_spans.scope_spans:
-            for s in scope_spans.spans:
-                total += 1
-                trace_id = s.trace_id
-                span_id = s.span_id
-                parent_id = s.parent_span_id
-                if (
-                    len(trace_id) != 16
-                    or len(span_id) != 8
-                    or trace_id == _ZERO_TRACE
-                    or span_id == _ZERO_SPAN
-                    or (parent_id and len(parent_id) != 8)
-                ):
-                    rejected += 1
-                    error = error or _why_invalid(trace_id, span_id, parent_id)
+    for resource_raw, span_records in records:
+        resource = Resource(resource_attributes(resource_raw))
+        for trace_id, span_id, parent_id, name, kind, start, end, status, raw in span_records:
+            total += 1
+            if (
+                len(trace_id) != 16
+                or len(span_id) != 8
+                or trace_id == _ZERO_TRACE
+                or span_id == _ZERO_SPAN
+                or (parent_id and len(parent_id) != 8)
+            ):
+                rejected += 1
+                error = error or _why_invalid(trace_id, span_id, parent_id)
+                continue
+            attributes: dict[str, AttrValue] = {}
+            for kv in raw:
+                # Hot loop: most serialized KeyValues repeat exactly (same key, same value)
+                # from span to span, so one dict lookup usually settles an attribute.
+                hit = seen.get(kv, _UNSEEN)
+                if hit is None:
                     continue
-                attributes: dict[str, AttrValue] = {}
-                for kv in s.attributes:
-                    # Hot loop: most serialized KeyValues repeat exactly (same key, same value)
-                    # from span to span, so one dict lookup usually settles an attribute.
-                    hit = seen.get(kv, _UNSEEN)
-                    if hit is None:
-                        continue
-                    if hit is not _UNSEEN:
-                        attributes[hit[0]] = hit[1]
-                        continue
-                    got = _attribute(kv, prefixes, attributes)
-                    if len(kv) <= _SEEN_MAX_BYTES:
-                        if len(seen) >= _SEEN_MAX:
-                            seen.clear()
-                        seen[kv] = got
-                status = s.status
-                append(
-                    Span(
-                        trace_id,
-                        span_id,
-                        b"" if parent_id == _ZERO_SPAN else parent_id,
-                        s.name,
-                        s.kind,
-                        s.start_time_unix_nano,
-                        s.end_time_unix_nano,
-                        (status[1] if len(status) == 2 and status[0] == 0x18 else _status(status))
-                        if status
-                        else 0,
-                        attributes,
-                        resource,
-                    )
+                if hit is not _UNSEEN:
+                    attributes[hit[0]] = hit[1]
+                    continue
+                got = _attribute(kv, prefixes, attributes)
+                if len(kv) <= _SEEN_MAX_BYTES:
+                    if len(seen) >= _SEEN_MAX:
+                        seen.clear()
+                    seen[kv] = got
+            append(
+                Span(
+                    trace_id,
+                    span_id,
+                    b"" if parent_id == _ZERO_SPAN else parent_id,
+                    name,
+                    kind,
+                    start,
+                    end,
+                    (status[1] if len(status) == 2 and status[0] == 0x18 else _status(status))
+                    if status
+                    else 0,
+                    attributes,
+                    resource,
                 )
+            )
     return Decoded(spans, total, rejected, error)
 
 

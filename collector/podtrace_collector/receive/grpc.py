@@ -25,7 +25,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
 from podtrace_collector.errors import CollectorError, DecodeError, Overloaded, TooLarge
 from podtrace_collector.metrics import CollectorMetrics
-from podtrace_collector.receive.decode import encode_response, parse_protobuf
+from podtrace_collector.receive.decode import encode_response
 from podtrace_collector.receive.ingest import Ingest, ShuttingDown
 
 logger = logging.getLogger(__name__)
@@ -49,8 +49,7 @@ class TraceServiceServicer(trace_service_pb2_grpc.TraceServiceServicer):  # type
             if self._expected is not None and not self._authorized(context):
                 outcome = "unauthorized"
                 _abort(context, grpc.StatusCode.UNAUTHENTICATED, "missing or bad bearer token")
-            message = parse_protobuf(request)
-            result = self._ingest.export(message, body=request)
+            result = self._ingest.export_protobuf(request)
             outcome = "partial" if result.rejected else "ok"
             return encode_response(result.rejected, result.message, as_json=False)
         except ShuttingDown as exc:

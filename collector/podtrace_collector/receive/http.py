@@ -33,7 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from podtrace_collector.errors import DecodeError, Overloaded, TooLarge
 from podtrace_collector.metrics import CollectorMetrics
-from podtrace_collector.receive.decode import encode_response, parse_json, parse_protobuf
+from podtrace_collector.receive.decode import encode_response, parse_json
 from podtrace_collector.receive.ingest import Ingest, ShuttingDown
 
 logger = logging.getLogger(__name__)
@@ -191,8 +191,7 @@ async def _respond(
 
 def _export(ingest: Ingest, body: bytes, *, is_json: bool) -> tuple[int, str]:
     try:
-        message = parse_json(body) if is_json else parse_protobuf(body)
-        result = ingest.export(message, body=None if is_json else body)
+        result = ingest.export(parse_json(body)) if is_json else ingest.export_protobuf(body)
     except DecodeError as exc:
         raise _Refusal(400, str(exc), "bad_request") from exc
     except ShuttingDown as exc:

@@ -16,7 +16,7 @@ from podtrace_collector.enrich import Enricher
 from podtrace_collector.errors import Overloaded, TooLarge
 from podtrace_collector.metrics import CollectorMetrics
 from podtrace_collector.model import Span, SpanSink
-from podtrace_collector.receive.decode import extract
+from podtrace_collector.receive.decode import Decoded, decode_body, extract, parse_protobuf
 
 
 class ShuttingDown(Overloaded):
@@ -69,6 +69,22 @@ class Ingest:
         self.enricher = enricher if enricher else None
         self.stopping = False
 
+    def export_protobuf(self, body: bytes) -> ExportResult:
+        """Take one protobuf ``ExportTraceServiceRequest`` body.
+
+        A gateway that neither enriches nor forwards needs only the spans, so it decodes them
+        straight from the bytes (``decode_body``); otherwise the lean message is parsed too, to be
+        enriched and forwarded.
+
+        Raises:
+            Overloaded: a budget is exhausted or the collector is stopping; nothing was kept.
+            DecodeError: the body is not a valid request.
+        """
+        if self.enricher is not None or self.forwarder is not None:
+            return self.export(parse_protobuf(body), body=body)
+        self._check_running()
+        return self._accept(decode_body(body), None, body)
+
     def export(self, request: Any, *, body: bytes | None = None) -> ExportResult:
         """Take one parsed ``LeanRequest``; ``body`` is its original bytes when available.
 
@@ -76,11 +92,16 @@ class Ingest:
             Overloaded: a budget is exhausted or the collector is stopping; nothing was kept.
             DecodeError: the request is malformed beyond per-span rejection.
         """
-        if self.stopping:
-            raise ShuttingDown("collector is shutting down", retry_after_s=1.0)
+        self._check_running()
         if self.enricher is not None and self.enricher.apply(request):
             body = None  # the original bytes no longer match the request
-        decoded = extract(request)
+        return self._accept(extract(request), request, body)
+
+    def _check_running(self) -> None:
+        if self.stopping:
+            raise ShuttingDown("collector is shutting down", retry_after_s=1.0)
+
+    def _accept(self, decoded: Decoded, request: Any, body: bytes | None) -> ExportResult:
         m = self.metrics
         m.spans_received.inc(decoded.total)
         if decoded.rejected:
