@@ -1,8 +1,9 @@
 """OTLP/gRPC receiver: ``opentelemetry.proto.collector.trace.v1.TraceService/Export``.
 
 The servicer subclasses opentelemetry-proto's generated ``TraceServiceServicer`` but is
-registered with a raw-bytes request deserializer: the body is parsed once, by the lean decoder,
-and the same message is what a sidecar forwards.  gzip-compressed requests are decompressed by
+registered with a raw-bytes request deserializer: the bytes go to ``Ingest.export_protobuf``,
+which decodes them once (the C scanner in a plain gateway; the lean message, which is also what
+gets enriched and forwarded, otherwise).  gzip-compressed requests are decompressed by
 grpcio; the largest accepted message (after decompression) is ``--max-body-bytes``.
 
 Answers: OK with ``partial_success`` when some spans were invalid; ``INVALID_ARGUMENT`` for an
