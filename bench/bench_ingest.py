@@ -144,10 +144,10 @@ def _generator(kind: str, port: int, stop_at: float, worker: int) -> None:
 
 def _collector(conn: Any) -> None:
     """The collector process: measure raw decode, then serve until told to stop."""
+    from podtrace_collector.collector import Collector, CountingSink, tune_gc
     from podtrace_collector.config import CollectorConfig
-    from podtrace_collector.dedupe import Deduplicator
+    from podtrace_collector.ingest.dedupe import Deduplicator
     from podtrace_collector.receive.decode import decode_body, decode_protobuf
-    from podtrace_collector.runtime import Collector, CountingSink, tune_gc
 
     tune_gc()  # as `podtrace collector` does, for the raw loop and for serving alike
     body = make_body()
@@ -213,7 +213,7 @@ def _load(conn: Any, kind: str, port: int) -> tuple[float, float]:
 def _memory_per_queued_span() -> tuple[float, float]:
     """Bytes held per span in a forward queue (encoded) and per decoded Span."""
     from podtrace_collector.budget import MemoryBudget
-    from podtrace_collector.forward import Forwarder
+    from podtrace_collector.forward.forwarder import Forwarder
     from podtrace_collector.metrics import CollectorMetrics
     from podtrace_collector.receive.decode import decode_protobuf, parse_protobuf
 

@@ -31,10 +31,10 @@ from typing import Any
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
-from podtrace_collector.analyse.summarize import Analyzer
+from podtrace_collector.analyse.analyzer import Analyzer
 from podtrace_collector.assemble import Assembler
+from podtrace_collector.collector import tune_gc
 from podtrace_collector.receive.decode import decode_protobuf
-from podtrace_collector.runtime import tune_gc
 
 SERVICES = [
     "frontend", "gateway", "checkout", "cart", "catalog", "pricing", "payment",

@@ -24,7 +24,8 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from podtrace_collector.analyse.aggregate import (
+from podtrace_collector.aggregate.histogram import Histogram, bucket_of
+from podtrace_collector.aggregate.stats import (
     Aggregates,
     EdgeStats,
     EntryImpact,
@@ -32,7 +33,6 @@ from podtrace_collector.analyse.aggregate import (
     OriginStats,
     RevisionStats,
 )
-from podtrace_collector.analyse.histogram import Histogram, bucket_of
 from podtrace_collector.store.sqlite import SqliteStore
 
 SERVICES = 50

@@ -73,7 +73,7 @@ def run(config: CollectorConfig) -> int:
     """Start a collector for ``config`` and serve until a stop signal."""
     import prometheus_client
 
-    from podtrace_collector.runtime import Collector, tune_gc  # heavy imports after flag checks
+    from podtrace_collector.collector import Collector, tune_gc  # heavy imports after flag checks
 
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created
     stop = _install_signal_handlers()

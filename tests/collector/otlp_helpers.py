@@ -10,10 +10,10 @@ from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from podtrace_collector.collector import Collector
 from podtrace_collector.config import CollectorConfig
 from podtrace_collector.errors import Overloaded
 from podtrace_collector.model import Span
-from podtrace_collector.runtime import Collector
 
 RESOURCE = {"service.name": "cart", "k8s.namespace.name": "shop", "k8s.deployment.name": "cart"}
 

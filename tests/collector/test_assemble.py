@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 
 import pytest
-from podtrace_collector.analyse.summarize import Analyzer, summarize
+from podtrace_collector.analyse.analyzer import Analyzer, summarize
 from podtrace_collector.assemble import Assembler
 from podtrace_collector.errors import Overloaded
 from podtrace_collector.model import Span

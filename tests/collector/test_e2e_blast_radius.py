@@ -21,8 +21,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer, set_span_in_context
+from podtrace_collector.collector import Collector
 from podtrace_collector.config import CollectorConfig
-from podtrace_collector.runtime import Collector
 
 OLD, NEW = "5c4b3a291", "7d9f8c6b5"
 TRACES = 400

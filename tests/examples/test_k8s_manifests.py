@@ -14,8 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
-from podtrace_collector.analyse.verdict import HEALTHY, INSUFFICIENT_DATA, REGRESSED
 from podtrace_collector.config import CollectorConfig, load_config
+from podtrace_collector.query.verdict import HEALTHY, INSUFFICIENT_DATA, REGRESSED
 
 from podtrace import _env
 

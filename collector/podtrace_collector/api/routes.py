@@ -18,11 +18,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
-from podtrace_collector.analyse import report
+from podtrace_collector import query as report
 from podtrace_collector.api import page
+from podtrace_collector.durations import parse_window
 from podtrace_collector.errors import QueryError
 from podtrace_collector.store.base import Store
-from podtrace_collector.timeparse import parse_window
 
 JSON = dict[str, Any]
 MAX_PARAM_CHARS = 512  # longer than any Kubernetes name or time; anything longer is garbage

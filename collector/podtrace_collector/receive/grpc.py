@@ -25,9 +25,9 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2  # type: ignore[i
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
 from podtrace_collector.errors import CollectorError, DecodeError, Overloaded, TooLarge
+from podtrace_collector.ingest.pipeline import Ingest, ShuttingDown
 from podtrace_collector.metrics import CollectorMetrics
 from podtrace_collector.receive.decode import encode_response
-from podtrace_collector.receive.ingest import Ingest, ShuttingDown
 
 logger = logging.getLogger(__name__)
 

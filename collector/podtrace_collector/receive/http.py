@@ -32,9 +32,9 @@ from google.rpc import code_pb2, status_pb2  # type: ignore[import-untyped]
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from podtrace_collector.errors import DecodeError, Overloaded, TooLarge
+from podtrace_collector.ingest.pipeline import Ingest, ShuttingDown
 from podtrace_collector.metrics import CollectorMetrics
 from podtrace_collector.receive.decode import encode_response, parse_json
-from podtrace_collector.receive.ingest import Ingest, ShuttingDown
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,8 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from podtrace_collector.analyse.aggregate import (
+from podtrace_collector.aggregate.histogram import Histogram
+from podtrace_collector.aggregate.stats import (
     MAX_EXEMPLARS,
     MAX_USERS,
     EdgeStats,
@@ -23,7 +24,6 @@ from podtrace_collector.analyse.aggregate import (
     OriginStats,
     RevisionStats,
 )
-from podtrace_collector.analyse.histogram import Histogram
 from podtrace_collector.store import _schema as s
 
 # (table, column, key) -> that key's JSON values of the column in the window, in minute order

@@ -7,12 +7,12 @@ import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from podtrace_collector.analyse.aggregate import (
+from podtrace_collector.aggregate.histogram import Histogram
+from podtrace_collector.aggregate.stats import (
     Aggregates,
     Impact,
     RevisionStats,
 )
-from podtrace_collector.analyse.histogram import Histogram
 from podtrace_collector.store import _lazy
 from podtrace_collector.store import _schema as s
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from podtrace_collector.analyse.aggregate import Aggregates, RevisionStats, WorkloadRev
+from podtrace_collector.aggregate.stats import Aggregates, RevisionStats, WorkloadRev
 
 BUCKET_S = 60  # one row set per minute
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 
-from podtrace_collector.analyse.aggregate import Aggregates, RevisionStats, WorkloadRev
+from podtrace_collector.aggregate.stats import Aggregates, RevisionStats, WorkloadRev
 from podtrace_collector.store.base import BUCKET_S
 
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from podtrace_collector.analyse.aggregate import Aggregates, RevisionStats, WorkloadRev
+from podtrace_collector.aggregate.stats import Aggregates, RevisionStats, WorkloadRev
 from podtrace_collector.errors import ConfigError
 from podtrace_collector.store import _lazy, _rows
 from podtrace_collector.store import _schema as s

@@ -23,8 +23,8 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from podtrace_collector.analyse.aggregate import Aggregates
-from podtrace_collector.analyse.summarize import summarize
+from podtrace_collector.aggregate.stats import Aggregates
+from podtrace_collector.analyse.analyzer import summarize
 from podtrace_collector.api.app import create_app
 from podtrace_collector.api.page import PAGE_DIR
 from podtrace_collector.config import CollectorConfig

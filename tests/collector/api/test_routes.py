@@ -17,7 +17,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from podtrace_collector.analyse.aggregate import Aggregates
+from podtrace_collector.aggregate.stats import Aggregates
 from podtrace_collector.api import routes
 from podtrace_collector.api.app import create_app
 from podtrace_collector.api.page import PAGE_DIR

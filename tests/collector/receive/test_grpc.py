@@ -9,7 +9,7 @@ import pytest
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from podtrace_collector.runtime import Collector
+from podtrace_collector.collector import Collector
 
 from tests.collector.otlp_helpers import (
     RecordingSink,

@@ -15,7 +15,7 @@ from google.rpc import status_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-from podtrace_collector.runtime import Collector
+from podtrace_collector.collector import Collector
 
 from tests.collector.otlp_helpers import (
     RecordingSink,

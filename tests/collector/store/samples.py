@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from podtrace_collector.analyse.aggregate import (
+from podtrace_collector.aggregate.histogram import Histogram
+from podtrace_collector.aggregate.stats import (
     Aggregates,
     EdgeStats,
     EntryImpact,
@@ -10,7 +11,6 @@ from podtrace_collector.analyse.aggregate import (
     OriginStats,
     RevisionStats,
 )
-from podtrace_collector.analyse.histogram import Histogram
 
 T0 = 1_795_000_000 - 1_795_000_000 % 60  # a minute boundary in 2026 (Unix s)
 

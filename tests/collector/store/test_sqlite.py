@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from podtrace_collector.analyse.aggregate import MAX_EXEMPLARS, Aggregates, EdgeStats, OriginStats
+from podtrace_collector.aggregate.stats import MAX_EXEMPLARS, Aggregates, EdgeStats, OriginStats
 from podtrace_collector.errors import ConfigError
 from podtrace_collector.store._lazy import LazyRevisionStats
 from podtrace_collector.store.base import Store

@@ -1,0 +1,260 @@
+"""From analysed traces to ``Aggregates``: the per-minute, mergeable result the store keeps.
+
+``summarize(spans)`` analyses one trace and returns ``(bucket_start_s, Aggregates)``; the bucket is
+the Unix minute (seconds, a multiple of 60) of the trace's earliest span start, so a whole trace
+lands in one bucket even when it straddles a minute boundary.  ``Analyzer`` is the ``TraceSink``
+the assembler feeds: it keeps one ``Aggregates`` per bucket until the store writer drains them.
+
+How the SPEC §4 definitions map onto ``Aggregates`` (read with ``analyse.requests``):
+
+* ``revisions[(W, R)]`` — every span of W@R updates kind/service/version, pods and first/last seen
+  (so a workload with only client spans is still registered); every request of W@R counts in
+  ``requests``, its duration in ``latency`` and its self time in ``self_time``; failed requests in
+  ``errors``, origins in ``origin_errors``.
+* ``impacts[(OW, OR, A)]`` — failed requests of workload A affected by an origin in OW@OR, for
+  each **other** workload ``A != OW``, with the smallest hop distance.  A request of OW itself
+  that is affected by an origin in OW (a workload calling itself, or another revision of it) is
+  not an affected *service*, but it is an affected request: it counts towards ``max_hops`` and, if
+  it is an entry point, towards ``entry_impacts``, ``affected_traces`` and users.
+* An origin is not "affected" by itself (SPEC: a failed request that is *not* an origin is
+  affected), so every recorded hop distance is at least 1, and a failure that starts at an entry
+  point and goes nowhere leaves ``entry_impacts``, ``affected_traces`` and ``max_hops`` untouched.
+* ``entry_impacts[(OW, OR, EW, op)]`` — affected entry requests of that operation (hop distance at
+  least 1), with the distinct ``enduser.id`` values of those requests.
+* ``absorbed[(OW, OR, W)]`` — failed synchronous direct downstream requests carrying an origin in
+  OW@OR whose parent request, in workload W, did not fail (W may be OW itself).
+* ``origins[(OW, OR)]`` — created for every trace with an origin in OW@OR (with the trace as an
+  exemplar); ``affected_traces`` counts traces where such a failure reached an entry point,
+  ``max_hops`` the largest hop distance of any affected request, ``users`` the union of the users
+  of its affected entry points.
+* ``entry_totals[(EW, op)]`` — all entry requests; ``edges[(caller W, callee W)]`` — one call per
+  request with a parent request (asynchronous ones too), errors when it failed, its duration.
+
+Attribution is not exclusive: a request carrying origins in two workload-revisions counts for both.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+
+from podtrace_collector.aggregate.histogram import bucket_of
+from podtrace_collector.aggregate.stats import (
+    MAX_EXEMPLARS,
+    MAX_USERS,
+    Aggregates,
+    EdgeStats,
+    EntryImpact,
+    Impact,
+    OriginStats,
+    RevisionStats,
+)
+from podtrace_collector.analyse.requests import Request, TraceAnalysis, WorkloadRev, analyse_trace
+from podtrace_collector.model import Span
+
+logger = logging.getLogger(__name__)
+
+BUCKET_S = 60
+_BUCKET_NS = BUCKET_S * 1_000_000_000
+
+
+def bucket_start_s(start_ns: int) -> int:
+    """The bucket (Unix seconds, minute-aligned) of a trace starting at ``start_ns``."""
+    return (start_ns // _BUCKET_NS) * BUCKET_S
+
+
+def summarize(spans: Sequence[Span]) -> tuple[int, Aggregates]:
+    """Analyse one trace: ``(bucket start in Unix seconds, its Aggregates)``."""
+    trace = analyse_trace(spans)
+    agg = Aggregates()
+    add_trace(agg, trace)
+    return bucket_start_s(trace.start_ns), agg
+
+
+def operation_of(span: Span) -> str:
+    """An entry point's operation: ``http.request.method`` (or ``http.method``) + ``http.route``,
+    else the span name."""
+    attrs = span.attributes
+    method = attrs.get("http.request.method") or attrs.get("http.method")
+    route = attrs.get("http.route")
+    if method and route:
+        return f"{method} {route}"
+    return span.name
+
+
+def add_trace(agg: Aggregates, trace: TraceAnalysis) -> None:
+    """Add one analysed trace into ``agg`` (in place)."""
+    agg.traces += 1
+    agg.spans += len(trace.spans)
+    _add_registry(agg, trace)
+    reached: set[WorkloadRev] = set()
+    for r in trace.requests:
+        _add_request(agg, r, reached)
+    for key in reached:
+        agg.origins[key].affected_traces += 1
+    for (ow, orev), workload in trace.absorbed:
+        k = (ow, orev, workload)
+        agg.absorbed[k] = agg.absorbed.get(k, 0) + 1
+
+
+def _add_registry(agg: Aggregates, trace: TraceAnalysis) -> None:
+    revisions = agg.revisions
+    for info, first, last in trace.seen:
+        workload, revision, kind, service, version, pod = info
+        st = revisions.get((workload, revision))
+        if st is None:
+            st = revisions[(workload, revision)] = RevisionStats(kind, service, version)
+        if first > 0 and (not st.first_seen_ns or first < st.first_seen_ns):
+            st.first_seen_ns = first
+        if last > st.last_seen_ns:
+            st.last_seen_ns = last
+        if pod:
+            st.pods.add(pod)
+
+
+def _add_request(agg: Aggregates, r: Request, reached: set[WorkloadRev]) -> None:
+    st = agg.revisions[r.key]
+    st.requests += 1
+    # ``Histogram.add`` inlined, with the latency bucket computed once: this runs three times a
+    # request, and the calls were a tenth of the analysis time.
+    span = r.span
+    latency_bucket = bucket_of(max(span.end_ns - span.start_ns, 0) / 1e6)  # r.latency_ms
+    h = st.latency
+    counts = h.counts
+    counts[latency_bucket] = counts.get(latency_bucket, 0) + 1
+    h.total += 1
+    h = st.self_time
+    counts = h.counts
+    bucket = bucket_of(r.self_time_ms)
+    counts[bucket] = counts.get(bucket, 0) + 1
+    h.total += 1
+    parent = r.parent
+    operation = ""
+    if parent is None:
+        operation = operation_of(r.span)
+        k = (r.info.workload, operation)
+        agg.entry_totals[k] = agg.entry_totals.get(k, 0) + 1
+    else:
+        k = (parent.info.workload, r.info.workload)
+        edge = agg.edges.get(k)
+        if edge is None:
+            edge = agg.edges[k] = EdgeStats()
+        edge.calls += 1
+        edge.errors += r.failed
+        h = edge.latency
+        counts = h.counts
+        counts[latency_bucket] = counts.get(latency_bucket, 0) + 1
+        h.total += 1
+    if not r.failed:
+        return
+    st.errors += 1
+    if r.origin:
+        st.origin_errors += 1
+        _add_exemplar(agg, r)
+        return
+    for key, min_hops, max_hops in r.affected_by():
+        _add_affected(agg, r, key, min_hops, max_hops)
+        if parent is None:
+            _add_entry_impact(agg, r, key, operation, min_hops)
+            reached.add(key)
+
+
+def _origin_stats(agg: Aggregates, key: WorkloadRev) -> OriginStats:
+    stats = agg.origins.get(key)
+    if stats is None:
+        stats = agg.origins[key] = OriginStats()
+    return stats
+
+
+def _add_exemplar(agg: Aggregates, r: Request) -> None:
+    exemplars = _origin_stats(agg, r.key).exemplars
+    if len(exemplars) < MAX_EXEMPLARS:
+        trace_id = r.span.trace_id.hex()
+        if trace_id not in exemplars:
+            exemplars.append(trace_id)
+
+
+def _add_affected(
+    agg: Aggregates, r: Request, key: WorkloadRev, min_hops: int, max_hops: int
+) -> None:
+    origin = _origin_stats(agg, key)
+    if max_hops > origin.max_hops:
+        origin.max_hops = max_hops
+    workload = r.info.workload
+    if workload == key[0]:
+        return  # the origin's own workload is not an affected service
+    k = (key[0], key[1], workload)
+    impact = agg.impacts.get(k)
+    if impact is None:
+        impact = agg.impacts[k] = Impact()
+    impact.affected_requests += 1
+    if not impact.min_hops or min_hops < impact.min_hops:
+        impact.min_hops = min_hops
+
+
+def _add_entry_impact(
+    agg: Aggregates, r: Request, key: WorkloadRev, operation: str, min_hops: int
+) -> None:
+    k = (key[0], key[1], r.info.workload, operation)
+    impact = agg.entry_impacts.get(k)
+    if impact is None:
+        impact = agg.entry_impacts[k] = EntryImpact()
+    impact.affected_requests += 1
+    if not impact.min_hops or min_hops < impact.min_hops:
+        impact.min_hops = min_hops
+    user = r.span.attributes.get("enduser.id")
+    if user is not None and user != "":
+        _add_capped(impact.users, str(user))
+        _add_capped(agg.origins[key].users, str(user))
+
+
+def _add_capped(users: set[str], user: str) -> None:
+    if len(users) < MAX_USERS:
+        users.add(user)
+
+
+class Analyzer:
+    """The ``TraceSink`` of a gateway: analyses complete traces into per-minute ``Aggregates``.
+
+    Thread-safe: the assembler calls ``on_trace`` from its threads while the store writer calls
+    ``drain``.  A trace the analysis cannot handle is logged, counted in ``failed_traces`` and
+    skipped; it never propagates into the assembler.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buckets: dict[int, Aggregates] = {}
+        self.traces = 0
+        self.late_traces = 0
+        self.spans = 0
+        self.failed_traces = 0
+
+    def on_trace(self, spans: Sequence[Span], *, late: bool) -> None:
+        """Analyse one complete trace (``late``: spans that arrived after their trace completed)."""
+        try:
+            trace = analyse_trace(spans)
+            bucket = bucket_start_s(trace.start_ns)
+            with self._lock:
+                agg = self._buckets.get(bucket)
+                if agg is None:
+                    agg = self._buckets[bucket] = Aggregates()
+                add_trace(agg, trace)
+                self.traces += 1
+                self.late_traces += late
+                self.spans += len(spans)
+        except Exception:
+            with self._lock:
+                self.failed_traces += 1
+            logger.exception("analysis of a trace of %d spans failed; skipped", len(spans))
+
+    def drain(self) -> dict[int, Aggregates]:
+        """Hand over everything accumulated so far, ``{bucket start (Unix s): Aggregates}``."""
+        with self._lock:
+            out, self._buckets = self._buckets, {}
+        return out
+
+    @property
+    def pending_buckets(self) -> int:
+        """Buckets accumulated and not yet drained."""
+        return len(self._buckets)

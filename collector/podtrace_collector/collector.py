@@ -1,0 +1,261 @@
+"""The collector process: receivers, pipeline and API wired together from a ``CollectorConfig``.
+
+``Collector(config, sink=...)`` is the seam between this receiving half and the analysis half:
+
+* **gateway** — spans go to ``sink`` (a ``SpanSink``, with optional ``start()`` and
+  ``close(timeout_s)``).  When no sink is given, ``gateway.build_gateway`` builds the analysis
+  stage (assemble → analyse → store); ``CountingSink`` is a stand-in that only counts, for
+  benchmarks and tests.  ``--forward`` URLs also get every span (Jaeger, Tempo, a vendor).
+* **sidecar** — the pod's Kubernetes attributes are stamped on every resource and spans go to the
+  ``Forwarder`` (one gateway per trace id).
+
+Everything runs in the calling process: the gRPC server on its own thread pool, the OTLP/HTTP and
+API servers each on a uvicorn loop in a thread.  Sockets are bound in ``start()`` (port 0 picks a
+free port; the bound ports are ``grpc_port``, ``http_port``, ``api_port``), so a ``Collector`` can
+start and stop many times inside a test process.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import socket
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import uvicorn
+
+from podtrace_collector.api.app import create_app
+from podtrace_collector.budget import MemoryBudget
+from podtrace_collector.config import CollectorConfig
+from podtrace_collector.errors import CollectorError
+from podtrace_collector.forward.forwarder import Forwarder, Resolve, resolve_ipv4_first
+from podtrace_collector.ingest.dedupe import Deduplicator
+from podtrace_collector.ingest.enrich import DetectedValue, Enricher, detect_pod_attributes
+from podtrace_collector.ingest.pipeline import Ingest
+from podtrace_collector.metrics import CollectorMetrics
+from podtrace_collector.model import Span, SpanSink
+from podtrace_collector.receive import grpc as grpc_receiver
+from podtrace_collector.receive.http import create_otlp_app
+from podtrace_collector.stage import build_gateway
+from podtrace_collector.store import open_store
+
+logger = logging.getLogger(__name__)
+
+
+class CountingSink:
+    """A ``SpanSink`` that only counts: stands in for the analysis in benchmarks and tests."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def submit(self, spans: Sequence[Span]) -> None:
+        with self._lock:
+            self.count += len(spans)
+
+
+class Collector:
+    """One collector process.
+
+    Args:
+        config: the configuration.
+        sink: the gateway's analysis stage (default: ``build_gateway``).
+        store: the store the API reads (default: opened from ``config.store`` in a gateway).
+            The collector closes it on ``stop``.
+        pod_attributes: the sidecar's attributes to stamp (default: the library's detector).
+        resolve: DNS lookup for forward targets (tests inject one).
+    """
+
+    def __init__(
+        self,
+        config: CollectorConfig,
+        *,
+        sink: SpanSink | None = None,
+        store: Any = None,
+        pod_attributes: Mapping[str, DetectedValue] | None = None,
+        resolve: Resolve = resolve_ipv4_first,
+    ) -> None:
+        self.config = config
+        self.metrics = CollectorMetrics()
+        self.budget = MemoryBudget(config.memory_limit_bytes, config.max_buffered_spans)
+        self.metrics.memory_limit.set(config.memory_limit_bytes)
+        self.metrics.buffered_spans_limit.set(config.max_buffered_spans)
+        self.metrics.watch_budget(lambda: self.budget.used_bytes, lambda: self.budget.used_spans)
+        self.grpc_port: int | None = None
+        self.http_port: int | None = None
+        self.api_port: int | None = None
+        self._sidecar = config.mode == "sidecar"
+        self.store = store if store is not None or self._sidecar else open_store(config.store)
+        self.sink: SpanSink | None = None if self._sidecar else (sink or self._default_sink())
+        self.forwarder = self._make_forwarder(resolve)
+        enricher = None
+        if self._sidecar:
+            attrs = detect_pod_attributes() if pod_attributes is None else pod_attributes
+            enricher = Enricher(attrs)
+        self.ingest = Ingest(
+            metrics=self.metrics,
+            dedupe=Deduplicator(),
+            sink=self.sink,
+            forwarder=self.forwarder,
+            enricher=enricher,
+        )
+        self._grpc: Any = None
+        self._servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+        self._ready = False
+
+    # -- construction helpers --------------------------------------------------------------
+
+    def _default_sink(self) -> SpanSink:
+        return build_gateway(
+            self.config, store=self.store, metrics=self.metrics, budget=self.budget
+        )
+
+    def _make_forwarder(self, resolve: Resolve) -> Forwarder | None:
+        if not self.config.forward:
+            return None
+        return Forwarder(
+            self.config.forward,
+            hashed=self._sidecar,
+            metrics=self.metrics,
+            budget=self.budget,
+            queue_spans=self.config.forward_queue_spans,
+            token=self.config.forward_token,
+            max_message_bytes=self.config.max_body_bytes,
+            resolve_interval_s=self.config.resolve_interval_s,
+            resolve=resolve,
+            retry_initial_s=min(0.1, self.config.forward_retry_max_s),
+            retry_max_s=self.config.forward_retry_max_s,
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """Receivers bound and serving, store open."""
+        return self._ready
+
+    def start(self) -> None:
+        """Bind every port and start serving; returns once all servers accept connections.
+
+        Raises:
+            CollectorError: a port cannot be bound or a server does not come up.
+        """
+        cfg = self.config
+        _call_optional(self.sink, "start")
+        if self.forwarder is not None:
+            self.forwarder.start()
+        self._grpc, self.grpc_port = grpc_receiver.create_server(
+            self.ingest,
+            self.metrics,
+            bind=cfg.bind,
+            port=cfg.grpc_port,
+            max_body_bytes=cfg.max_body_bytes,
+            token=cfg.otlp_token,
+        )
+        self._grpc.start()
+        otlp = create_otlp_app(
+            self.ingest, self.metrics, max_body_bytes=cfg.max_body_bytes, token=cfg.otlp_token
+        )
+        self.http_port = self._serve(otlp, cfg.http_port, "otlp-http")
+        api = create_app(
+            config=cfg,
+            metrics=self.metrics,
+            store=self.store,
+            sink=self.sink,
+            budget=self.budget,
+            is_ready=lambda: self._ready,
+        )
+        self.api_port = self._serve(api, cfg.api_port, "api")
+        self._ready = True
+        logger.info(
+            "collector started",
+            extra={
+                "mode": cfg.mode,
+                "bind": cfg.bind,
+                "grpc_port": self.grpc_port,
+                "http_port": self.http_port,
+                "api_port": self.api_port,
+                "forward": list(cfg.forward),
+            },
+        )
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop accepting, drain forward queues and the sink within ``timeout_s``, close all."""
+        deadline = time.monotonic() + timeout_s
+        self._ready = False
+        self.ingest.stopping = True
+        if self._grpc is not None:
+            self._grpc.stop(grace=min(1.0, timeout_s)).wait(min(2.0, timeout_s))
+        for server, _ in self._servers[:1]:  # OTLP/HTTP first: no new spans
+            server.should_exit = True
+        if self.forwarder is not None:
+            self.forwarder.close(max(0.0, deadline - time.monotonic()))
+        _call_optional(self.sink, "close", max(0.0, deadline - time.monotonic()))
+        for server, thread in self._servers:
+            server.should_exit = True
+            thread.join(max(0.5, deadline - time.monotonic()))
+        self._servers.clear()
+        _call_optional(self.store, "close")
+        logger.info("collector stopped", extra={"mode": self.config.mode})
+
+    def _serve(self, app: Any, port: int, name: str) -> int:
+        sock = _bind(self.config.bind, port)
+        config = uvicorn.Config(
+            app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(
+            target=_run_server, args=(server, sock), name=f"podtrace-{name}", daemon=True
+        )
+        thread.start()
+        self._servers.append((server, thread))
+        end = time.monotonic() + 10.0
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > end:
+                raise CollectorError(f"the {name} server did not start on port {port}")
+            time.sleep(0.005)
+        return int(sock.getsockname()[1])
+
+
+def tune_gc() -> None:
+    """Tune the cyclic garbage collector for a dedicated collector process (``podtrace collector``).
+
+    Ingest allocates a few objects per span (``Span``, its attribute dict, ids) that form no
+    reference cycles and die young; with the default thresholds the collector runs a generation-0
+    pass every 700 allocations and a full pass over the whole heap (FastAPI, grpcio, protobuf
+    descriptors...) far too often, which cost about 30 % of ingest throughput in
+    ``bench/bench_ingest.py``.  Everything alive after start-up is moved out of the collector's
+    sight (``gc.freeze``) and generation 0 is collected every 50 000 net allocations.  Not done
+    by ``Collector`` itself, which may be embedded in another process (tests).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
+def _run_server(server: uvicorn.Server, sock: socket.socket) -> None:
+    # ``run`` (not ``asyncio.run(serve())``) so that uvicorn's loop factory picks uvloop, and its
+    # HTTP protocol httptools, when installed: together about a third less CPU per OTLP export.
+    server.run(sockets=[sock])
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise CollectorError(f"cannot bind {host}:{port}: {exc}") from exc
+    sock.listen(1024)
+    return sock
+
+
+def _call_optional(obj: Any, method: str, *args: Any) -> None:
+    func = getattr(obj, method, None)
+    if callable(func):
+        func(*args)

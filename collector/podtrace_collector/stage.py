@@ -1,0 +1,178 @@
+"""The gateway's analysis stage: assemble → analyse → write to the store.
+
+``build_gateway`` is what ``runtime.Collector`` plugs in as the gateway's ``SpanSink``:
+
+    receivers ─▶ GatewaySink.submit ─▶ Assembler ─(complete traces)─▶ Analyzer
+                                                                         │ drain() every second
+                                                                         ▼
+                                                         StoreWriter ─▶ Store (SQLite)
+
+Memory: every span held by the assembler is reserved in the collector's shared ``MemoryBudget``
+and released when its trace leaves for the analysis.  The assembler itself finishes the oldest
+traces early at 80 % of the budget, so the retryable refusal (``Overloaded``) from the budget is
+only reached when analysis cannot keep up even then.  Counters of every stage are read by
+Prometheus at scrape time (``_StageMetrics``), never incremented per span.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector as PromCollector
+
+from podtrace_collector.analyse.analyzer import Analyzer
+from podtrace_collector.assemble import Assembler
+from podtrace_collector.budget import DECODED_SPAN_BYTES, MemoryBudget
+from podtrace_collector.config import CollectorConfig
+from podtrace_collector.errors import Overloaded
+from podtrace_collector.metrics import CollectorMetrics
+from podtrace_collector.model import Span
+from podtrace_collector.store.base import Store
+from podtrace_collector.store.writer import StoreWriter
+
+logger = logging.getLogger(__name__)
+
+# Share of the span budget at which the assembler starts finishing the oldest traces early.
+EARLY_FINISH_SHARE = 0.8
+
+
+class _ReleasingSink:
+    """Hands complete traces to the analyser and gives their spans back to the budget."""
+
+    def __init__(self, analyzer: Analyzer, budget: MemoryBudget) -> None:
+        self._analyzer = analyzer
+        self._budget = budget
+
+    def on_trace(self, spans: Sequence[Span], *, late: bool) -> None:
+        try:
+            self._analyzer.on_trace(spans, late=late)
+        finally:
+            self._budget.release(len(spans) * DECODED_SPAN_BYTES, len(spans))
+
+
+class GatewaySink:
+    """The gateway's ``SpanSink``: owns the assembler, the analyser and the store writer."""
+
+    def __init__(
+        self,
+        store: Store,
+        budget: MemoryBudget,
+        *,
+        trace_timeout_s: float,
+        retention_s: float,
+        write_interval_s: float = 2.0,
+    ) -> None:
+        self.budget = budget
+        self.analyzer = Analyzer()
+        span_cap = min(budget.limit_spans, budget.limit_bytes // DECODED_SPAN_BYTES)
+        self.assembler = Assembler(
+            _ReleasingSink(self.analyzer, budget),
+            trace_timeout_s=trace_timeout_s,
+            max_spans=max(1, int(span_cap * EARLY_FINISH_SHARE)),
+        )
+        self.writer = StoreWriter(
+            self.analyzer, store, interval_s=write_interval_s, retention_s=retention_s
+        )
+
+    def submit(self, spans: Sequence[Span]) -> None:
+        """Buffer spans for assembly.
+
+        Raises:
+            Overloaded: the memory budget is exhausted or the gateway is shutting down.
+        """
+        n = len(spans)
+        self.budget.reserve(n * DECODED_SPAN_BYTES, n)
+        try:
+            self.assembler.submit(spans)
+        except Overloaded:
+            self.budget.release(n * DECODED_SPAN_BYTES, n)
+            raise
+
+    def start(self) -> None:
+        self.writer.start()
+        self.assembler.start()
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Flush buffered traces (unfinished traces are analysed as they are) and the writer."""
+        self.assembler.close(timeout_s / 2)
+        if not self.writer.close(timeout_s / 2):
+            logger.warning("store writer did not finish within %.1fs", timeout_s / 2)
+
+
+class _StageMetrics(PromCollector):
+    """Exposes the assembler, analyser and writer counters at scrape time."""
+
+    def __init__(self, sink: GatewaySink) -> None:
+        self._sink = sink
+
+    def collect(self) -> Iterator[Any]:
+        a, an, w = self._sink.assembler, self._sink.analyzer, self._sink.writer
+        counters = [
+            ("podtrace_traces_assembled", "Traces completed by the assembler", a.traces_completed),
+            (
+                "podtrace_traces_finished_early",
+                "Traces finished early at the buffer bound",
+                a.traces_finished_early,
+            ),
+            (
+                "podtrace_spans_finished_early",
+                "Spans in traces finished early",
+                a.spans_finished_early,
+            ),
+            ("podtrace_traces_flushed", "Unfinished traces analysed at shutdown", a.traces_flushed),
+            (
+                "podtrace_late_spans_assembled",
+                "Spans that arrived after their trace completed",
+                a.late_spans,
+            ),
+            ("podtrace_late_traces", "Late spans analysed as a trace of their own", a.late_traces),
+            (
+                "podtrace_assembler_spans_rejected",
+                "Spans the assembler refused (overload)",
+                a.spans_rejected,
+            ),
+            ("podtrace_traces_analysed", "Traces analysed", an.traces),
+            ("podtrace_spans_analysed", "Spans analysed", an.spans),
+            (
+                "podtrace_traces_analysis_failed",
+                "Traces the analysis could not handle (skipped)",
+                an.failed_traces,
+            ),
+            ("podtrace_store_writes", "Successful store write batches", w.writes),
+            (
+                "podtrace_store_write_failures",
+                "Failed store write batches (retried)",
+                w.write_failures,
+            ),
+            (
+                "podtrace_store_buckets_dropped",
+                "Minute buckets lost after repeated write failures",
+                w.dropped_buckets,
+            ),
+        ]
+        for name, doc, value in counters:
+            yield CounterMetricFamily(name, doc, value=value)
+        yield GaugeMetricFamily(
+            "podtrace_assembler_buffered_spans",
+            "Spans waiting in the assembler",
+            value=a.buffered_spans,
+        )
+        yield GaugeMetricFamily(
+            "podtrace_assembler_buffered_traces",
+            "Traces waiting in the assembler",
+            value=a.buffered_traces,
+        )
+
+
+def build_gateway(
+    config: CollectorConfig, *, store: Store, metrics: CollectorMetrics, budget: MemoryBudget
+) -> GatewaySink:
+    """The gateway's analysis stage for ``config``, with its metrics in ``metrics.registry``."""
+    sink = GatewaySink(
+        store, budget, trace_timeout_s=config.trace_timeout_s, retention_s=config.retention_s
+    )
+    metrics.registry.register(_StageMetrics(sink))
+    return sink

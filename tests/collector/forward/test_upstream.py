@@ -1,0 +1,93 @@
+"""Upstream OTLP clients: one export attempt's outcome, against real collectors."""
+
+from __future__ import annotations
+
+import pytest
+from podtrace_collector.forward.upstream import GrpcExporter, HttpExporter, Target
+
+from tests.collector.otlp_helpers import RecordingSink, make_request, running, test_config
+
+
+def _body_with_one_bad_span() -> bytes:
+    request = make_request(3, seed=40)
+    request.resource_spans[0].scope_spans[0].spans[0].span_id = b"\x01"
+    return request.SerializeToString()
+
+
+@pytest.mark.parametrize("kind", ["grpc", "http"])
+def test_success_reports_upstream_rejections(kind: str) -> None:
+    """A 200/OK with partial_success reports how many spans the upstream rejected."""
+    with running(sink=RecordingSink()) as collector:
+        if kind == "grpc":
+            exporter = GrpcExporter(
+                Target("grpc", "127.0.0.1", collector.grpc_port or 0),
+                token=None,
+                max_message_bytes=1 << 20,
+            )
+        else:
+            exporter = HttpExporter(
+                Target("http", "127.0.0.1", collector.http_port or 0), token=None
+            )
+        try:
+            outcome = exporter.send(_body_with_one_bad_span(), timeout_s=5)
+        finally:
+            exporter.close()
+    assert outcome.ok and outcome.rejected == 1
+
+
+def test_grpc_overload_is_retryable_with_the_servers_delay() -> None:
+    """RESOURCE_EXHAUSTED with RetryInfo: retryable, with the delay the server asked for."""
+    sink = RecordingSink()
+    sink.overloaded = True
+    with running(sink=sink) as collector:
+        exporter = GrpcExporter(
+            Target("grpc", "127.0.0.1", collector.grpc_port or 0),
+            token=None,
+            max_message_bytes=1 << 20,
+        )
+        outcome = exporter.send(make_request(2).SerializeToString(), timeout_s=5)
+        exporter.close()
+    assert not outcome.ok and outcome.retryable
+    assert outcome.retry_after_s == 1.0 and outcome.reason == "grpc_resource_exhausted"
+
+
+def test_http_answers() -> None:
+    """HTTP 429 is retryable with Retry-After; 400 is permanent; a refused connection retryable."""
+    sink = RecordingSink()
+    with running(sink=sink) as collector:
+        exporter = HttpExporter(Target("http", "127.0.0.1", collector.http_port or 0), token=None)
+        sink.overloaded = True
+        busy = exporter.send(make_request(2).SerializeToString(), timeout_s=5)
+        sink.overloaded = False
+        bad = exporter.send(b"\xff\xff", timeout_s=5)
+        exporter.close()
+    assert busy.retryable and busy.retry_after_s == 1.0 and busy.reason == "http_429"
+    assert not bad.ok and not bad.retryable and bad.reason == "http_400"
+    down = HttpExporter(Target("http", "127.0.0.1", 9), token=None)
+    refused = down.send(b"", timeout_s=2)
+    down.close()
+    assert not refused.ok and refused.retryable
+
+
+def test_grpc_token_is_sent() -> None:
+    """The forward token is sent as a bearer token."""
+    with running(test_config(otlp_token="abc"), sink=RecordingSink()) as collector:
+        target = Target("grpc", "127.0.0.1", collector.grpc_port or 0)
+        good = GrpcExporter(target, token="abc", max_message_bytes=1 << 20)
+        bad = GrpcExporter(target, token="nope", max_message_bytes=1 << 20)
+        assert good.send(make_request(1).SerializeToString(), timeout_s=5).ok
+        denied = bad.send(make_request(1).SerializeToString(), timeout_s=5)
+        good.close()
+        bad.close()
+    assert not denied.retryable and denied.reason == "grpc_unauthenticated"
+
+
+def test_grpc_message_too_large_is_permanent() -> None:
+    """RESOURCE_EXHAUSTED without RetryInfo (message over the upstream's limit) is not retried."""
+    with running(test_config(max_body_bytes=16 * 1024), sink=RecordingSink()) as collector:
+        target = Target("grpc", "127.0.0.1", collector.grpc_port or 0)
+        exporter = GrpcExporter(target, token=None, max_message_bytes=1 << 20)
+        outcome = exporter.send(make_request(300).SerializeToString(), timeout_s=5)
+        exporter.close()
+    assert outcome.reason == "grpc_resource_exhausted"
+    assert not outcome.retryable and outcome.retry_after_s is None

@@ -1,0 +1,83 @@
+"""The gateway's analysis stage: spans in over OTLP, traces analysed, budget and metrics honest."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+from podtrace_collector.budget import DECODED_SPAN_BYTES, MemoryBudget
+from podtrace_collector.errors import Overloaded
+from podtrace_collector.receive.decode import decode_protobuf
+from podtrace_collector.stage import GatewaySink
+from podtrace_collector.store.memory import MemoryStore
+
+from tests.collector.otlp_helpers import make_request, metric, running, test_config
+
+PROTOBUF = {"Content-Type": "application/x-protobuf"}
+
+
+def _wait_for(predicate: object, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+def test_spans_are_assembled_analysed_and_counted() -> None:
+    """Every span is analysed once, stored and shown in /metrics; the budget returns to 0."""
+    # The helper's spans are from 2023: a retention long enough to keep them.
+    with running(test_config(trace_timeout_s=0.2, retention_s=10 * 365 * 86400.0)) as c:
+        body = make_request(40, spans_per_trace=4).SerializeToString()
+        otlp = f"http://127.0.0.1:{c.http_port}/v1/traces"
+        assert httpx.post(otlp, content=body, headers=PROTOBUF).status_code == 200
+        assert httpx.post(otlp, content=body, headers=PROTOBUF).status_code == 200  # a retry
+        api = f"http://127.0.0.1:{c.api_port}"
+
+        def analysed() -> bool:
+            text = httpx.get(f"{api}/metrics").text
+            return metric(text, "podtrace_spans_analysed_total") == 40
+
+        _wait_for(analysed)
+        text = httpx.get(f"{api}/metrics").text
+        assert metric(text, "podtrace_traces_analysed_total") == 10
+        assert metric(text, "podtrace_spans_deduplicated_total") == 40
+        assert metric(text, "podtrace_assembler_buffered_spans") == 0
+        assert c.budget.used_spans == 0
+        _wait_for(lambda: c.store.read().traces == 10)
+
+
+def test_full_budget_refuses_retryably_and_holds_nothing() -> None:
+    """Past the span budget the sink raises Overloaded and gives its reservation back."""
+    budget = MemoryBudget(limit_bytes=10 * DECODED_SPAN_BYTES, limit_spans=10)
+    sink = GatewaySink(MemoryStore(), budget, trace_timeout_s=60.0, retention_s=0)
+    _, decoded = decode_protobuf(make_request(8, spans_per_trace=8).SerializeToString())
+    sink.submit(decoded.spans)
+    assert budget.used_spans == 8
+    _, more = decode_protobuf(make_request(8, spans_per_trace=8, seed=2).SerializeToString())
+    try:
+        sink.submit(more.spans)
+    except Overloaded as exc:
+        assert exc.retry_after_s > 0
+    else:
+        raise AssertionError("a submit past the budget was accepted")
+    assert budget.used_spans == 8
+    sink.start()
+    sink.close(5.0)  # flushes the buffered trace to the analyser and the store
+    assert budget.used_spans == 0
+    assert sink.analyzer.spans == 8
+
+
+def test_buffer_finishes_oldest_traces_early_before_refusing() -> None:
+    """At 80 % of the budget the assembler finishes old traces early instead of refusing."""
+    budget = MemoryBudget(limit_bytes=100 * DECODED_SPAN_BYTES, limit_spans=100)
+    sink = GatewaySink(MemoryStore(), budget, trace_timeout_s=60.0, retention_s=0)
+    for seed in range(30):  # 30 traces x 5 spans = 150 spans through a 100-span budget
+        _, decoded = decode_protobuf(
+            make_request(5, spans_per_trace=5, seed=seed + 10).SerializeToString()
+        )
+        sink.submit(decoded.spans)
+    assert sink.assembler.traces_finished_early > 0
+    assert budget.used_spans <= 80
+    assert sink.analyzer.spans + sink.assembler.buffered_spans == 150
