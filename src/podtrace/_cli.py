@@ -1,12 +1,15 @@
 """The ``podtrace`` command: one entry point, one module per subcommand.
 
 Subcommands are imported lazily so that ``podtrace run`` never pays for the collector's imports,
-and a missing optional extra becomes a one-line hint rather than a traceback.
+and a missing optional extra becomes a one-line hint rather than a traceback.  Output into a closed
+pipe (``podtrace blast-radius ... | head -1``) ends the command quietly, as it ends a Unix tool.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 
@@ -37,9 +40,30 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+EXIT_USAGE = 2
+# What a shell reports for a program killed by SIGPIPE (128 + 13), as `yes | head -1` does.
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``podtrace <command> ...``; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in {"-h", "--help", "help"}:
+    try:
+        try:
+            return _dispatch(args)
+        finally:
+            # Flush here, not at interpreter exit, so that a closed pipe is caught below.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _dispatch(args: list[str]) -> int:
+    if not args:
+        print(_usage(), file=sys.stderr)
+        return EXIT_USAGE
+    if args[0] in {"-h", "--help", "help"}:
         print(_usage())
         return 0
     if args[0] in {"-V", "--version"}:
@@ -50,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cmd, rest = args[0], args[1:]
     if cmd not in SUBCOMMANDS:
         print(f"podtrace: unknown command {cmd!r}\n\n{_usage()}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     module_name, func_name, needs_extra, _ = SUBCOMMANDS[cmd]
     try:
         module = importlib.import_module(module_name)
@@ -69,6 +93,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(EXTRA_HINT.format(cmd=cmd), file=sys.stderr)
             return 2
         raise
+
+
+def _discard_stdout() -> None:
+    # The reader is gone: what is still buffered must not raise again when Python exits.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _is_missing_extra(exc: ImportError) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 
@@ -14,6 +16,29 @@ def test_help_lists_every_subcommand(capsys: object) -> None:
     out = capsys.readouterr().out  # type: ignore[attr-defined]
     for name in _cli.SUBCOMMANDS:
         assert name in out
+
+
+def test_bare_podtrace_prints_usage_and_exits_2() -> None:
+    """`podtrace` alone is a usage error: the usage on stderr, exit 2 (`--help` is exit 0)."""
+    proc = subprocess.run([sys.executable, "-m", "podtrace._cli"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stdout == "" and proc.stderr.startswith("usage: podtrace <command>")
+
+
+def test_a_closed_pipe_ends_quietly() -> None:
+    """`podtrace --help | head -0`: no traceback, the exit status of a SIGPIPE (141)."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "podtrace._cli", "--help"],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        os.close(write)
+    assert (proc.returncode, proc.stderr) == (128 + signal.SIGPIPE, "")
 
 
 def test_unknown_command_exits_2() -> None:

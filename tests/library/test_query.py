@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from podtrace_collector.store.memory import MemoryStore
 
+import podtrace
 from podtrace import _query
 from podtrace._query import main, render_report, render_rollouts
 from tests.collector.api.test_routes import NEW, OLD, Server, make_app, scenario
@@ -165,6 +166,33 @@ class TestSubprocess:
         assert "unknown workload 'shop/nope'" in proc.stderr and "HTTP 404" in proc.stderr
 
 
+    def test_a_closed_pipe_ends_quietly(self, api: Server) -> None:
+        """Output into a closed pipe (`| head -1`): no traceback, the SIGPIPE exit status 141.
+
+        (argparse's own --help swallows the error and exits 0: quiet as well.)
+        """
+        for args, code in ((["shop/cart", "--api", api.url], 141), (["--help"], 0)):
+            read, write = os.pipe()
+            os.close(read)  # the reader is gone before the first write: EPIPE every time
+            try:
+                proc = subprocess.run(
+                    [str(PODTRACE), "blast-radius", *args],
+                    stdout=write,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    timeout=60,
+                )
+            finally:
+                os.close(write)
+            assert (proc.returncode, proc.stderr) == (code, ""), args
+
+    def test_version_prints_podtrace_version(self) -> None:
+        """`--version` (and -V) print podtrace's version, as in any tool, and exit 0."""
+        for flag in ("--version", "-V"):
+            proc = _run(flag)
+            assert (proc.returncode, proc.stdout) == (0, f"podtrace {podtrace.__version__}\n")
+
+
 class TestInProcess:
     def test_options_reach_the_api(self, api: Server, capsys: pytest.CaptureFixture[str]) -> None:
         """--revision, --baseline, --until and a bare service name become query parameters."""
@@ -189,6 +217,34 @@ class TestInProcess:
         out = capsys.readouterr().out
         assert "shop/cart" in out and "REGRESSED" in out
 
+    @pytest.mark.parametrize(
+        ("workload", "listed"),
+        [("shop/cart", True), ("cart", True), ("shop/nope", False), ("art", False)],
+    )
+    def test_list_one_workload(
+        self, api: Server, capsys: pytest.CaptureFixture[str], workload: str, listed: bool
+    ) -> None:
+        """--list WORKLOAD lists only that workload's rollouts, in the table and in --json."""
+        assert main(["--list", workload, "--api", api.url]) == 0
+        out = capsys.readouterr().out
+        assert ("REGRESSED" in out) is listed
+        if not listed:
+            assert out.strip() == f"no rollouts of {workload} seen yet"
+        assert main(["--list", workload, "--api", api.url, "--json"]) == 0
+        rows = json.loads(capsys.readouterr().out)["rollouts"]
+        assert [r["workload"] for r in rows] == (["shop/cart"] if listed else [])
+
+    def test_service_version(self, api: Server, capsys: pytest.CaptureFixture[str]) -> None:
+        """--service-version V reaches the API as version=V; --version V still does, warned."""
+        assert main(["cart", "--service-version", "9.9", "--api", api.url]) == _query.EXIT_API
+        assert "unknown_revision" in capsys.readouterr().err
+        assert main(["cart", "--service-version", "1.4.0", "--api", api.url, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["revision"] == NEW
+        assert main(["cart", "--version", "9.9", "--api", api.url]) == _query.EXIT_API
+        err = capsys.readouterr().err
+        assert "--version V is deprecated, use --service-version V" in err
+        assert "unknown_revision" in err
+
     def test_token(self, capsys: pytest.CaptureFixture[str]) -> None:
         """A collector with an API token: refused without it, answered with --token."""
         srv = Server(make_app(token="t0k"))
@@ -204,10 +260,18 @@ class TestInProcess:
 
     @pytest.mark.parametrize(
         "argv",
-        [[], ["--revision", "x"], ["shop/cart", "--api", "ftp://x"], ["shop/cart", "--bogus"]],
+        [
+            [],
+            ["--revision", "x"],
+            ["shop/cart", "--api", "ftp://x"],
+            ["shop/cart", "--bogus"],
+            ["--list", "shop/cart", "--revision", "x"],
+            ["--list", "--service-version", "1.4.0"],
+        ],
     )
     def test_usage_errors_exit_2(self, argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-        """Missing workload, a non-HTTP --api or an unknown option is a usage error."""
+        """Missing workload, a non-HTTP --api, an unknown option or a report option with --list
+        is a usage error."""
         try:
             code = main(argv)
         except SystemExit as exc:  # argparse's own usage errors
