@@ -4,7 +4,8 @@ Every flag ``--some-flag`` also reads ``PODTRACE_SOME_FLAG``; the command line w
 environment, which wins over the default.  ``--forward`` may be repeated on the command line, or
 given as a comma-separated list in ``PODTRACE_FORWARD``.  Durations are ``500ms``, ``10s``, ``5m``,
 ``2h``, ``7d`` (a bare number is seconds); sizes are ``1024``, ``64KB``, ``64KiB``, ``16MiB``,
-``1GiB`` (``K``/``M``/``G`` alone are binary).  A bad value raises ``ConfigError`` naming the flag.
+``1GiB`` (``K``/``M``/``G`` alone are binary).  A bad value raises ``ConfigError`` naming the flag,
+and the variable too when the value came from the environment.
 """
 
 from __future__ import annotations
@@ -76,21 +77,25 @@ class CollectorConfig:
 
 def _validate(cfg: CollectorConfig) -> None:
     if cfg.mode not in MODES:
-        raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not {cfg.mode!r}")
+        raise ConfigError(
+            f"--mode must be one of {', '.join(MODES)}, not {cfg.mode!r}", flag="mode"
+        )
     for name in _PORTS:
-        port = getattr(cfg, name)
+        port, flag = getattr(cfg, name), name.replace("_", "-")
         if not 0 <= port <= 65535:
-            raise ConfigError(f"--{name.replace('_', '-')} must be 0..65535, not {port}")
+            raise ConfigError(f"--{flag} must be 0..65535, not {port}", flag=flag)
     if cfg.store != "memory" and not cfg.store.startswith("sqlite:///"):
-        raise ConfigError(f"--store must be 'memory' or 'sqlite:///PATH', not {cfg.store!r}")
+        raise ConfigError(
+            f"--store must be 'memory' or 'sqlite:///PATH', not {cfg.store!r}", flag="store"
+        )
     if cfg.mode == "sidecar" and not cfg.forward:
-        raise ConfigError("--mode sidecar needs at least one --forward gateway URL")
+        raise ConfigError("--mode sidecar needs at least one --forward gateway URL", flag="mode")
     for flag, (attr, _) in _FLAGS.items():
         value = getattr(cfg, attr)
         if isinstance(value, int | float) and attr not in _PORTS and value <= 0:
-            raise ConfigError(f"--{flag} must be positive, not {value}")
+            raise ConfigError(f"--{flag} must be positive, not {value}", flag=flag)
     if cfg.log_level not in LOG_LEVELS:
-        raise ConfigError(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
+        raise ConfigError(f"--log-level must be one of {', '.join(LOG_LEVELS)}", flag="log-level")
 
 
 def parse_duration(text: str, *, flag: str = "duration") -> float:
@@ -98,7 +103,9 @@ def parse_duration(text: str, *, flag: str = "duration") -> float:
     match = _NUMBER_UNIT.match(text)
     unit = match.group(2).lower() if match else ""
     if not match or unit not in _DURATION_UNITS:
-        raise ConfigError(f"--{flag}: {text!r} is not a duration like 500ms, 10s, 5m, 2h or 7d")
+        raise ConfigError(
+            f"--{flag}: {text!r} is not a duration like 500ms, 10s, 5m, 2h or 7d", flag=flag
+        )
     return float(match.group(1)) * _DURATION_UNITS[unit]
 
 
@@ -107,7 +114,9 @@ def parse_size(text: str, *, flag: str = "size") -> int:
     match = _NUMBER_UNIT.match(text)
     unit = match.group(2).lower() if match else ""
     if not match or unit not in _SIZE_UNITS:
-        raise ConfigError(f"--{flag}: {text!r} is not a size like 1048576, 64KiB, 16MiB or 1GiB")
+        raise ConfigError(
+            f"--{flag}: {text!r} is not a size like 1048576, 64KiB, 16MiB or 1GiB", flag=flag
+        )
     return int(float(match.group(1)) * _SIZE_UNITS[unit])
 
 
@@ -116,7 +125,7 @@ def parse_int(text: str, *, flag: str) -> int:
     try:
         return int(text.replace("_", ""))
     except ValueError:
-        raise ConfigError(f"--{flag}: {text!r} is not an integer") from None
+        raise ConfigError(f"--{flag}: {text!r} is not an integer", flag=flag) from None
 
 
 # flag -> (dataclass field, parser or None for a plain string)
@@ -191,15 +200,29 @@ def load_config(argv: Sequence[str], environ: Mapping[str, str] | None = None) -
     env = os.environ if environ is None else environ
     args = vars(build_parser().parse_args(list(argv)))
     values: dict[str, object] = {}
-    for flag, (attr, kind) in _FLAGS.items():
-        raw = args[flag.replace("-", "_")]
-        if raw is None:
-            raw = env.get(ENV_PREFIX + flag.replace("-", "_").upper()) or None
-            if raw is not None and kind == "list":
-                raw = [part for part in str(raw).split(",")]
-        if raw is not None:
-            values[attr] = _convert(flag, kind, raw)
-    return CollectorConfig(**values)  # type: ignore[arg-type]
+    from_env: dict[str, str] = {}  # flag -> variable, for flags the environment set
+    try:
+        for flag, (attr, kind) in _FLAGS.items():
+            raw = args[flag.replace("-", "_")]
+            if raw is None:
+                raw = env.get(env_var(flag)) or None
+                if raw is not None:
+                    from_env[flag] = env_var(flag)
+                    if kind == "list":
+                        raw = [part for part in str(raw).split(",")]
+            if raw is not None:
+                values[attr] = _convert(flag, kind, raw)
+        return CollectorConfig(**values)  # type: ignore[arg-type]
+    except ConfigError as exc:
+        if exc.flag not in from_env:
+            raise
+        # The flag was never typed: say where its value came from.
+        raise ConfigError(f"{exc} (from ${from_env[exc.flag]})", flag=exc.flag) from None
+
+
+def env_var(flag: str) -> str:
+    """The environment variable a flag reads: ``api-port`` -> ``PODTRACE_API_PORT``."""
+    return ENV_PREFIX + flag.replace("-", "_").upper()
 
 
 def _convert(flag: str, kind: str, raw: object) -> object:

@@ -32,7 +32,11 @@ class TooLarge(CollectorError):
 
 
 class ConfigError(CollectorError):
-    """A bad command-line flag or environment variable."""
+    """A bad command-line flag or environment variable; ``flag`` names the flag when known."""
+
+    def __init__(self, message: str, *, flag: str | None = None) -> None:
+        super().__init__(message)
+        self.flag = flag
 
 
 class QueryError(CollectorError):

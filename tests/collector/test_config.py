@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from podtrace_collector.config import (
     CollectorConfig,
@@ -131,3 +136,40 @@ def test_errors_name_the_flag(argv: list[str], message: str) -> None:
     """A bad value raises ConfigError naming the flag."""
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         load_config(argv, {})
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"PODTRACE_API_PORT": "abc"}, "'abc' is not an integer (from $PODTRACE_API_PORT)"),
+        ({"PODTRACE_GRPC_PORT": "70000"}, "must be 0..65535, not 70000 (from $PODTRACE_GRPC_PORT)"),
+        ({"PODTRACE_TRACE_TIMEOUT": "soon"}, "(from $PODTRACE_TRACE_TIMEOUT)"),
+        ({"PODTRACE_MEMORY_LIMIT": "lots"}, "(from $PODTRACE_MEMORY_LIMIT)"),
+        ({"PODTRACE_LOG_LEVEL": "loud"}, "(from $PODTRACE_LOG_LEVEL)"),
+    ],
+)  # fmt: skip
+def test_errors_name_the_variable_that_set_the_flag(environ: dict[str, str], message: str) -> None:
+    """A bad value from the environment names the variable as well as the flag."""
+    with pytest.raises(ConfigError) as caught:
+        load_config([], environ)
+    assert message in str(caught.value)
+
+
+def test_a_flag_on_the_command_line_is_not_blamed_on_the_environment() -> None:
+    """When the flag was typed, the error does not mention the (unused) variable."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(["--api-port", "abc"], {"PODTRACE_API_PORT": "4320"})
+    assert str(caught.value) == "--api-port: 'abc' is not an integer"
+
+
+def test_the_command_names_the_variable(tmp_path: Path) -> None:
+    """`PODTRACE_API_PORT=abc podtrace collector`: one line naming the variable, exit 2."""
+    env = {**os.environ, "PODTRACE_API_PORT": "abc"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "podtrace._cli", "collector"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        "podtrace collector: --api-port: 'abc' is not an integer (from $PODTRACE_API_PORT)\n"
+    )
