@@ -2,7 +2,7 @@
 
 A time is either an RFC 3339 timestamp with a zone (``2026-11-24T10:00:00Z``,
 ``2026-11-24T12:00:00.5+02:00``) or a duration back from now (``90s``, ``15m``, ``2h``, ``7d``,
-``1w``, ``1h30m``).  Anything else is a ``QueryError`` with code ``bad_time`` (HTTP 400) whose
+``1w``, ``1h30m``).  Anything else is a ``BadTime`` error (code ``bad_time``) whose
 message says what was wrong, so an API user can fix the request without reading the source.
 """
 
@@ -12,7 +12,7 @@ import math
 import re
 from datetime import UTC, datetime
 
-from podtrace_collector.errors import QueryError
+from podtrace_collector.errors import BadTime
 
 # A duration longer than this is a typo, not a query (the store retains days, not decades).
 MAX_DURATION_S = 10 * 366 * 86_400.0
@@ -37,7 +37,7 @@ def parse_time(value: str, now_s: float) -> float:
         The time in Unix seconds.
 
     Raises:
-        QueryError: code ``bad_time`` (status 400) for anything else, negative or absurd values.
+        BadTime: anything else, negative or absurd values.
     """
     text = value.strip()
     if not text:
@@ -66,14 +66,12 @@ def parse_window(
     """Parse a ``since``/``until`` pair and check that the window is not reversed.
 
     Raises:
-        QueryError: ``bad_time`` for a malformed value or a ``since`` later than ``until``.
+        BadTime: a malformed value or a ``since`` later than ``until``.
     """
     since_s = parse_optional(since, now_s)
     until_s = parse_optional(until, now_s)
     if since_s is not None and until_s is not None and since_s > until_s:
-        raise QueryError(
-            f"since ({since}) is later than until ({until})", status=400, code="bad_time"
-        )
+        raise BadTime(f"since ({since}) is later than until ({until})")
     return since_s, until_s
 
 
@@ -109,5 +107,5 @@ def _timestamp_s(text: str, original: str) -> float:
     return unix_s
 
 
-def _bad(value: str, why: str) -> QueryError:
-    return QueryError(f"bad time {value!r}: {why}", status=400, code="bad_time")
+def _bad(value: str, why: str) -> BadTime:
+    return BadTime(f"bad time {value!r}: {why}")

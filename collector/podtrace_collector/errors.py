@@ -1,11 +1,23 @@
-"""Exceptions of the collector.
+"""Every exception the collector raises, as domain errors; the edges map them to wire statuses.
 
 CollectorError
-├── DecodeError     an OTLP body could not be decoded (HTTP 400 / gRPC INVALID_ARGUMENT)
-├── Overloaded      a memory budget is exhausted; retryable (HTTP 429/503, RESOURCE_EXHAUSTED)
-├── TooLarge        one request holds more than the whole budget; not retryable (HTTP 413)
-├── ConfigError     a flag or environment variable has a bad value
-└── QueryError      a bad query parameter or an unknown workload (HTTP 4xx with a code)
+├── ConfigError            a flag, environment variable or store URL has a bad value
+├── IngestError            an OTLP export that cannot be taken (``receive/status.py`` maps it)
+│   ├── DecodeError        the body is not OTLP
+│   ├── TooLarge           larger than the whole budget or the body limit: never retryable
+│   └── Overloaded         a budget or queue is full: retry later (``retry_after_s``)
+│       └── ShuttingDown   the collector is stopping: retry (elsewhere, or after the restart)
+├── QueryError             a query that cannot be answered (``api/errors.py`` maps it)
+│   ├── BadRequest         a malformed or contradictory parameter
+│   │   └── BadTime        a malformed time or window
+│   ├── UnknownWorkload    no retained spans of that workload
+│   ├── UnknownRevision    the workload has no such revision (or version)
+│   ├── NotFound           no such page file
+│   └── NoStore            this collector keeps no results (a sidecar)
+└── StoreError             the store failed to read or write
+
+Each ``QueryError`` carries a ``code``: the machine-readable name the API puts in its error
+envelope (``{"error": {"code": ..., "message": ...}}``).  Statuses live only at the edges.
 """
 
 from __future__ import annotations
@@ -15,34 +27,77 @@ class CollectorError(Exception):
     """Root of the collector's exceptions."""
 
 
-class DecodeError(CollectorError):
-    """An OTLP request body is not valid protobuf or JSON of the expected shape."""
-
-
-class Overloaded(CollectorError):
-    """The collector's memory budget is exhausted; the client should retry later."""
-
-    def __init__(self, message: str = "collector overloaded", *, retry_after_s: float = 1.0):
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
-
-
-class TooLarge(CollectorError):
-    """One request is larger than the whole memory budget: retrying it can never succeed."""
-
-
 class ConfigError(CollectorError):
-    """A bad command-line flag or environment variable; ``flag`` names the flag when known."""
+    """A bad flag, environment variable or store URL; ``flag`` names the flag when known."""
 
     def __init__(self, message: str, *, flag: str | None = None) -> None:
         super().__init__(message)
         self.flag = flag
 
 
-class QueryError(CollectorError):
-    """A query the API cannot answer; ``status`` and ``code`` become the HTTP error envelope."""
+class IngestError(CollectorError):
+    """An OTLP export request that cannot be taken as it is."""
 
-    def __init__(self, message: str, *, status: int = 400, code: str = "bad_request") -> None:
+
+class DecodeError(IngestError):
+    """An OTLP request body is not valid protobuf or JSON of the expected shape."""
+
+
+class TooLarge(IngestError):
+    """One request is larger than what can ever be taken: retrying it cannot succeed."""
+
+
+class Overloaded(IngestError):
+    """A budget or queue is full; the client should retry after ``retry_after_s``."""
+
+    def __init__(self, message: str = "collector overloaded", *, retry_after_s: float = 1.0):
         super().__init__(message)
-        self.status = status
-        self.code = code
+        self.retry_after_s = retry_after_s
+
+
+class ShuttingDown(Overloaded):
+    """The collector is stopping; clients should retry (elsewhere, or after the restart)."""
+
+
+class QueryError(CollectorError):
+    """A query the API cannot answer; ``code`` names the reason for machines."""
+
+    code = "bad_request"
+
+
+class BadRequest(QueryError):
+    """A malformed, contradictory or missing query parameter."""
+
+
+class BadTime(BadRequest):
+    """A malformed time, duration or window (``since``/``until``)."""
+
+    code = "bad_time"
+
+
+class UnknownWorkload(QueryError):
+    """No spans of the workload (or service) are retained."""
+
+    code = "unknown_workload"
+
+
+class UnknownRevision(QueryError):
+    """The workload has no such revision, or no revision of such a version."""
+
+    code = "unknown_revision"
+
+
+class NotFound(QueryError):
+    """No such page file."""
+
+    code = "not_found"
+
+
+class NoStore(QueryError):
+    """This collector keeps no results (a sidecar): query the gateway."""
+
+    code = "no_store"
+
+
+class StoreError(CollectorError):
+    """The store could not read or write."""

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from podtrace_collector.api.errors import status_of
 from podtrace_collector.durations import (
     format_time,
     parse_optional,
@@ -86,7 +87,7 @@ def test_garbage_is_bad_time(text: str, hint: str) -> None:
     """Malformed, negative and absurd values raise a 400 bad_time with a helpful message."""
     with pytest.raises(QueryError) as info:
         parse_time(text, NOW)
-    assert (info.value.status, info.value.code) == (400, "bad_time")
+    assert (status_of(info.value), info.value.code) == (400, "bad_time")
     assert hint in str(info.value)
 
 

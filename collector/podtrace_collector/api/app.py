@@ -33,6 +33,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from podtrace_collector.api import routes
+from podtrace_collector.api.errors import HTTP_CODES, error_response, query_error_response
 from podtrace_collector.errors import QueryError
 from podtrace_collector.metrics import CONTENT_TYPE_LATEST, CollectorMetrics
 
@@ -41,24 +42,6 @@ logger = logging.getLogger(__name__)
 _OPEN_PATHS = frozenset({"/healthz", "/readyz", "/", "/openapi.json", "/docs"})
 # The page's own files carry no data; the page asks for the token and sends it with API calls.
 _OPEN_PREFIXES = ("/static/",)
-_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    406: "not_acceptable",
-    413: "too_large",
-    415: "unsupported_media_type",
-    429: "overloaded",
-    503: "unavailable",
-}
-
-
-def error_response(status: int, code: str, message: str, **headers: str) -> JSONResponse:
-    """The API's one error shape: ``{"error": {"code": ..., "message": ...}}``."""
-    body = {"error": {"code": code, "message": message}}
-    return JSONResponse(body, status_code=status, headers=headers or None)
 
 
 def create_app(
@@ -116,7 +99,7 @@ def create_app(
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _CODES.get(exc.status_code, "error")
+        code = HTTP_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         return error_response(exc.status_code, code, message, **dict(exc.headers or {}))
 
@@ -126,7 +109,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(QueryError)
     async def query_error(request: Request, exc: QueryError) -> JSONResponse:
-        return error_response(exc.status, exc.code, str(exc))
+        return query_error_response(exc)
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception) -> JSONResponse:

@@ -13,7 +13,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
-from podtrace_collector.errors import QueryError
+from podtrace_collector.errors import NotFound
 
 PAGE_DIR = Path(__file__).parent / "page"
 
@@ -59,5 +59,5 @@ def _serve(name: str) -> FileResponse:
     return FileResponse(path, media_type=content_type, headers=_HEADERS)
 
 
-def _not_found(name: str) -> QueryError:
-    return QueryError(f"no page file {name[:128]!r}", status=404, code="not_found")
+def _not_found(name: str) -> NotFound:
+    return NotFound(f"no page file {name[:128]!r}")

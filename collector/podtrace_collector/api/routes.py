@@ -1,9 +1,9 @@
 """The query API (SPEC §3): ``/api/v1/workloads``, ``rollouts``, ``blast-radius`` and ``graph``.
 
-Thin edges around the pure report functions of ``analyse.report``: parse the parameters, call the
+Thin edges around the pure functions of ``query``: parse the parameters, call the
 report with ``read=store.read`` and ``registry=store.revisions()``, return its JSON.  Every
-problem with a request is a ``QueryError`` (status and code), which the app renders in the error
-envelope ``{"error": {"code", "message"}}``.  Routes are plain ``def`` functions: FastAPI runs
+problem with a request is a domain error (``errors.QueryError``), which the app maps to its HTTP
+status in one table (``api/errors.py``) and renders in the envelope ``{"error": {"code", "message"}}``.  Routes are plain ``def`` functions: FastAPI runs
 them in its thread pool, where each thread reads SQLite through its own connection.
 
 ``router`` also carries the web page (``api.page``), so the app includes one router.  The bearer
@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from podtrace_collector import query as report
 from podtrace_collector.api import page
 from podtrace_collector.durations import parse_window
-from podtrace_collector.errors import QueryError
+from podtrace_collector.errors import BadRequest, NoStore
 from podtrace_collector.store.base import Store
 
 JSON = dict[str, Any]
@@ -69,10 +69,8 @@ Until = Annotated[
 def _store(request: Request) -> Store:
     store: Store | None = getattr(request.app.state, "store", None)
     if store is None:
-        raise QueryError(
+        raise NoStore(
             "this collector stores no results (a sidecar): query the gateway",
-            status=503,
-            code="no_store",
         )
     return store
 
@@ -80,7 +78,7 @@ def _store(request: Request) -> Store:
 def _check(**params: str | None) -> None:
     for name, value in params.items():
         if value is not None and (len(value) > MAX_PARAM_CHARS or "\x00" in value):
-            raise QueryError(f"parameter {name} is too long or holds a NUL character")
+            raise BadRequest(f"parameter {name} is too long or holds a NUL character")
 
 
 def _window(

@@ -11,16 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from podtrace_collector.errors import Overloaded, TooLarge
+from podtrace_collector.errors import Overloaded, ShuttingDown, TooLarge
 from podtrace_collector.ingest.dedupe import Deduplicator
 from podtrace_collector.ingest.enrich import Enricher
 from podtrace_collector.metrics import CollectorMetrics
 from podtrace_collector.model import Span, SpanSink
 from podtrace_collector.receive.decode import Decoded, decode_body, extract, parse_protobuf
-
-
-class ShuttingDown(Overloaded):
-    """The collector is stopping; clients should retry (elsewhere, or after the restart)."""
 
 
 class Forwarding(Protocol):

@@ -2,7 +2,7 @@
 
 Plain functions, no I/O of their own: each takes the store's reader (``Reader``: start and end in
 Unix seconds, ``None`` for unbounded, returning the merged ``Aggregates``) and/or the revision
-registry (``Registry``), and raises ``errors.QueryError`` with an HTTP status and code for a
+registry (``Registry``), and raises a domain error (``errors.QueryError`` and its kinds) for a
 query it cannot answer.
 
 - ``resolve_workload`` — ``workload=`` / ``service=[&version=]`` parameters to a workload name

@@ -15,7 +15,7 @@ from podtrace_collector.aggregate.stats import (
     RevisionStats,
     WorkloadRev,
 )
-from podtrace_collector.errors import QueryError
+from podtrace_collector.errors import BadRequest, BadTime, UnknownRevision
 from podtrace_collector.query.common import (
     JSON,
     OriginReader,
@@ -74,8 +74,9 @@ def blast_radius(
     report's origin's impacts only: the same report, without reading every other origin's.
 
     Raises:
-        QueryError: 404 ``unknown_workload`` / ``unknown_revision``; 400 ``bad_request`` for a
-            malformed name or a baseline equal to the revision; 400 ``bad_time`` for a bad window.
+        UnknownWorkload, UnknownRevision: nothing retained of that workload or revision.
+        BadRequest: a malformed name or a baseline equal to the revision.
+        BadTime: a bad window.
     """
     revs = require_revisions(registry, check_workload(workload))
     rev, stats = _pick(revs, workload, revision, "revision")
@@ -83,7 +84,7 @@ def blast_radius(
         _previous(revs, rev) if baseline is None else _pick(revs, workload, baseline, "baseline")
     )
     if prior is not None and prior[0] == rev:
-        raise QueryError(f"baseline {rev!r} is the revision itself: compare two revisions")
+        raise BadRequest(f"baseline {rev!r} is the revision itself: compare two revisions")
     first_s = stats.first_seen_ns / 1e9
     start_s, end_s = _window(first_s, since_s, until_s, now_s)
     agg = _reader(read, origin_read, (workload, rev))(start_s, end_s)
@@ -119,15 +120,13 @@ def _pick(
     if name is None:
         return revs[-1]
     if not name.strip():
-        raise QueryError(f"{what} is empty")
+        raise BadRequest(f"{what} is empty")
     for r, st in revs:
         if r == name:
             return r, st
     known = [r for r, _ in revs][-10:]
-    raise QueryError(
+    raise UnknownRevision(
         f"workload {workload!r} has no {what} {name[:_MAX_NAME]!r} (newest known: {known})",
-        status=404,
-        code="unknown_revision",
     )
 
 
@@ -141,12 +140,12 @@ def _window(
 ) -> tuple[float, float]:
     for value in (since_s, until_s):
         if value is not None and not math.isfinite(value):
-            raise QueryError(f"window bound {value} is not a time", code="bad_time")
+            raise BadTime(f"window bound {value} is not a time")
     end_s = now_s if until_s is None else until_s
     # A first span stamped after ``now`` (clock skew) must not reverse the default window.
     start_s = min(first_s, end_s) if since_s is None else since_s
     if start_s > end_s:
-        raise QueryError("the window starts after it ends (since > until)", code="bad_time")
+        raise BadTime("the window starts after it ends (since > until)")
     return start_s, end_s
 
 

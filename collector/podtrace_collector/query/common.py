@@ -8,7 +8,7 @@ from typing import Any, Protocol
 from podtrace_collector.aggregate.histogram import Histogram
 from podtrace_collector.aggregate.stats import Aggregates, RevisionStats, WorkloadRev
 from podtrace_collector.durations import format_time
-from podtrace_collector.errors import QueryError
+from podtrace_collector.errors import UnknownWorkload
 
 # ``Store.read``: all minute buckets overlapping ``[start_s, end_s)`` merged (``None``: unbounded).
 Reader = Callable[[float | None, float | None], Aggregates]
@@ -38,10 +38,8 @@ def require_revisions(registry: Registry, workload: str) -> list[tuple[str, Revi
     """``revisions_of``, raising 404 ``unknown_workload`` when there are none."""
     revs = revisions_of(registry, workload)
     if not revs:
-        raise QueryError(
+        raise UnknownWorkload(
             f"unknown workload {workload!r}: no spans from it are retained",
-            status=404,
-            code="unknown_workload",
         )
     return revs
 

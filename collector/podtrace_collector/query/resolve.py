@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from podtrace_collector.errors import QueryError
+from podtrace_collector.errors import BadRequest, UnknownRevision, UnknownWorkload
 from podtrace_collector.query.common import Registry, require_revisions
 
 _MAX_NAME = 320
@@ -31,11 +31,12 @@ def resolve_workload(
         The workload name and the revision the version selects (``None`` without a version).
 
     Raises:
-        QueryError: 400 ``bad_request`` for a malformed or ambiguous name or for both or neither
-            of workload and service; 404 ``unknown_workload``; 404 ``unknown_revision``.
+        BadRequest: a malformed or ambiguous name, or both or neither of workload and service.
+        UnknownWorkload: no retained workload of that name or service.
+        UnknownRevision: no revision of that version.
     """
     if (workload is None) == (service is None):
-        raise QueryError(
+        raise BadRequest(
             "give workload=NAMESPACE/NAME, or service=NAME for a service outside Kubernetes"
             + (" (not both)" if workload is not None else "")
         )
@@ -46,10 +47,8 @@ def resolve_workload(
     matching = [r for r, st in revs if st.version == version]
     if not matching:
         known = sorted({st.version for _, st in revs if st.version})
-        raise QueryError(
+        raise UnknownRevision(
             f"workload {name!r} has no revision with version {version!r} (known: {known})",
-            status=404,
-            code="unknown_revision",
         )
     return name, matching[-1]
 
@@ -57,18 +56,16 @@ def resolve_workload(
 def _by_service(registry: Registry, service: str | None) -> str:
     assert service is not None  # resolve_workload checked that one of the two is given
     if not service.strip() or len(service) > _MAX_NAME:
-        raise QueryError(f"malformed service name {service[:_MAX_NAME]!r}")
+        raise BadRequest(f"malformed service name {service[:_MAX_NAME]!r}")
     found = sorted({w for (w, _), st in registry.items() if st.service == service})
     if not found:  # a workload whose spans carry no service.name: match its name part
         found = sorted({w for (w, _) in registry if w.split("/", 1)[-1] == service})
     if not found:
-        raise QueryError(
+        raise UnknownWorkload(
             f"unknown service {service!r}: no retained workload runs it",
-            status=404,
-            code="unknown_workload",
         )
     if len(found) > 1:
-        raise QueryError(f"service {service!r} runs in several workloads {found}: use workload=")
+        raise BadRequest(f"service {service!r} runs in several workloads {found}: use workload=")
     return found[0]
 
 
@@ -79,5 +76,5 @@ def check_workload(workload: str) -> str:
         or workload != workload.strip()
         or not _WORKLOAD.fullmatch(workload)
     ):
-        raise QueryError(f"malformed workload {workload[:_MAX_NAME]!r}: expected NAMESPACE/NAME")
+        raise BadRequest(f"malformed workload {workload[:_MAX_NAME]!r}: expected NAMESPACE/NAME")
     return workload

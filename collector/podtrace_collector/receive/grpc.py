@@ -17,17 +17,18 @@ from __future__ import annotations
 import hmac
 import logging
 from concurrent import futures
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 from google.protobuf import duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
-from podtrace_collector.errors import CollectorError, DecodeError, Overloaded, TooLarge
-from podtrace_collector.ingest.pipeline import Ingest, ShuttingDown
+from podtrace_collector.errors import CollectorError
+from podtrace_collector.ingest.pipeline import Ingest
 from podtrace_collector.metrics import CollectorMetrics
 from podtrace_collector.receive.decode import encode_response
+from podtrace_collector.receive.status import INTERNAL, UNAUTHORIZED, answer_for, retry_after_s
 
 logger = logging.getLogger(__name__)
 
@@ -45,30 +46,25 @@ class TraceServiceServicer(trace_service_pb2_grpc.TraceServiceServicer):  # type
 
     def Export(self, request: bytes, context: Any) -> bytes:
         """Decode, validate and ingest one ``ExportTraceServiceRequest``."""
-        outcome = "error"
+        if self._expected is not None and not self._authorized(context):
+            self._metrics.requests.labels(TRANSPORT, UNAUTHORIZED.outcome).inc()
+            context.abort(UNAUTHORIZED.grpc_code, "missing or bad bearer token")
         try:
-            if self._expected is not None and not self._authorized(context):
-                outcome = "unauthorized"
-                _abort(context, grpc.StatusCode.UNAUTHENTICATED, "missing or bad bearer token")
             result = self._ingest.export_protobuf(request)
-            outcome = "partial" if result.rejected else "ok"
-            return encode_response(result.rejected, result.message, as_json=False)
-        except ShuttingDown as exc:
-            outcome = "unavailable"
-            _abort(context, grpc.StatusCode.UNAVAILABLE, str(exc))
-        except Overloaded as exc:
-            outcome = "overloaded"
-            _abort_retry(context, str(exc), exc.retry_after_s)
-        except TooLarge as exc:  # without RetryInfo: OTLP clients do not retry it
-            outcome = "too_large"
-            _abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
-        except DecodeError as exc:
-            outcome = "bad_request"
-            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        except CollectorError as exc:
-            _abort(context, grpc.StatusCode.INTERNAL, str(exc))
-        finally:
-            self._metrics.requests.labels(TRANSPORT, outcome).inc()
+        except Exception as exc:
+            self._refuse(context, exc)
+        self._metrics.requests.labels(TRANSPORT, "partial" if result.rejected else "ok").inc()
+        return encode_response(result.rejected, result.message, as_json=False)
+
+    def _refuse(self, context: Any, exc: Exception) -> NoReturn:
+        answer = answer_for(exc)
+        self._metrics.requests.labels(TRANSPORT, answer.outcome).inc()
+        if answer is INTERNAL:  # a bug downstream: log it, never leak a traceback
+            logger.error("export failed", exc_info=exc)
+            context.abort(answer.grpc_code, "internal error; see the collector's log")
+        if answer.retryable and answer.grpc_code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            _set_retry_info(context, str(exc), retry_after_s(exc))
+        context.abort(answer.grpc_code, str(exc))
         raise AssertionError("unreachable")  # pragma: no cover  (abort raises)
 
     def _authorized(self, context: Any) -> bool:
@@ -79,18 +75,13 @@ class TraceServiceServicer(trace_service_pb2_grpc.TraceServiceServicer):  # type
         return False
 
 
-def _abort(context: Any, code: grpc.StatusCode, message: str) -> None:
-    context.abort(code, message)
-
-
-def _abort_retry(context: Any, message: str, retry_after_s: float) -> None:
-    """``RESOURCE_EXHAUSTED`` carrying RetryInfo in ``grpc-status-details-bin``."""
+def _set_retry_info(context: Any, message: str, retry_after_s: float) -> None:
+    """Attach ``google.rpc.RetryInfo`` in ``grpc-status-details-bin`` (OTLP: retry after it)."""
     delay = duration_pb2.Duration()
     delay.FromNanoseconds(int(retry_after_s * 1e9))
-    status = status_pb2.Status(code=code_pb2.RESOURCE_EXHAUSTED, message=message)
-    status.details.add().Pack(error_details_pb2.RetryInfo(retry_delay=delay))
-    context.set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),))
-    context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, message)
+    rpc = status_pb2.Status(code=code_pb2.RESOURCE_EXHAUSTED, message=message)
+    rpc.details.add().Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+    context.set_trailing_metadata((("grpc-status-details-bin", rpc.SerializeToString()),))
 
 
 def create_server(

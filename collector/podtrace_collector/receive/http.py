@@ -28,13 +28,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from google.protobuf import json_format
-from google.rpc import code_pb2, status_pb2  # type: ignore[import-untyped]
+from google.rpc import status_pb2  # type: ignore[import-untyped]
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from podtrace_collector.errors import DecodeError, Overloaded, TooLarge
-from podtrace_collector.ingest.pipeline import Ingest, ShuttingDown
+from podtrace_collector.ingest.pipeline import Ingest
 from podtrace_collector.metrics import CollectorMetrics
 from podtrace_collector.receive.decode import encode_response, parse_json
+from podtrace_collector.receive.status import INTERNAL, answer_for, retry_after_s, rpc_code
 
 logger = logging.getLogger(__name__)
 
@@ -43,17 +43,6 @@ PATH = "/v1/traces"
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _PROTOBUF_TYPES = frozenset({"application/x-protobuf", "application/protobuf"})
-_GRPC_CODES = {
-    400: code_pb2.INVALID_ARGUMENT,
-    401: code_pb2.UNAUTHENTICATED,
-    404: code_pb2.NOT_FOUND,
-    405: code_pb2.UNIMPLEMENTED,
-    413: code_pb2.RESOURCE_EXHAUSTED,
-    415: code_pb2.INVALID_ARGUMENT,
-    429: code_pb2.RESOURCE_EXHAUSTED,
-    500: code_pb2.INTERNAL,
-    503: code_pb2.UNAVAILABLE,
-}
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -170,7 +159,7 @@ def status_response(
 
 
 def _status_body(status: int, message: str, as_json: bool) -> tuple[bytes, str]:
-    rpc = status_pb2.Status(code=_GRPC_CODES.get(status, code_pb2.UNKNOWN), message=message)
+    rpc = status_pb2.Status(code=rpc_code(status), message=message)
     if as_json:
         return json_format.MessageToJson(rpc, indent=None).encode(), JSON
     return rpc.SerializeToString(), PROTOBUF
@@ -192,24 +181,18 @@ async def _respond(
 def _export(ingest: Ingest, body: bytes, *, is_json: bool) -> tuple[int, str]:
     try:
         result = ingest.export(parse_json(body)) if is_json else ingest.export_protobuf(body)
-    except DecodeError as exc:
-        raise _Refusal(400, str(exc), "bad_request") from exc
-    except ShuttingDown as exc:
-        raise _retry_refusal(503, str(exc), exc.retry_after_s, "unavailable") from exc
-    except Overloaded as exc:
-        raise _retry_refusal(429, str(exc), exc.retry_after_s, "overloaded") from exc
-    except TooLarge as exc:
-        raise _Refusal(413, str(exc), "too_large") from exc
-    except Exception as exc:  # a bug downstream: log it, answer a Status, never a traceback
-        logger.exception("export failed")
-        raise _Refusal(500, "internal error; see the collector's log", "error") from exc
+    except Exception as exc:
+        answer = answer_for(exc)
+        if answer is INTERNAL:  # a bug downstream: log it, never leak a traceback
+            logger.error("export failed", exc_info=exc)
+            raise _Refusal(answer.http_status, "internal error; see the collector's log",
+                           answer.outcome) from exc  # fmt: skip
+        refusal = _Refusal(answer.http_status, str(exc), answer.outcome)
+        if answer.retryable:
+            delay = max(1, math.ceil(retry_after_s(exc)))
+            refusal.headers["Retry-After"] = str(delay)
+        raise refusal from exc
     return result.rejected, result.message
-
-
-def _retry_refusal(status: int, message: str, retry_after_s: float, outcome: str) -> _Refusal:
-    refusal = _Refusal(status, message, outcome)
-    refusal.headers["Retry-After"] = str(max(1, math.ceil(retry_after_s)))
-    return refusal
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:

@@ -15,7 +15,7 @@ import uvicorn
 from fastapi import FastAPI
 from podtrace_collector.api.app import create_app
 from podtrace_collector.config import CollectorConfig
-from podtrace_collector.errors import QueryError
+from podtrace_collector.errors import UnknownWorkload
 from podtrace_collector.metrics import CollectorMetrics
 
 
@@ -36,7 +36,7 @@ def _app(*, ready: bool = True, token: str | None = None) -> FastAPI:
         raise RuntimeError("secret internals")
 
     def refuses() -> None:
-        raise QueryError("no such workload", status=404, code="unknown_workload")
+        raise UnknownWorkload("no such workload")
 
     app.add_api_route("/test/int", needs_int)
     app.add_api_route("/test/crash", crashes)

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from podtrace_collector.aggregate.stats import MAX_USERS
+from podtrace_collector.api.errors import status_of
 from podtrace_collector.errors import QueryError
 from podtrace_collector.query.blast import BEFORE_REVISION, SAME_WINDOW, blast_radius
 
@@ -219,7 +220,7 @@ class TestErrors:
         """Unknown names are 404s, contradictions and bad windows 400s, with a code."""
         with pytest.raises(QueryError) as info:
             _report(SHOP, **kwargs)
-        assert (info.value.status, info.value.code) == (status, code)
+        assert (status_of(info.value), info.value.code) == (status, code)
 
     @pytest.mark.parametrize(
         "workload",
@@ -229,5 +230,5 @@ class TestErrors:
         """A workload that is not NAMESPACE/NAME is a bad request, not a 404."""
         with pytest.raises(QueryError) as info:
             _report(SHOP, workload=workload)
-        assert (info.value.status, info.value.code) == (400, "bad_request")
+        assert (status_of(info.value), info.value.code) == (400, "bad_request")
         assert "NAMESPACE/NAME" in str(info.value)

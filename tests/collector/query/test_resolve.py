@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from podtrace_collector.api.errors import status_of
 from podtrace_collector.errors import QueryError
 from podtrace_collector.query.resolve import resolve_workload
 
@@ -55,5 +56,5 @@ class TestResolveWorkload:
         """Missing, contradictory, ambiguous and unknown names give clear errors."""
         with pytest.raises(QueryError) as info:
             resolve_workload(_registry().revisions(), **kwargs)
-        assert (info.value.status, info.value.code) == (status, code)
+        assert (status_of(info.value), info.value.code) == (status, code)
         assert hint in str(info.value)

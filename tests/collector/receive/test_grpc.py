@@ -177,3 +177,22 @@ def test_request_larger_than_the_whole_budget_is_not_retryable() -> None:
         assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "grpc-status-details-bin" not in dict(error.trailing_metadata() or ())
         assert "whole buffer budget" in (error.details() or "")
+
+
+class _BrokenSink:
+    def submit(self, spans: object) -> None:
+        raise RuntimeError("analysis bug")
+
+
+def test_a_failing_stage_is_internal_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """A bug downstream is INTERNAL without internals in the message, logged and counted."""
+    with running(sink=_BrokenSink()) as collector:  # type: ignore[arg-type]
+        with grpc.insecure_channel(f"127.0.0.1:{collector.grpc_port}") as channel:
+            stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as info:
+                stub.Export(make_request(3, seed=5), timeout=5)
+        text = collector.metrics.render().decode()
+    assert info.value.code() == grpc.StatusCode.INTERNAL
+    assert "analysis bug" not in (info.value.details() or "")
+    assert "export failed" in caplog.text
+    assert metric(text, "podtrace_otlp_requests_total", transport="grpc", outcome="error") == 1
