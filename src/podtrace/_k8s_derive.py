@@ -10,12 +10,16 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-# Kubernetes generates name suffixes (pod-template-hash, the 5-character pod suffix) with
-# rand.SafeEncodeString: this alphabet has no vowels and no 0/1/3, so ordinary words in
-# workload names rarely match it.
-_SAFE = "bcdfghjklmnpqrstvwxz2456789"
-_POD_SUFFIX = re.compile(rf"^[{_SAFE}]{{5}}$")
-_TEMPLATE_HASH = re.compile(rf"^[{_SAFE}]{{6,10}}$")
+from podtrace.naming import (
+    CONTROLLER_REVISION_HASH,
+    OWNER_KEYS,
+    POD_TEMPLATE_HASH,
+    REVISION_LABELS,
+    is_pod_suffix,
+    is_template_hash,
+    split_pod_name,
+)
+
 _ORDINAL = re.compile(r"^(.+)-(\d+)$")
 # A CronJob's Job is named <cronjob>-<scheduled time in minutes since the epoch>.
 _CRONJOB_JOB = re.compile(r"^(.+)-(\d{8,})$")
@@ -23,11 +27,6 @@ _CRONJOB_JOB = re.compile(r"^(.+)-(\d{8,})$")
 SERVICE_NAME_ANNOTATION = "resource.opentelemetry.io/service.name"
 SERVICE_VERSION_ANNOTATION = "resource.opentelemetry.io/service.version"
 RESOURCE_ANNOTATION_PREFIX = "resource.opentelemetry.io/"
-POD_TEMPLATE_HASH = "pod-template-hash"
-CONTROLLER_REVISION_HASH = "controller-revision-hash"
-# Revision labels are always emitted (the collector derives StatefulSet/DaemonSet revisions from
-# them); other labels only when opted in.
-REVISION_LABELS = (POD_TEMPLATE_HASH, CONTROLLER_REVISION_HASH)
 
 Attributes = dict[str, str | list[str]]
 
@@ -46,7 +45,7 @@ def derive_owners(attrs: Attributes, labels: Mapping[str, str]) -> None:
         _derive_replicaset_from_pod(attrs, pod, labels.get(POD_TEMPLATE_HASH))
     if (rs := _str(attrs.get("k8s.replicaset.name"))) and "k8s.deployment.name" not in attrs:
         head, _, tail = rs.rpartition("-")
-        if head and _TEMPLATE_HASH.match(tail):
+        if head and is_template_hash(tail):
             attrs["k8s.deployment.name"] = head
 
 
@@ -56,20 +55,20 @@ def _derive_revisioned(attrs: Attributes, labels: Mapping[str, str], pod: str) -
             attrs.setdefault("k8s.statefulset.name", m.group(1))
     elif "pod-template-generation" in labels:
         head, _, tail = pod.rpartition("-")
-        if head and _POD_SUFFIX.match(tail) and "k8s.statefulset.name" not in attrs:
+        if head and is_pod_suffix(tail) and "k8s.statefulset.name" not in attrs:
             attrs.setdefault("k8s.daemonset.name", head)
 
 
 def _derive_replicaset_from_pod(attrs: Attributes, pod: str, template_hash: str | None) -> None:
     head, _, suffix = pod.rpartition("-")
-    if not head or not _POD_SUFFIX.match(suffix):
+    if not head or not is_pod_suffix(suffix):
         return
     if template_hash is not None:
         if head.endswith("-" + template_hash):
             attrs.setdefault("k8s.replicaset.name", head)
         return
-    if _TEMPLATE_HASH.match(head.rpartition("-")[2]) and "-" in head:
-        attrs.setdefault("k8s.replicaset.name", head)
+    if (parts := split_pod_name(pod)) is not None:
+        attrs.setdefault("k8s.replicaset.name", "-".join(parts))
 
 
 def _has_controller(attrs: Attributes) -> bool:
@@ -103,14 +102,7 @@ def derive_service(
 
 
 def _owner_name(attrs: Attributes) -> str | None:
-    for key in (
-        "k8s.deployment.name",
-        "k8s.statefulset.name",
-        "k8s.daemonset.name",
-        "k8s.cronjob.name",
-        "k8s.job.name",
-        "k8s.replicaset.name",
-    ):
+    for key in OWNER_KEYS:
         if value := _str(attrs.get(key)):
             return value
     return None

@@ -16,40 +16,28 @@ Rules, first match wins:
   ``service.name``, revision ``service.version``.
 
 A revision that cannot be derived is ``service.version``, else ``"unknown"``; a missing namespace
-is ``"default"``.
+is ``"default"``.  The pod-name and ReplicaSet-name rules are the library's (``podtrace.naming``).
 The result is cached per resource (``Resource.key``) in a bounded cache: this runs for every span.
 """
 
 from __future__ import annotations
 
-import re
 from typing import NamedTuple
 
+from podtrace.naming import (
+    CONTROLLER_REVISION_HASH_ATTR,
+    K8S_WORKLOAD_KEYS,
+    POD_TEMPLATE_HASH_ATTR,
+    hash_from_pod_tail,
+    split_pod_name,
+    split_replicaset_name,
+)
 from podtrace_collector.model import AttrValue, Resource
 
 UNKNOWN = "unknown"
 DEFAULT_NAMESPACE = "default"
 # Distinct resources remembered; a gateway sees one resource per pod and SDK, so this is plenty.
 CACHE_SIZE = 4096
-
-_K8S_KEYS = (
-    "k8s.namespace.name",
-    "k8s.pod.name",
-    "k8s.deployment.name",
-    "k8s.replicaset.name",
-    "k8s.statefulset.name",
-    "k8s.daemonset.name",
-    "k8s.job.name",
-    "k8s.cronjob.name",
-)
-_POD_SUFFIX_LEN = 5  # the random suffix the ReplicaSet controller appends to a pod name
-# Kubernetes makes the pod-template-hash and the pod suffix with rand.SafeEncodeString, whose
-# alphabet has no vowels and no 0/1/3.  A pod name alone is split only when both parts are of that
-# alphabet, so that `node-exporter-x7kq2` (a DaemonSet pod) or `my-job-28373640-x7kq2` (a Job's)
-# is not taken for a Deployment `node` at revision `exporter` (the library's detector applies the
-# same rule, src/podtrace/_k8s_derive.py).
-_SAFE = "bcdfghjklmnpqrstvwxz2456789"
-_POD_NAME = re.compile(rf"^(.+)-([{_SAFE}]{{6,10}})-[{_SAFE}]{{5}}$")
 
 
 class WorkloadInfo(NamedTuple):
@@ -102,7 +90,7 @@ def derive_workload(attrs: dict[str, AttrValue]) -> WorkloadInfo:
     if service.startswith("unknown_service"):
         service = ""  # the SDK's placeholder is not a name anyone chose
     pod = _str(attrs, "k8s.pod.name") or _str(attrs, "service.instance.id")
-    if not any(k in attrs for k in _K8S_KEYS):
+    if not any(k in attrs for k in K8S_WORKLOAD_KEYS):
         namespace = _str(attrs, "service.namespace") or DEFAULT_NAMESPACE
         name = service or UNKNOWN
         return WorkloadInfo(
@@ -120,7 +108,7 @@ def _k8s_controller(attrs: dict[str, AttrValue], version: str) -> tuple[str, str
     deployment = _deployment(attrs)
     if deployment is not None:
         return ("Deployment", *deployment)
-    revision_label = _str(attrs, "k8s.pod.label.controller-revision-hash")
+    revision_label = _str(attrs, CONTROLLER_REVISION_HASH_ATTR)
     for key, kind in (("k8s.statefulset.name", "StatefulSet"), ("k8s.daemonset.name", "DaemonSet")):
         name = _str(attrs, key)
         if name:
@@ -138,39 +126,22 @@ def _deployment(attrs: dict[str, AttrValue]) -> tuple[str, str] | None:
     deployment = _str(attrs, "k8s.deployment.name")
     replicaset = _str(attrs, "k8s.replicaset.name")
     pod = _str(attrs, "k8s.pod.name")
-    label_hash = _str(attrs, "k8s.pod.label.pod-template-hash")
+    label_hash = _str(attrs, POD_TEMPLATE_HASH_ATTR)
     if deployment:
         if replicaset.startswith(deployment + "-"):
             return deployment, replicaset[len(deployment) + 1 :]
         if label_hash:
             return deployment, label_hash
         if pod.startswith(deployment + "-"):
-            return deployment, _hash_from_pod(pod[len(deployment) + 1 :])
+            return deployment, hash_from_pod_tail(pod[len(deployment) + 1 :])
         return deployment, ""
     if _str(attrs, "k8s.statefulset.name") or _str(attrs, "k8s.daemonset.name"):
         return None
     if replicaset:
-        name, sep, rs_hash = replicaset.rpartition("-")
-        if sep and name and rs_hash:
-            return name, rs_hash
-        return None
+        return split_replicaset_name(replicaset)
     if pod and not (_str(attrs, "k8s.job.name") or _str(attrs, "k8s.cronjob.name")):
-        return _split_pod_name(pod)
+        return split_pod_name(pod)
     return None
-
-
-def _hash_from_pod(rest: str) -> str:
-    """The hash from the ``<hash>-<5 chars>`` tail of a Deployment's pod name ("" if absent)."""
-    pod_hash, sep, suffix = rest.rpartition("-")
-    if sep and pod_hash and "-" not in pod_hash and len(suffix) == _POD_SUFFIX_LEN:
-        return pod_hash
-    return ""
-
-
-def _split_pod_name(pod: str) -> tuple[str, str] | None:
-    """Split ``<deployment>-<hash>-<5 chars>``; ``None`` when the name has another shape."""
-    match = _POD_NAME.match(pod)
-    return (match.group(1), match.group(2)) if match else None
 
 
 def _str(attrs: dict[str, AttrValue], key: str) -> str:

@@ -1,7 +1,7 @@
 """Sidecar enrichment: stamp the pod's own Kubernetes attributes on resources that lack them.
 
 A sidecar shares its pod with the application, so the pod identity the library's detector finds
-for the sidecar (``podtrace._k8s.detect_kubernetes_attributes``) is the application's too.  Apps
+for the sidecar (``podtrace.detect_kubernetes_attributes``) is the application's too.  Apps
 in other languages, or apps that cannot change their code, then still carry pod metadata.  The
 enrichment edits the lean protobuf request itself, before spans are extracted, so that what is
 forwarded and what is decoded agree.  Attributes the app already set always win; an SDK's default
@@ -40,7 +40,7 @@ def detect_pod_attributes() -> dict[str, DetectedValue]:
     Never raises: a missing detector or a detection failure is logged once and yields ``{}``.
     """
     try:
-        from podtrace._k8s import detect_kubernetes_attributes  # type: ignore[attr-defined]
+        from podtrace import detect_kubernetes_attributes
     except ImportError as exc:
         logger.warning("kubernetes detector unavailable, sidecar will not enrich: %s", exc)
         return {}

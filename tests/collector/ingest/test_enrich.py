@@ -98,7 +98,7 @@ def test_detector_is_used_and_failures_are_logged(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The library's detector supplies the attributes; if it fails, a warning and no attributes."""
-    import podtrace._k8s as k8s
+    import podtrace as k8s
 
     monkeypatch.setattr(
         k8s, "detect_kubernetes_attributes", lambda: {"k8s.pod.name": "p", "bad": 3}
@@ -116,7 +116,7 @@ def test_detector_is_used_and_failures_are_logged(
 
 def test_container_level_attributes_are_not_stamped(monkeypatch: pytest.MonkeyPatch) -> None:
     """The sidecar's own container id, name, image and instance id never land on the app's spans."""
-    import podtrace._k8s as k8s
+    import podtrace as k8s
 
     found = {
         "k8s.pod.name": "cart-7d9f8c6b5-x7k2p",
