@@ -20,6 +20,7 @@ import random
 import threading
 import time
 import tracemalloc
+from collections.abc import Sequence
 from typing import Any
 
 SPANS = 512
@@ -142,21 +143,33 @@ def _generator(kind: str, port: int, stop_at: float, worker: int) -> None:
         t.join()
 
 
+class _CountingSink:
+    """Stands in for the analysis stage: what is measured here is receiving, not analysis."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def submit(self, spans: Sequence[Any]) -> None:
+        with self._lock:
+            self.count += len(spans)
+
+
 def _collector(conn: Any) -> None:
     """The collector process: measure raw decode, then serve until told to stop."""
-    from podtrace_collector.collector import Collector, CountingSink, tune_gc
+    from podtrace_collector.collector import Collector, tune_gc
     from podtrace_collector.config import CollectorConfig
     from podtrace_collector.ingest.dedupe import Deduplicator
-    from podtrace_collector.receive.decode import decode_body, decode_protobuf
+    from podtrace_collector.receive.decode import decode_body, extract, parse_protobuf
 
     tune_gc()  # as `podtrace collector` does, for the raw loop and for serving alike
     body = make_body()
-    runtime_rate = _rate(lambda: decode_protobuf(body))  # the protobuf runtime only
+    runtime_rate = _rate(lambda: extract(parse_protobuf(body)))  # the protobuf runtime only
     decode_rate = _rate(lambda: decode_body(body))  # what ingest runs (the C scanner if built)
     dedupe = Deduplicator()
     with_dedupe = _rate(lambda: dedupe.filter(decode_body(body).spans))
     config = CollectorConfig(grpc_port=0, http_port=0, api_port=0, store="memory")
-    collector = Collector(config, sink=CountingSink())
+    collector = Collector(config, sink=_CountingSink())
     collector.start()
     conn.send((decode_rate, with_dedupe, runtime_rate, collector.grpc_port, collector.http_port))
     while (message := conn.recv()) != "stop":
@@ -215,7 +228,7 @@ def _memory_per_queued_span() -> tuple[float, float]:
     from podtrace_collector.budget import MemoryBudget
     from podtrace_collector.forward.forwarder import Forwarder
     from podtrace_collector.metrics import CollectorMetrics
-    from podtrace_collector.receive.decode import decode_protobuf, parse_protobuf
+    from podtrace_collector.receive.decode import extract, parse_protobuf
 
     body = make_body()
     requests = 100
@@ -240,7 +253,7 @@ def _memory_per_queued_span() -> tuple[float, float]:
     gc.collect()
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
-    kept = [decode_protobuf(body)[1].spans for _ in range(20)]
+    kept = [extract(parse_protobuf(body)).spans for _ in range(20)]
     decoded = (tracemalloc.get_traced_memory()[0] - base) / (20 * SPANS)
     tracemalloc.stop()
     del kept

@@ -5,7 +5,7 @@ them as OTLP protobuf export requests the way SDK batch exporters send them (one
 per request, so a trace's spans arrive spread over several requests), then measures in one run:
 
 * raw decode: ``ExportTraceServiceRequest.FromString`` + walking every span's fields;
-* podtrace decode: ``receive.decode.decode_protobuf`` (the collector's lean extraction);
+* podtrace decode: ``parse_protobuf`` + ``extract`` (the collector's lean extraction);
 * assemble + analyse: ``Assembler`` -> ``Analyzer`` over already decoded spans;
 * pipeline: decode -> assemble -> analyse, end to end on one thread;
 * memory per buffered span (tracemalloc), decoded spans and the assembler's own share.
@@ -34,7 +34,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
 from podtrace_collector.analyse.analyzer import Analyzer
 from podtrace_collector.assemble import Assembler
 from podtrace_collector.collector import tune_gc
-from podtrace_collector.receive.decode import decode_protobuf
+from podtrace_collector.receive.decode import extract, parse_protobuf
 
 SERVICES = [
     "frontend", "gateway", "checkout", "cart", "catalog", "pricing", "payment",
@@ -181,7 +181,7 @@ def pipeline(bodies: list[bytes], *, decoded: list[list[Any]] | None = None) -> 
     """Decode (unless given decoded spans) -> assemble -> analyse, ticking as time passes."""
     analyzer, clock = Analyzer(), _Clock()
     asm = Assembler(analyzer, trace_timeout_s=1.0, max_spans=2_000_000, clock=clock)
-    batches = decoded if decoded is not None else (decode_protobuf(b)[1].spans for b in bodies)
+    batches = decoded if decoded is not None else (extract(parse_protobuf(b)).spans for b in bodies)
     for i, spans in enumerate(batches):
         asm.submit(spans)
         clock.now += 0.01  # 100 requests per simulated second: traces complete as we go
@@ -211,7 +211,7 @@ def memory_per_span(bodies: list[bytes]) -> tuple[float, float, int]:
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    decoded = [decode_protobuf(b)[1].spans for b in bodies]
+    decoded = [extract(parse_protobuf(b)).spans for b in bodies]
     n = sum(len(s) for s in decoded)
     mid = tracemalloc.get_traced_memory()[0]
     asm = Assembler(Analyzer(), trace_timeout_s=3600, max_spans=10**8, clock=_Clock())
@@ -230,13 +230,15 @@ def main() -> None:
     # The garbage-collector settings of a `podtrace collector` process; they apply to every row.
     tune_gc()
     print(f"{TRACES} traces, {n} spans in {len(bodies)} requests, {len(SERVICES)} services")
-    decoded = [decode_protobuf(b)[1].spans for b in bodies]
+    decoded = [extract(parse_protobuf(b)).spans for b in bodies]
     result = pipeline(bodies)
     assert result.spans == n, (result.spans, n)
     rates = _rates(
         {
             "raw decode (FromString + walk)": lambda: raw_decode(bodies),
-            "podtrace decode (decode_protobuf)": lambda: [decode_protobuf(b) for b in bodies],
+            "podtrace decode (parse + extract)": lambda: [
+                extract(parse_protobuf(b)) for b in bodies
+            ],
             "assemble + analyse (pre-decoded)": lambda: pipeline(bodies, decoded=decoded),
             "decode -> assemble -> analyse": lambda: pipeline(bodies),
         },

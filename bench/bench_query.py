@@ -178,12 +178,9 @@ def main() -> None:
 
 def create_app_for(create_app: Callable[..., object], store: SqliteStore) -> object:
     """The collector's ASGI app serving ``store``."""
-    from podtrace_collector.config import CollectorConfig
     from podtrace_collector.metrics import CollectorMetrics
 
-    return create_app(
-        config=CollectorConfig(store="memory"), metrics=CollectorMetrics(), store=store
-    )
+    return create_app(metrics=CollectorMetrics(), store=store)
 
 
 if __name__ == "__main__":

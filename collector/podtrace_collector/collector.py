@@ -3,9 +3,9 @@
 ``Collector(config, sink=...)`` is the seam between this receiving half and the analysis half:
 
 * **gateway** — spans go to ``sink`` (a ``SpanSink``, with optional ``start()`` and
-  ``close(timeout_s)``).  When no sink is given, ``gateway.build_gateway`` builds the analysis
-  stage (assemble → analyse → store); ``CountingSink`` is a stand-in that only counts, for
-  benchmarks and tests.  ``--forward`` URLs also get every span (Jaeger, Tempo, a vendor).
+  ``close(timeout_s)``).  When no sink is given, ``stage.build_analysis_stage`` builds the
+  analysis stage (assemble → analyse → store); benchmarks and tests pass their own.
+  ``--forward`` URLs also get every span (Jaeger, Tempo, a vendor).
 * **sidecar** — the pod's Kubernetes attributes are stamped on every resource and spans go to the
   ``Forwarder`` (one gateway per trace id).
 
@@ -22,7 +22,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import uvicorn
@@ -36,25 +36,13 @@ from podtrace_collector.ingest.dedupe import Deduplicator
 from podtrace_collector.ingest.enrich import DetectedValue, Enricher, detect_pod_attributes
 from podtrace_collector.ingest.pipeline import Ingest
 from podtrace_collector.metrics import CollectorMetrics
-from podtrace_collector.model import Span, SpanSink
+from podtrace_collector.model import SpanSink
 from podtrace_collector.receive import grpc as grpc_receiver
 from podtrace_collector.receive.http import create_otlp_app
-from podtrace_collector.stage import build_gateway
+from podtrace_collector.stage import build_analysis_stage
 from podtrace_collector.store import open_store
 
 logger = logging.getLogger(__name__)
-
-
-class CountingSink:
-    """A ``SpanSink`` that only counts: stands in for the analysis in benchmarks and tests."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._lock = threading.Lock()
-
-    def submit(self, spans: Sequence[Span]) -> None:
-        with self._lock:
-            self.count += len(spans)
 
 
 class Collector:
@@ -62,7 +50,7 @@ class Collector:
 
     Args:
         config: the configuration.
-        sink: the gateway's analysis stage (default: ``build_gateway``).
+        sink: the gateway's analysis stage (default: ``build_analysis_stage``).
         store: the store the API reads (default: opened from ``config.store`` in a gateway).
             The collector closes it on ``stop``.
         pod_attributes: the sidecar's attributes to stamp (default: the library's detector).
@@ -109,7 +97,7 @@ class Collector:
     # -- construction helpers --------------------------------------------------------------
 
     def _default_sink(self) -> SpanSink:
-        return build_gateway(
+        return build_analysis_stage(
             self.config, store=self.store, metrics=self.metrics, budget=self.budget
         )
 
@@ -161,11 +149,9 @@ class Collector:
         )
         self.http_port = self._serve(otlp, cfg.http_port, "otlp-http")
         api = create_app(
-            config=cfg,
             metrics=self.metrics,
             store=self.store,
-            sink=self.sink,
-            budget=self.budget,
+            api_token=cfg.api_token,
             is_ready=lambda: self._ready,
         )
         self.api_port = self._serve(api, cfg.api_port, "api")

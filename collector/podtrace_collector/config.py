@@ -11,11 +11,13 @@ and the variable too when the value came from the environment.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from podtrace_collector.durations import duration_s
 from podtrace_collector.errors import ConfigError
 
 ENV_PREFIX = "PODTRACE_"
@@ -23,7 +25,7 @@ MODES = ("gateway", "sidecar")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 _PORTS = ("grpc_port", "http_port", "api_port")
 
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "": 1.0}
+_BARE_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _SIZE_UNITS = {
     "": 1,
     "b": 1,
@@ -99,14 +101,18 @@ def _validate(cfg: CollectorConfig) -> None:
 
 
 def parse_duration(text: str, *, flag: str = "duration") -> float:
-    """Parse ``500ms``/``10s``/``5m``/``2h``/``7d`` (bare numbers are seconds) to seconds."""
-    match = _NUMBER_UNIT.match(text)
-    unit = match.group(2).lower() if match else ""
-    if not match or unit not in _DURATION_UNITS:
+    """Parse a duration (``durations`` grammar: ``500ms``, ``10s``, ``1h30m``, ``1w``) to seconds.
+
+    A bare number is seconds.
+    """
+    seconds = duration_s(text)
+    if seconds is None and _BARE_NUMBER.fullmatch(text.strip()):
+        seconds = float(text)
+    if seconds is None or not math.isfinite(seconds):
         raise ConfigError(
             f"--{flag}: {text!r} is not a duration like 500ms, 10s, 5m, 2h or 7d", flag=flag
         )
-    return float(match.group(1)) * _DURATION_UNITS[unit]
+    return seconds
 
 
 def parse_size(text: str, *, flag: str = "size") -> int:

@@ -1,10 +1,10 @@
 """The gateway's analysis stage: assemble → analyse → write to the store.
 
-``build_gateway`` is what ``runtime.Collector`` plugs in as the gateway's ``SpanSink``:
+``build_analysis_stage`` is what ``collector.Collector`` plugs in as the gateway's ``SpanSink``:
 
-    receivers ─▶ GatewaySink.submit ─▶ Assembler ─(complete traces)─▶ Analyzer
-                                                                         │ drain() every second
-                                                                         ▼
+    receivers ─▶ AnalysisStage.submit ─▶ Assembler ─(complete traces)─▶ Analyzer
+                                                                         │ drain() every
+                                                                         ▼ write interval (2 s)
                                                          StoreWriter ─▶ Store (SQLite)
 
 Memory: every span held by the assembler is reserved in the collector's shared ``MemoryBudget``
@@ -53,7 +53,7 @@ class _ReleasingSink:
             self._budget.release(len(spans) * DECODED_SPAN_BYTES, len(spans))
 
 
-class GatewaySink:
+class AnalysisStage:
     """The gateway's ``SpanSink``: owns the assembler, the analyser and the store writer."""
 
     def __init__(
@@ -105,7 +105,7 @@ class GatewaySink:
 class _StageMetrics(PromCollector):
     """Exposes the assembler, analyser and writer counters at scrape time."""
 
-    def __init__(self, sink: GatewaySink) -> None:
+    def __init__(self, sink: AnalysisStage) -> None:
         self._sink = sink
 
     def collect(self) -> Iterator[Any]:
@@ -167,11 +167,11 @@ class _StageMetrics(PromCollector):
         )
 
 
-def build_gateway(
+def build_analysis_stage(
     config: CollectorConfig, *, store: Store, metrics: CollectorMetrics, budget: MemoryBudget
-) -> GatewaySink:
+) -> AnalysisStage:
     """The gateway's analysis stage for ``config``, with its metrics in ``metrics.registry``."""
-    sink = GatewaySink(
+    sink = AnalysisStage(
         store, budget, trace_timeout_s=config.trace_timeout_s, retention_s=config.retention_s
     )
     metrics.registry.register(_StageMetrics(sink))

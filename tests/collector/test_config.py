@@ -97,6 +97,8 @@ def test_command_line_wins_over_environment() -> None:
         ("7d", 604800),
         ("1.5", 1.5),
         (" 3S ", 3),
+        ("1w", 604800),  # the query parameters' grammar: one for both
+        ("1h30m", 5400),
     ],
 )
 def test_durations(text: str, seconds: float) -> None:
@@ -173,3 +175,15 @@ def test_the_command_names_the_variable(tmp_path: Path) -> None:
     assert proc.stderr == (
         "podtrace collector: --api-port: 'abc' is not an integer (from $PODTRACE_API_PORT)\n"
     )
+
+
+@pytest.mark.parametrize("text", ["", "ms", "1x", "-5s", "1h-30m", "1e400s"])
+def test_bad_durations_name_the_flag(text: str) -> None:
+    """Anything that is not a duration is a ConfigError naming the flag."""
+    with pytest.raises(ConfigError, match="--retention"):
+        parse_duration(text, flag="retention")
+
+
+def test_retention_takes_weeks() -> None:
+    """``--retention 1w`` works as ``since=1w`` does."""
+    assert load_config(["--retention", "1w"], {}).retention_s == 7 * 86400

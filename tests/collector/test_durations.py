@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from podtrace_collector.api.errors import status_of
 from podtrace_collector.durations import (
+    duration_s,
     format_time,
     parse_optional,
     parse_time,
@@ -127,3 +128,19 @@ def test_format_then_parse_round_trips(unix_ms: int) -> None:
     """Whatever format_time prints, parse_time reads back to the millisecond."""
     unix_s = unix_ms / 1000
     assert parse_time(format_time(unix_s), NOW) == pytest.approx(unix_s, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("500ms", 0.5), ("1H30M", 5400.0), ("2w", 1_209_600.0), ("15m", 900.0), ("1m", 60.0)],
+)
+def test_duration_grammar(text: str, seconds: float) -> None:
+    """One duration grammar for flags and query parameters: ms to weeks, parts, any case."""
+    assert duration_s(text) == seconds
+    assert parse_time(text, NOW) == NOW - seconds
+
+
+@pytest.mark.parametrize("text", ["", "5", "m", "5y", "1.s", "5 m", "-1s"])
+def test_not_a_duration(text: str) -> None:
+    """``duration_s`` says None rather than guess."""
+    assert duration_s(text) is None

@@ -7,13 +7,17 @@ import time
 import httpx
 from podtrace_collector.budget import DECODED_SPAN_BYTES, MemoryBudget
 from podtrace_collector.errors import Overloaded
-from podtrace_collector.receive.decode import decode_protobuf
-from podtrace_collector.stage import GatewaySink
+from podtrace_collector.receive.decode import Decoded, extract, parse_protobuf
+from podtrace_collector.stage import AnalysisStage
 from podtrace_collector.store.memory import MemoryStore
 
 from tests.collector.otlp_helpers import make_request, metric, running, test_config
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
+
+
+def _decode_pb(body: bytes) -> Decoded:
+    return extract(parse_protobuf(body))
 
 
 def _wait_for(predicate: object, timeout_s: float = 10.0) -> None:
@@ -51,11 +55,11 @@ def test_spans_are_assembled_analysed_and_counted() -> None:
 def test_full_budget_refuses_retryably_and_holds_nothing() -> None:
     """Past the span budget the sink raises Overloaded and gives its reservation back."""
     budget = MemoryBudget(limit_bytes=10 * DECODED_SPAN_BYTES, limit_spans=10)
-    sink = GatewaySink(MemoryStore(), budget, trace_timeout_s=60.0, retention_s=0)
-    _, decoded = decode_protobuf(make_request(8, spans_per_trace=8).SerializeToString())
+    sink = AnalysisStage(MemoryStore(), budget, trace_timeout_s=60.0, retention_s=0)
+    decoded = _decode_pb(make_request(8, spans_per_trace=8).SerializeToString())
     sink.submit(decoded.spans)
     assert budget.used_spans == 8
-    _, more = decode_protobuf(make_request(8, spans_per_trace=8, seed=2).SerializeToString())
+    more = _decode_pb(make_request(8, spans_per_trace=8, seed=2).SerializeToString())
     try:
         sink.submit(more.spans)
     except Overloaded as exc:
@@ -72,9 +76,9 @@ def test_full_budget_refuses_retryably_and_holds_nothing() -> None:
 def test_buffer_finishes_oldest_traces_early_before_refusing() -> None:
     """At 80 % of the budget the assembler finishes old traces early instead of refusing."""
     budget = MemoryBudget(limit_bytes=100 * DECODED_SPAN_BYTES, limit_spans=100)
-    sink = GatewaySink(MemoryStore(), budget, trace_timeout_s=60.0, retention_s=0)
+    sink = AnalysisStage(MemoryStore(), budget, trace_timeout_s=60.0, retention_s=0)
     for seed in range(30):  # 30 traces x 5 spans = 150 spans through a 100-span budget
-        _, decoded = decode_protobuf(
+        decoded = _decode_pb(
             make_request(5, spans_per_trace=5, seed=seed + 10).SerializeToString()
         )
         sink.submit(decoded.spans)

@@ -9,7 +9,7 @@ Values at or below ``MIN_MS`` share bucket ``ZERO_BUCKET``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 GAMMA = 1.04
 _LOG_GAMMA = math.log(GAMMA)
@@ -44,10 +44,6 @@ class Histogram:
         self.counts[b] = self.counts.get(b, 0) + count
         self.total += count
 
-    def add_all(self, values_ms: Iterable[float]) -> None:
-        for v in values_ms:
-            self.add(v)
-
     def merge(self, other: Histogram) -> None:
         counts = self.counts
         for b, c in other.counts.items():
@@ -76,9 +72,6 @@ class Histogram:
     @classmethod
     def from_json(cls, data: Mapping[str, int]) -> Histogram:
         return cls({int(b): int(c) for b, c in data.items()})
-
-    def copy(self) -> Histogram:
-        return Histogram(self.counts)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Histogram) and self.counts == other.counts

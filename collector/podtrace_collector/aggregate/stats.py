@@ -154,9 +154,12 @@ class Aggregates:
         self.traces += o.traces
         self.spans += o.spans
 
-    def workload_requests(self, workload: Workload) -> int:
-        """All requests of a workload, over every revision."""
-        return sum(s.requests for (w, _), s in self.revisions.items() if w == workload)
+    def requests_by_workload(self) -> dict[Workload, int]:
+        """All requests of each workload, over every revision."""
+        totals: dict[Workload, int] = {}
+        for (w, _), st in self.revisions.items():
+            totals[w] = totals.get(w, 0) + st.requests
+        return totals
 
 
 def _merge_map(mine: dict, theirs: dict, factory: type) -> None:  # type: ignore[type-arg]

@@ -1,23 +1,12 @@
-"""The API port (4320): health, readiness, Prometheus metrics, and the query API when present.
+"""The API port (4320): health, readiness, Prometheus metrics, the query API and the page.
 
-``create_app`` builds the FastAPI application and stores the shared objects on ``app.state``,
-where route modules find them:
-
-=====================  =====================================================================
-``app.state.config``   the ``CollectorConfig``
-``app.state.metrics``  the ``CollectorMetrics`` (its ``.registry`` is the Prometheus registry)
-``app.state.store``    the ``Store`` (``store.base``), or ``None`` when there is none (sidecar)
-``app.state.sink``     the gateway's ``SpanSink`` (the analysis stage), or ``None``
-``app.state.budget``   the shared ``MemoryBudget``
-=====================  =====================================================================
-
-The query API lives in ``podtrace_collector.api.routes`` as ``router: fastapi.APIRouter``,
-always included (``app.state.store`` may be ``None`` in a sidecar: 503 ``no_store``).  Every
-error, from any route, is one JSON envelope: ``{"error": {"code": "...", "message": "..."}}``;
-validation errors are 400s with a message naming the parameter, and an unexpected exception is a
-500 that never shows a traceback.  With ``--api-token`` every path except ``/healthz``,
-``/readyz``, the page (``/`` and ``/static/*``) and the OpenAPI description (``/openapi.json``,
-``/docs``) needs ``Authorization: Bearer TOKEN``.
+``create_app`` builds the FastAPI application.  The query routes (``api.routes``) read the store
+from ``app.state.store``: ``None`` in a sidecar, where they answer 503 ``no_store``.  Every error,
+from any route, is one JSON envelope ``{"error": {"code": "...", "message": "..."}}``
+(``api.errors``); validation errors are 400s with a message naming the parameter, and an
+unexpected exception is a 500 that never shows a traceback.  With ``--api-token`` every path
+except ``/healthz``, ``/readyz``, the page (``/`` and ``/static/*``) and the OpenAPI description
+(``/openapi.json``, ``/docs``) needs ``Authorization: Bearer TOKEN``.
 """
 
 from __future__ import annotations
@@ -36,6 +25,7 @@ from podtrace_collector.api import routes
 from podtrace_collector.api.errors import HTTP_CODES, error_response, query_error_response
 from podtrace_collector.errors import QueryError
 from podtrace_collector.metrics import CONTENT_TYPE_LATEST, CollectorMetrics
+from podtrace_collector.store.base import Store
 
 logger = logging.getLogger(__name__)
 
@@ -46,21 +36,17 @@ _OPEN_PREFIXES = ("/static/",)
 
 def create_app(
     *,
-    config: Any,
     metrics: CollectorMetrics,
-    store: Any = None,
-    sink: Any = None,
-    budget: Any = None,
+    store: Store | None = None,
+    api_token: str | None = None,
     is_ready: Callable[[], bool] = lambda: True,
 ) -> FastAPI:
     """Build the API application.
 
     Args:
-        config: the ``CollectorConfig`` (its ``api_token`` protects the API).
         metrics: the collector's metrics; ``/metrics`` renders its registry.
-        store: the ``Store`` the query routes read, if any.
-        sink: the gateway's analysis stage, if any.
-        budget: the shared ``MemoryBudget``.
+        store: the ``Store`` the query routes read, if any (a sidecar has none).
+        api_token: the bearer token every non-open path needs (``--api-token``), if any.
         is_ready: whether receivers are bound and the store is open (``/readyz``).
     """
     app = FastAPI(
@@ -70,13 +56,9 @@ def create_app(
         docs_url="/docs",
         redoc_url=None,
     )
-    app.state.config = config
-    app.state.metrics = metrics
     app.state.store = store
-    app.state.sink = sink
-    app.state.budget = budget
     _add_error_handlers(app)
-    _add_token_check(app, getattr(config, "api_token", None))
+    _add_token_check(app, api_token)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -1,10 +1,11 @@
 """The query API (SPEC §3): ``/api/v1/workloads``, ``rollouts``, ``blast-radius`` and ``graph``.
 
-Thin edges around the pure functions of ``query``: parse the parameters, call the
-report with ``read=store.read`` and ``registry=store.revisions()``, return its JSON.  Every
-problem with a request is a domain error (``errors.QueryError``), which the app maps to its HTTP
-status in one table (``api/errors.py``) and renders in the envelope ``{"error": {"code", "message"}}``.  Routes are plain ``def`` functions: FastAPI runs
-them in its thread pool, where each thread reads SQLite through its own connection.
+Thin edges around the pure functions of ``query``: parse the parameters, call the report with
+``read=store.read`` and ``registry=store.revisions()``, return its JSON.  Every problem with a
+request is a domain error (``errors.QueryError``), which the app maps to its HTTP status in one
+table (``api/errors.py``) and renders as ``{"error": {"code", "message"}}``.  Routes are plain
+``def`` functions: FastAPI runs them in its thread pool, where each thread reads SQLite through
+its own connection.
 
 ``router`` also carries the web page (``api.page``), so the app includes one router.  The bearer
 token (``--api-token``) is checked by the app for every path, not here.

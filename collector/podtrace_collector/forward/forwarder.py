@@ -41,6 +41,7 @@ from podtrace_collector.metrics import (
 )
 from podtrace_collector.model import Span
 from podtrace_collector.receive.decode import parse_protobuf
+from podtrace_collector.receive.lean import OtlpRequest
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ class Forwarder:
 
     def forward(
         self,
-        request: Any,
+        request: OtlpRequest,
         accepted: Sequence[Span] | None,
         *,
         refuse: bool,
@@ -200,7 +201,7 @@ class Forwarder:
                 )
 
     def _route(
-        self, group: _Group, request: Any, keys: set[bytes] | None, body: bytes | None
+        self, group: _Group, request: OtlpRequest, keys: set[bytes] | None, body: bytes | None
     ) -> list[tuple[Lane, bytes, int]]:
         lanes = group.lanes
         if not lanes:

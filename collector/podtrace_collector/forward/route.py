@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from podtrace_collector.receive.lean import LeanRequest
+from podtrace_collector.receive.lean import LeanRequest, OtlpRequest
 
 
 def rendezvous_pick(trace_id: bytes, seeds: Sequence[bytes]) -> int:
@@ -31,7 +31,7 @@ def rendezvous_pick(trace_id: bytes, seeds: Sequence[bytes]) -> int:
 
 
 def split_request(
-    request: Any, keys: set[bytes] | None, pick: Callable[[bytes], int], n_parts: int
+    request: OtlpRequest, keys: set[bytes] | None, pick: Callable[[bytes], int], n_parts: int
 ) -> list[tuple[bytes, int]]:
     """Split a ``LeanRequest`` into ``n_parts`` serialized requests by ``pick(trace_id)``.
 
@@ -77,6 +77,6 @@ def _shell(message: Any, repeated: str) -> Any:
     return shell
 
 
-def count_spans(request: Any) -> int:
+def count_spans(request: OtlpRequest) -> int:
     """How many spans a lean request holds."""
     return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
+
+from podtrace_collector.receive.lean import OtlpRequest
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class Enricher:
     def __bool__(self) -> bool:
         return bool(self._encoded)
 
-    def apply(self, request: Any) -> int:
+    def apply(self, request: OtlpRequest) -> int:
         """Stamp every ``ResourceSpans`` of a ``LeanRequest`` in place; returns attributes added."""
         if not self._encoded:
             return 0

@@ -9,7 +9,7 @@ request (``Overloaded``) can be retried without its spans being mistaken for dup
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from podtrace_collector.errors import Overloaded, ShuttingDown, TooLarge
 from podtrace_collector.ingest.dedupe import Deduplicator
@@ -17,13 +17,19 @@ from podtrace_collector.ingest.enrich import Enricher
 from podtrace_collector.metrics import CollectorMetrics
 from podtrace_collector.model import Span, SpanSink
 from podtrace_collector.receive.decode import Decoded, decode_body, extract, parse_protobuf
+from podtrace_collector.receive.lean import OtlpRequest
 
 
 class Forwarding(Protocol):
     """The part of ``forward.Forwarder`` that ingest uses."""
 
     def forward(
-        self, request: Any, accepted: Sequence[Span] | None, *, refuse: bool, body: bytes | None
+        self,
+        request: OtlpRequest,
+        accepted: Sequence[Span] | None,
+        *,
+        refuse: bool,
+        body: bytes | None,
     ) -> None: ...
 
 
@@ -81,7 +87,7 @@ class Ingest:
         self._check_running()
         return self._accept(decode_body(body), None, body)
 
-    def export(self, request: Any, *, body: bytes | None = None) -> ExportResult:
+    def export(self, request: OtlpRequest, *, body: bytes | None = None) -> ExportResult:
         """Take one parsed ``LeanRequest``; ``body`` is its original bytes when available.
 
         Raises:
@@ -97,7 +103,9 @@ class Ingest:
         if self.stopping:
             raise ShuttingDown("collector is shutting down", retry_after_s=1.0)
 
-    def _accept(self, decoded: Decoded, request: Any, body: bytes | None) -> ExportResult:
+    def _accept(
+        self, decoded: Decoded, request: OtlpRequest | None, body: bytes | None
+    ) -> ExportResult:
         m = self.metrics
         m.spans_received.inc(decoded.total)
         if decoded.rejected:
@@ -118,11 +126,14 @@ class Ingest:
         m.spans_accepted.inc(len(fresh))
         return ExportResult(len(fresh), decoded.rejected, decoded.error)
 
-    def _hand_on(self, request: Any, total: int, fresh: list[Span], body: bytes | None) -> None:
+    def _hand_on(
+        self, request: OtlpRequest | None, total: int, fresh: list[Span], body: bytes | None
+    ) -> None:
         if self.sink is not None and fresh:
             self.sink.submit(fresh)
             self.metrics.sink_spans.inc(len(fresh))
         if self.forwarder is not None and fresh:
+            assert request is not None  # export_protobuf parses the request when forwarding
             # In a gateway the analysis already has the spans: forwarding must not refuse them.
             # ``None``: every span of the request is accepted, forward it whole.
             accepted = None if len(fresh) == total else fresh

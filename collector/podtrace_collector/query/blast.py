@@ -23,7 +23,6 @@ from podtrace_collector.query.common import (
     Registry,
     counts_json,
     identities,
-    requests_by_workload,
     require_revisions,
     window_json,
 )
@@ -184,7 +183,7 @@ def _verdict_fields(current: RevisionStats, base: _Baseline | None) -> JSON:
 
 def _impact_fields(agg: Aggregates, registry: Registry, workload: str, rev: str) -> JSON:
     names = identities(registry.items(), agg.revisions.items())
-    totals = requests_by_workload(agg)
+    totals = agg.requests_by_workload()
     affected: list[JSON] = [
         {
             "workload": w,

@@ -57,14 +57,6 @@ def identities(*sources: Iterable[tuple[WorkloadRev, RevisionStats]]) -> dict[st
     return {w: (k, s or _name_part(w)) for w, (_, k, s) in best.items()}
 
 
-def requests_by_workload(agg: Aggregates) -> dict[str, int]:
-    """All requests of each workload over every revision (``Aggregates.workload_requests`` x n)."""
-    totals: dict[str, int] = {}
-    for (w, _), st in agg.revisions.items():
-        totals[w] = totals.get(w, 0) + st.requests
-    return totals
-
-
 def rate(part: int, whole: int) -> float:
     """``part / whole``, or 0.0 for an empty whole (JSON has no NaN)."""
     return part / whole if whole else 0.0

@@ -32,7 +32,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from podtrace_collector.errors import DecodeError
 from podtrace_collector.model import SPAN_KEYS_KEPT, AttrValue, Resource, Span
-from podtrace_collector.receive.lean import LeanRequest
+from podtrace_collector.receive.lean import LeanRequest, OtlpRequest
 
 try:  # the optional C scanner (hatch_build.py compiles it; see decode_body)
     from podtrace_collector.receive import _wire
@@ -46,8 +46,6 @@ __all__ = [
     "Decoded",
     "LeanRequest",
     "decode_body",
-    "decode_json",
-    "decode_protobuf",
     "encode_response",
     "extract",
     "parse_json",
@@ -95,7 +93,7 @@ class Decoded:
         self.error = error
 
 
-def parse_protobuf(body: bytes) -> Any:
+def parse_protobuf(body: bytes) -> OtlpRequest:
     """Parse protobuf ``ExportTraceServiceRequest`` bytes into a ``LeanRequest``.
 
     Raises:
@@ -106,10 +104,11 @@ def parse_protobuf(body: bytes) -> Any:
         request.ParseFromString(body)
     except (ProtobufDecodeError, RecursionError, ValueError) as exc:
         raise DecodeError(f"invalid OTLP protobuf: {exc}") from exc
-    return request
+    parsed: OtlpRequest = request
+    return parsed
 
 
-def parse_json(body: bytes) -> Any:
+def parse_json(body: bytes) -> OtlpRequest:
     """Parse an OTLP/JSON ``ExportTraceServiceRequest`` into a ``LeanRequest``.
 
     Raises:
@@ -127,18 +126,6 @@ def parse_json(body: bytes) -> Any:
     except (json_format.ParseError, RecursionError, ValueError, TypeError, AttributeError) as exc:
         raise DecodeError(f"invalid OTLP/JSON: {exc}") from exc
     return parse_protobuf(full.SerializeToString())
-
-
-def decode_protobuf(body: bytes) -> tuple[Any, Decoded]:
-    """Parse and extract protobuf bytes in one call (see ``parse_protobuf``, ``extract``)."""
-    request = parse_protobuf(body)
-    return request, extract(request)
-
-
-def decode_json(body: bytes) -> tuple[Any, Decoded]:
-    """Parse and extract OTLP/JSON bytes in one call (see ``parse_json``, ``extract``)."""
-    request = parse_json(body)
-    return request, extract(request)
 
 
 # What extraction reads of one span, in this order: trace_id, span_id, parent_span_id, name, kind,
@@ -165,7 +152,7 @@ def decode_body(body: bytes) -> Decoded:
     return extract(parse_protobuf(body))
 
 
-def extract(request: Any) -> Decoded:
+def extract(request: OtlpRequest) -> Decoded:
     """Build the ``Span`` objects of a parsed ``LeanRequest``, rejecting invalid spans one by one.
 
     Raises:
@@ -174,7 +161,7 @@ def extract(request: Any) -> Decoded:
     return _extract(_records(request))
 
 
-def _records(request: Any) -> Iterator[ResourceRecords]:
+def _records(request: OtlpRequest) -> Iterator[ResourceRecords]:
     """The records of a ``LeanRequest``, as the C scanner returns them from bytes."""
     for resource_spans in request.resource_spans:
         yield (

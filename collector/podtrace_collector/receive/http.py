@@ -13,8 +13,8 @@ with ``Retry-After`` while shutting down.
 
 ``POST /v1/traces`` is served by ``OtlpHttpApp`` directly at the ASGI level: it is the one hot
 endpoint, and FastAPI's routing, middleware stack and ``Request`` object cost about a fifth of the
-CPU of an export (``bench/bench_ingest.py``).  Every other request (wrong method, wrong path) goes
-to a small FastAPI application, whose error answers are rewritten as ``google.rpc.Status``.
+CPU of an export (``bench/bench_ingest.py``).  Every other request is answered by the same
+application: ``405`` (with ``Allow: POST``) on the path, ``404`` elsewhere, as a Status.
 """
 
 from __future__ import annotations
@@ -26,10 +26,8 @@ import zlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
 from google.protobuf import json_format
 from google.rpc import status_pb2  # type: ignore[import-untyped]
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from podtrace_collector.ingest.pipeline import Ingest
 from podtrace_collector.metrics import CollectorMetrics
@@ -83,11 +81,10 @@ class OtlpHttpApp:
         self._metrics = metrics
         self._limit = max_body_bytes
         self._expected = f"Bearer {token}".encode() if token else None
-        self._fallback = _error_app(metrics)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
-            await self._fallback(scope, receive, send)
+            await self._not_served(scope, send)
             return
         headers = _headers(scope)
         is_json = _media_type(headers) == JSON
@@ -120,6 +117,26 @@ class OtlpHttpApp:
             refusal.headers["WWW-Authenticate"] = "Bearer"
             raise refusal
 
+    async def _not_served(self, scope: Scope, send: Send) -> None:
+        """Anything but ``POST /v1/traces``: 405 on the path, 404 elsewhere."""
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+        if scope["type"] != "http":
+            return
+        if scope["path"] == PATH:
+            status, outcome, message, extra = (
+                405,
+                "method_not_allowed",
+                "use POST",
+                {"Allow": "POST"},
+            )
+        else:
+            status, outcome, extra = 404, "not_found", None
+            message = f"no such path: OTLP/HTTP traces are received on POST {PATH}"
+        self._metrics.requests.labels(TRANSPORT, outcome).inc()
+        as_json = _media_type(_headers(scope)) == JSON
+        await _respond(send, *_status_body(status, message, as_json), status, extra)
+
 
 def create_otlp_app(
     ingest: Ingest,
@@ -130,32 +147,6 @@ def create_otlp_app(
 ) -> OtlpHttpApp:
     """The OTLP/HTTP application (serve it with uvicorn on ``--http-port``)."""
     return OtlpHttpApp(ingest, metrics, max_body_bytes=max_body_bytes, token=token)
-
-
-def _error_app(metrics: CollectorMetrics) -> FastAPI:
-    """Answers everything but ``POST /v1/traces``: 405 on the path, 404 elsewhere, as Status."""
-    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-
-    @app.post(PATH)
-    async def export() -> Response:  # pragma: no cover  (OtlpHttpApp answers POST itself)
-        raise StarletteHTTPException(500, "unreachable")
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        outcome = "method_not_allowed" if exc.status_code == 405 else "not_found"
-        metrics.requests.labels(TRANSPORT, outcome).inc()
-        as_json = request.headers.get("content-type", "").split(";", 1)[0].strip().lower() == JSON
-        return status_response(exc.status_code, str(exc.detail), as_json, dict(exc.headers or {}))
-
-    return app
-
-
-def status_response(
-    status: int, message: str, as_json: bool, headers: dict[str, str] | None = None
-) -> Response:
-    """An error answer carrying a ``google.rpc.Status`` in the request's encoding."""
-    content, media_type = _status_body(status, message, as_json)
-    return Response(content, status_code=status, media_type=media_type, headers=headers)
 
 
 def _status_body(status: int, message: str, as_json: bool) -> tuple[bytes, str]:

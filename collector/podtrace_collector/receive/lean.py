@@ -16,7 +16,8 @@ losslessly: the bytes it produces parse as the same ``ExportTraceServiceRequest`
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import MutableSequence, Sequence
+from typing import Any, Protocol
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from opentelemetry.proto.resource.v1 import resource_pb2
@@ -87,7 +88,44 @@ def _cls(name: str) -> Any:
     return message_factory.GetMessageClass(_POOL.FindMessageTypeByName(f"{_PACKAGE}.{name}"))
 
 
+class LeanSpan(Protocol):
+    """What ingest reads of one span (the lean ``Span``)."""
+
+    trace_id: bytes
+    span_id: bytes
+    parent_span_id: bytes
+    name: str
+    kind: int
+    start_time_unix_nano: int
+    end_time_unix_nano: int
+    status: bytes  # a serialized ``Status``
+    attributes: Sequence[bytes]  # serialized ``KeyValue`` each
+
+
+class LeanScopeSpans(Protocol):
+    spans: Sequence[LeanSpan]
+
+
+class LeanResource(Protocol):
+    attributes: MutableSequence[bytes]  # the sidecar's enricher appends to it
+
+
+class LeanResourceSpans(Protocol):
+    resource: LeanResource
+    scope_spans: Sequence[LeanScopeSpans]
+
+
+class OtlpRequest(Protocol):
+    """A parsed ``ExportTraceServiceRequest`` in its lean form, as ingest and forwarding see it.
+
+    The message class is built at run time from descriptors, so this protocol is what the type
+    checker knows of it.
+    """
+
+    resource_spans: Sequence[LeanResourceSpans]
+
+    def SerializeToString(self) -> bytes: ...
+
+
 LeanRequest: Any = _cls("ExportTraceServiceRequest")
-LeanResourceSpans: Any = _cls("ResourceSpans")
-LeanScopeSpans: Any = _cls("ScopeSpans")
-LeanSpan: Any = _cls("Span")
+"""The message class: ``LeanRequest()`` is an empty ``OtlpRequest`` to ``ParseFromString``."""

@@ -92,7 +92,7 @@ def test_canary_keeps_revisions_apart() -> None:
     assert agg.revisions[("shop/cart", "cart2")].origin_errors == 1
     assert agg.revisions[("shop/cart", "cart2")].version == "2.0.0"
     assert {k[:2] for k in agg.impacts} == {("shop/cart", "cart2")}
-    assert agg.workload_requests("shop/cart") == 2
+    assert agg.requests_by_workload()["shop/cart"] == 2
     assert agg.entry_totals == {("shop/frontend", "POST /checkout"): 2}
     assert agg.edges[("shop/checkout", "shop/cart")].calls == 2
 

@@ -14,7 +14,6 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from podtrace_collector.api.app import create_app
-from podtrace_collector.config import CollectorConfig
 from podtrace_collector.errors import UnknownWorkload
 from podtrace_collector.metrics import CollectorMetrics
 
@@ -22,12 +21,7 @@ from podtrace_collector.metrics import CollectorMetrics
 def _app(*, ready: bool = True, token: str | None = None) -> FastAPI:
     metrics = CollectorMetrics()
     metrics.spans_received.inc(7)
-    app = create_app(
-        config=CollectorConfig(store="memory", api_token=token),
-        metrics=metrics,
-        store="the-store",
-        is_ready=lambda: ready,
-    )
+    app = create_app(metrics=metrics, api_token=token, is_ready=lambda: ready)
 
     def needs_int(n: int) -> dict[str, int]:
         return {"n": n}
@@ -110,14 +104,6 @@ def test_one_error_envelope(
 def test_validation_message_names_the_parameter(client: httpx.Client) -> None:
     """A 400 from validation says which parameter was wrong."""
     assert "n" in client.get("/test/int?n=abc").json()["error"]["message"]
-
-
-def test_shared_objects_on_state() -> None:
-    """Route modules find config, metrics and store on app.state."""
-    app = _app()
-    assert app.state.store == "the-store"
-    assert isinstance(app.state.metrics, CollectorMetrics)
-    assert app.state.config.store == "memory"
 
 
 def _get(app: FastAPI, path: str) -> httpx.Response:

@@ -27,7 +27,6 @@ from podtrace_collector.aggregate.stats import Aggregates
 from podtrace_collector.analyse.analyzer import summarize
 from podtrace_collector.api.app import create_app
 from podtrace_collector.api.page import PAGE_DIR
-from podtrace_collector.config import CollectorConfig
 from podtrace_collector.metrics import CollectorMetrics
 from podtrace_collector.model import Resource
 from podtrace_collector.store.sqlite import SqliteStore
@@ -118,9 +117,7 @@ def _add(buckets: dict[int, Aggregates], t: Trace) -> None:
 
 def _app(store: SqliteStore, token: str | None) -> FastAPI:
     """The collector's own API app (as ``podtrace collector`` builds it) over ``store``."""
-    return create_app(
-        config=CollectorConfig(api_token=token), metrics=CollectorMetrics(), store=store
-    )
+    return create_app(metrics=CollectorMetrics(), store=store, api_token=token)
 
 
 @dataclass

@@ -21,7 +21,6 @@ from podtrace_collector.aggregate.stats import Aggregates
 from podtrace_collector.api import routes
 from podtrace_collector.api.app import create_app
 from podtrace_collector.api.page import PAGE_DIR
-from podtrace_collector.config import CollectorConfig
 from podtrace_collector.metrics import CollectorMetrics
 from podtrace_collector.store.base import Store
 from podtrace_collector.store.memory import MemoryStore
@@ -64,9 +63,7 @@ class Server:
 
 
 def make_app(token: str | None = None) -> FastAPI:
-    return create_app(
-        config=CollectorConfig(store="memory", api_token=token), metrics=CollectorMetrics()
-    )
+    return create_app(metrics=CollectorMetrics(), api_token=token)
 
 
 def scenario(now_s: float) -> dict[int, Aggregates]:

@@ -33,14 +33,15 @@ def _fisher_brute(a: int, b: int, c: int, d: int) -> float:
 
 def _hist(values: list[float]) -> Histogram:
     h = Histogram()
-    h.add_all(values)
+    for v in values:
+        h.add(v)
     return h
 
 
 def _stats(requests: int, origin_errors: int, self_ms: list[float] | None = None) -> RevisionStats:
     st_ = RevisionStats(requests=requests, errors=origin_errors, origin_errors=origin_errors)
     st_.self_time = _hist(self_ms if self_ms is not None else [10.0] * requests)
-    st_.latency = st_.self_time.copy()
+    st_.latency = Histogram(st_.self_time.counts)
     return st_
 
 

@@ -13,10 +13,10 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyVa
 from podtrace_collector.errors import DecodeError
 from podtrace_collector.receive import decode
 from podtrace_collector.receive.decode import (
-    decode_json,
-    decode_protobuf,
+    Decoded,
     encode_response,
     extract,
+    parse_json,
     parse_protobuf,
 )
 
@@ -24,6 +24,14 @@ from tests.collector.otlp_helpers import kv, make_request, to_json
 
 TRACE = "5b8efff798038103d269b633813fc60c"
 SPAN = "eee19b7ec3c1b174"
+
+
+def _decode_pb(body: bytes) -> Decoded:
+    return extract(parse_protobuf(body))
+
+
+def _decode_json(body: bytes) -> Decoded:
+    return extract(parse_json(body))
 
 
 def _json_span(**fields: Any) -> bytes:
@@ -37,7 +45,7 @@ def test_protobuf_fields_and_kept_attributes() -> None:
     root = request.resource_spans[0].scope_spans[0].spans[0]
     root.status.code = 2
     root.status.message = "boom"
-    _, decoded = decode_protobuf(request.SerializeToString())
+    decoded = _decode_pb(request.SerializeToString())
     first, second = decoded.spans
     assert (first.trace_id, first.span_id, first.parent_id) == (root.trace_id, root.span_id, b"")
     assert second.parent_id == root.span_id
@@ -92,7 +100,7 @@ def test_attribute_value_types() -> None:
     resource.append(KeyValue(key="container.image.tags", value=tags))
     resource.append(KeyValue(key="b", value=AnyValue(bytes_value=b"\x01\x02")))
     resource.append(KeyValue(key="nested", value=AnyValue(kvlist_value=KeyValueList())))
-    _, decoded = decode_protobuf(request.SerializeToString())
+    decoded = _decode_pb(request.SerializeToString())
     attrs = decoded.spans[0].attributes
     assert attrs == {
         "enduser.id": "u" * 300,
@@ -119,7 +127,7 @@ def test_invalid_span_rejected_alone(field: str, value: bytes, why: str) -> None
     """One invalid span is rejected with a reason; its neighbours are kept."""
     request = make_request(3)
     setattr(request.resource_spans[0].scope_spans[0].spans[1], field, value)
-    _, decoded = decode_protobuf(request.SerializeToString())
+    decoded = _decode_pb(request.SerializeToString())
     assert (decoded.total, decoded.rejected, len(decoded.spans)) == (3, 1, 2)
     assert why in decoded.error
 
@@ -128,15 +136,15 @@ def test_zero_parent_is_root() -> None:
     """An all-zero parent span id means no parent."""
     request = make_request(1)
     request.resource_spans[0].scope_spans[0].spans[0].parent_span_id = bytes(8)
-    _, decoded = decode_protobuf(request.SerializeToString())
+    decoded = _decode_pb(request.SerializeToString())
     assert decoded.spans[0].parent_id == b""
 
 
 def test_json_matches_protobuf() -> None:
     """The OTLP/JSON form of a request decodes to the same spans as its protobuf form."""
     request = make_request(4)
-    _, from_pb = decode_protobuf(request.SerializeToString())
-    _, from_json = decode_json(json.dumps(to_json(request)).encode())
+    from_pb = _decode_pb(request.SerializeToString())
+    from_json = _decode_json(json.dumps(to_json(request)).encode())
     fields = (
         "trace_id",
         "span_id",
@@ -161,7 +169,7 @@ def test_json_matches_protobuf() -> None:
 )
 def test_json_variants(body: bytes, kind: int, status: int, start: int) -> None:
     """Integer or named enums, int64 as string or number, unknown fields ignored."""
-    _, decoded = decode_json(body)
+    decoded = _decode_json(body)
     span = decoded.spans[0]
     assert (span.kind, span.status, span.start_ns) == (kind, status, start)
     assert span.trace_id.hex() == TRACE
@@ -171,7 +179,7 @@ def test_json_snake_case() -> None:
     """snake_case keys, as some clients send, are accepted."""
     span = {"trace_id": TRACE, "span_id": SPAN, "parent_span_id": "", "name": "op"}
     body = json.dumps({"resource_spans": [{"scope_spans": [{"spans": [span]}]}]}).encode()
-    _, decoded = decode_json(body)
+    decoded = _decode_json(body)
     assert decoded.spans[0].span_id.hex() == SPAN and decoded.spans[0].parent_id == b""
 
 
@@ -189,12 +197,12 @@ def test_json_snake_case() -> None:
 def test_json_undecodable(body: bytes) -> None:
     """Bodies that are not OTLP/JSON objects raise DecodeError."""
     with pytest.raises(DecodeError):
-        decode_json(body)
+        _decode_json(body)
 
 
 def test_empty_protobuf_is_empty_request() -> None:
     """Zero bytes are a valid empty request."""
-    _, decoded = decode_protobuf(b"")
+    decoded = _decode_pb(b"")
     assert (decoded.total, decoded.spans) == (0, [])
 
 
@@ -224,7 +232,7 @@ def test_deep_nesting_is_a_decode_error_not_a_crash() -> None:
     """Deeply nested values: a DecodeError (or a decoded request), never a crash."""
     deep_json = b'{"resourceSpans": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     with pytest.raises(DecodeError):
-        decode_json(deep_json)
+        _decode_json(deep_json)
     inner = AnyValue(string_value="leaf").SerializeToString()
     for _ in range(500):  # AnyValue{array_value{values[AnyValue{...}]}}, built as raw bytes
         array = b"\x0a" + _varint(len(inner)) + inner
@@ -235,7 +243,7 @@ def test_deep_nesting_is_a_decode_error_not_a_crash() -> None:
         resource_spans = b"\x0a" + _varint(len(resource)) + resource
         body = make_request(1).SerializeToString() + b"\x0a" + _varint(len(resource_spans))
         with pytest.raises(DecodeError):
-            decode_protobuf(body + resource_spans)
+            _decode_pb(body + resource_spans)
 
 
 def _varint(n: int) -> bytes:
@@ -255,7 +263,7 @@ _FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthC
 def test_fuzz_protobuf_bytes(body: bytes) -> None:
     """Arbitrary bytes decode or raise DecodeError; nothing else."""
     try:
-        decode_protobuf(body)
+        _decode_pb(body)
     except DecodeError:
         pass
 
@@ -270,7 +278,7 @@ def test_fuzz_mutated_protobuf(data: st.DataObject) -> None:
         body[pos] = data.draw(st.integers(0, 255))
     cut = data.draw(st.integers(0, len(body)))
     try:
-        decode_protobuf(bytes(body[:cut]))
+        _decode_pb(bytes(body[:cut]))
     except DecodeError:
         pass
 
@@ -315,6 +323,6 @@ _otlp_like = st.recursive(
 def test_fuzz_json(document: dict[str, Any]) -> None:
     """OTLP-shaped JSON with arbitrary values decodes or raises DecodeError."""
     try:
-        decode_json(json.dumps(document).encode())
+        _decode_json(json.dumps(document).encode())
     except DecodeError:
         pass

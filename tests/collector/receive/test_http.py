@@ -115,11 +115,14 @@ def test_bad_requests(
 
 
 def test_wrong_method_and_path(url: str, gateway: Collector) -> None:
-    """GET on /v1/traces is 405; another path is 404; both carry a Status."""
-    assert httpx.get(url).status_code == 405
-    other = httpx.post(f"http://127.0.0.1:{gateway.http_port}/v1/logs", content=b"")
-    assert other.status_code == 404
-    assert status_pb2.Status.FromString(other.content).message
+    """GET on /v1/traces is 405 with Allow; another path (a trailing slash too) is 404, never a
+    redirect; both carry a Status."""
+    wrong_method = httpx.get(url)
+    assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "POST"
+    for path in ("/v1/logs", "/v1/traces/"):
+        other = httpx.post(f"http://127.0.0.1:{gateway.http_port}{path}", content=b"")
+        assert other.status_code == 404
+        assert "POST /v1/traces" in status_pb2.Status.FromString(other.content).message
 
 
 def test_body_over_limit_is_413(url: str) -> None:

@@ -17,7 +17,8 @@ T0 = 1_795_000_000 - 1_795_000_000 % 60  # a minute boundary in 2026 (Unix s)
 
 def hist(*values_ms: float) -> Histogram:
     h = Histogram()
-    h.add_all(values_ms)
+    for v in values_ms:
+        h.add(v)
     return h
 
 
