@@ -11,6 +11,7 @@ limit, is what caps memory, and new items past the bound are dropped and counted
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections import deque
@@ -161,7 +162,7 @@ class Lane:
                 self._log_refusal(outcome.reason, n_spans)
                 self._done(payloads, n_spans, sent=0, lost=n_spans)
                 return
-            wait_s = _wait(outcome, delay, self._retry_max_s)
+            wait_s = retry_wait_s(outcome, delay, self._retry_max_s)
             if not self._sleep(wait_s):
                 if self._retiring:  # re-routed by the forwarder, not lost
                     with self._cond:
@@ -238,7 +239,10 @@ class Lane:
         self._metrics.forward_dropped.labels(self.target.url, DROP_SHUTDOWN).inc(n_spans)
 
 
-def _wait(outcome: Outcome, backoff_s: float, max_s: float) -> float:
+def retry_wait_s(outcome: Outcome, backoff_s: float, max_s: float) -> float:
+    """How long to wait before retrying: what the upstream asked for (up to 30 s or ``max_s``),
+    else ``backoff_s`` with equal jitter (between half and all of it), so that many sidecars
+    refused at once by one gateway do not retry in lockstep."""
     if outcome.retry_after_s is not None:
         return min(max(outcome.retry_after_s, 0.0), max(max_s, 30.0))
-    return backoff_s
+    return random.uniform(backoff_s / 2, backoff_s)

@@ -16,7 +16,10 @@ specification: HTTP 429/502/503/504 and connection errors; gRPC ``UNAVAILABLE``,
 
 from __future__ import annotations
 
+import email.utils
+import time
 from dataclasses import dataclass, replace
+from datetime import UTC
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -177,7 +180,7 @@ class HttpExporter:
         return Outcome(
             False,
             retryable=response.status_code in _RETRYABLE_HTTP,
-            retry_after_s=_retry_after(response.headers.get("retry-after")),
+            retry_after_s=retry_after_s(response.headers.get("retry-after")),
             reason=f"http_{response.status_code}",
         )
 
@@ -192,13 +195,25 @@ def _rejected(answer: bytes) -> int:
         return 0
 
 
-def _retry_after(header: str | None) -> float | None:
+def retry_after_s(header: str | None, *, now_s: float | None = None) -> float | None:
+    """The delay a ``Retry-After`` header asks for: seconds, or an HTTP-date (RFC 9110).
+
+    ``None`` when absent or unreadable (the caller's own backoff applies); never negative.
+    """
     if not header:
         return None
     try:
         return max(0.0, float(header))
     except ValueError:
-        return None  # an HTTP-date: fall back to our own backoff
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT; a zone-less one is read as UTC
+        when = when.replace(tzinfo=UTC)
+    now = time.time() if now_s is None else now_s
+    return max(0.0, when.timestamp() - now)
 
 
 def _retry_info_delay(exc: Any) -> float | None:

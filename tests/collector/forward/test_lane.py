@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 from podtrace_collector.budget import MemoryBudget
-from podtrace_collector.forward.lane import ITEM_OVERHEAD_BYTES, Lane
-from podtrace_collector.forward.upstream import Target, make_exporter
+from podtrace_collector.forward.lane import ITEM_OVERHEAD_BYTES, Lane, retry_wait_s
+from podtrace_collector.forward.upstream import Outcome, Target, make_exporter
 from podtrace_collector.metrics import CollectorMetrics
 
 from tests.collector.otlp_helpers import RecordingSink, make_request, metric, running
@@ -80,3 +80,13 @@ def test_unreachable_upstream_drops_on_shutdown_and_counts() -> None:
     assert metric(text, "podtrace_spans_dropped_total", reason="shutdown") == 6
     assert metric(text, "podtrace_forward_retries_total", target=lane.target.url) >= 1
     assert (budget.used_bytes, budget.used_spans, lane.spans) == (0, 0, 0)
+
+
+def test_backoff_is_jittered_and_retry_after_is_obeyed() -> None:
+    """Backoff waits between half and all of the delay, spread out; an asked delay is kept."""
+    waits = [retry_wait_s(Outcome(False, retryable=True), 2.0, 5.0) for _ in range(200)]
+    assert all(1.0 <= w <= 2.0 for w in waits)
+    assert max(waits) - min(waits) > 0.5  # not in lockstep
+    asked = Outcome(False, retryable=True, retry_after_s=7.0)
+    assert retry_wait_s(asked, 2.0, 5.0) == 7.0  # the upstream's wish, up to 30 s
+    assert retry_wait_s(Outcome(False, retryable=True, retry_after_s=99.0), 2.0, 5.0) == 30.0

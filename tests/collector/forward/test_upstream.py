@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from podtrace_collector.forward.upstream import GrpcExporter, HttpExporter, Target
+from podtrace_collector.forward.upstream import GrpcExporter, HttpExporter, Target, retry_after_s
 
 from tests.collector.otlp_helpers import RecordingSink, make_request, running, test_config
 
@@ -91,3 +91,26 @@ def test_grpc_message_too_large_is_permanent() -> None:
         exporter.close()
     assert outcome.reason == "grpc_resource_exhausted"
     assert not outcome.retryable and outcome.retry_after_s is None
+
+
+class TestRetryAfter:
+    """``Retry-After`` in seconds or as an HTTP-date (RFC 9110)."""
+
+    NOW = 1_764_000_000.0  # 2025-11-24T16:00:00Z
+
+    @pytest.mark.parametrize(
+        ("header", "expected"),
+        [
+            ("7", 7.0),
+            ("0.5", 0.5),
+            ("-3", 0.0),
+            ("Mon, 24 Nov 2025 16:00:30 GMT", 30.0),
+            ("Mon, 24 Nov 2025 15:59:00 GMT", 0.0),  # in the past: retry now
+            (None, None),
+            ("", None),
+            ("soon", None),
+        ],
+    )
+    def test_seconds_and_dates(self, header: str | None, expected: float | None) -> None:
+        """Seconds are taken as they are; a date counts from now; garbage falls back."""
+        assert retry_after_s(header, now_s=self.NOW) == expected
