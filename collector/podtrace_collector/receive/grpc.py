@@ -36,7 +36,7 @@ SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 TRANSPORT = "grpc"
 
 
-class TraceServiceServicer(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
+class TraceServiceServicer(trace_service_pb2_grpc.TraceServiceServicer):
     """``Export`` over raw request bytes."""
 
     def __init__(self, ingest: Ingest, metrics: CollectorMetrics, *, token: str | None) -> None:

@@ -138,7 +138,7 @@ def decode(
     for ow, orv, w, n, hops in rows(s.IMPACTS):
         a.impacts[(ow, orv, w)] = Impact(n, hops)
     for *k4, n, hops in rows(s.ENTRY_IMPACTS):
-        a.entry_impacts[tuple(k4)] = _lazy.make(  # type: ignore[index]
+        a.entry_impacts[tuple(k4)] = _lazy.make(
             _lazy.LazyEntryImpact, src(s.ENTRY_IMPACTS, tuple(k4)), affected_requests=n,
             min_hops=hops,
         )  # fmt: skip
