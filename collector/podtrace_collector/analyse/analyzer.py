@@ -1,9 +1,10 @@
 """From analysed traces to ``Aggregates``: the per-minute, mergeable result the store keeps.
 
-``summarize(spans)`` analyses one trace and returns ``(bucket_start_s, Aggregates)``; the bucket is
-the Unix minute (seconds, a multiple of 60) of the trace's earliest span start, so a whole trace
-lands in one bucket even when it straddles a minute boundary.  ``Analyzer`` is the ``TraceSink``
-the assembler feeds: it keeps one ``Aggregates`` per bucket until the store writer drains them.
+``Analyzer`` is the ``TraceSink`` the assembler feeds: it analyses each complete trace
+(``requests.analyse_trace``), adds it into the ``Aggregates`` of its bucket (``add_trace``) and
+keeps one ``Aggregates`` per bucket until the store writer drains them.  A trace's bucket is the
+Unix minute (seconds, a multiple of 60) of its earliest span start, so a whole trace lands in one
+bucket even when it straddles a minute boundary.
 
 How the SPEC §4 definitions map onto ``Aggregates`` (read with ``analyse.requests``):
 
@@ -62,14 +63,6 @@ _BUCKET_NS = BUCKET_S * 1_000_000_000
 def bucket_start_s(start_ns: int) -> int:
     """The bucket (Unix seconds, minute-aligned) of a trace starting at ``start_ns``."""
     return (start_ns // _BUCKET_NS) * BUCKET_S
-
-
-def summarize(spans: Sequence[Span]) -> tuple[int, Aggregates]:
-    """Analyse one trace: ``(bucket start in Unix seconds, its Aggregates)``."""
-    trace = analyse_trace(spans)
-    agg = Aggregates()
-    add_trace(agg, trace)
-    return bucket_start_s(trace.start_ns), agg
 
 
 def operation_of(span: Span) -> str:

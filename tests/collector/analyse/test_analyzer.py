@@ -1,4 +1,4 @@
-"""Tests for analyse.summarize: traces into Aggregates, golden cases and Hypothesis properties."""
+"""Tests for analyse.analyzer: traces into Aggregates, golden cases and Hypothesis properties."""
 
 from __future__ import annotations
 
@@ -15,12 +15,18 @@ from podtrace_collector.analyse.analyzer import (
     add_trace,
     bucket_start_s,
     operation_of,
-    summarize,
 )
 from podtrace_collector.analyse.requests import analyse_trace
 from podtrace_collector.model import Resource, Span
 
-from tests.collector.analyse.tracebuilder import BASE_S, Trace, deployment, service, statefulset
+from tests.collector.analyse.tracebuilder import (
+    BASE_S,
+    Trace,
+    deployment,
+    service,
+    statefulset,
+    summarize,
+)
 
 FE = deployment("shop", "frontend", "fe1", pod="aaaaa")
 CHK = deployment("shop", "checkout", "chk1")

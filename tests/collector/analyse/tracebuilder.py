@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
+from podtrace_collector.aggregate.stats import Aggregates
+from podtrace_collector.analyse.analyzer import Analyzer
 from podtrace_collector.model import (
     KIND_CLIENT,
     KIND_CONSUMER,
@@ -39,6 +41,16 @@ BASE_S = 1_764_000_000  # 2025-11-24T16:00:00Z, minute-aligned
 _NS_PER_MS = 1_000_000
 _span_ids = itertools.count(1)
 _trace_ids = itertools.count(1)
+
+
+def summarize(spans: Sequence[Span]) -> tuple[int, Aggregates]:
+    """One trace through the production path (``Analyzer.on_trace``, then ``drain``):
+    ``(bucket start in Unix seconds, its Aggregates)``."""
+    analyzer = Analyzer()
+    analyzer.on_trace(spans, late=False)
+    assert analyzer.failed_traces == 0
+    ((bucket, agg),) = analyzer.drain().items()
+    return bucket, agg
 
 
 def deployment(

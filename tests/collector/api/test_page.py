@@ -1,7 +1,7 @@
 """The web page, in real headless Chromium, against the real API over a real SQLite store.
 
 The scenario goes through the real pipeline: traces built with the analysis test DSL, analysed
-by ``summarize``, written to a ``SqliteStore``, served by the collector's API app under uvicorn on
+by the Analyzer, written to a ``SqliteStore``, served by the collector's API app under uvicorn on
 a free loopback port.  Shop: frontend -> checkout -> cart, frontend -> recommendation -> cart
 (recommendation falls back, absorbing cart's failures), frontend -> catalog, checkout ->
 payment.  Cart rolls out a bad revision that fails a third of its requests; catalog rolled out
@@ -24,7 +24,6 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from podtrace_collector.aggregate.stats import Aggregates
-from podtrace_collector.analyse.analyzer import summarize
 from podtrace_collector.api.app import create_app
 from podtrace_collector.api.page import PAGE_DIR
 from podtrace_collector.metrics import CollectorMetrics
@@ -32,7 +31,7 @@ from podtrace_collector.model import Resource
 from podtrace_collector.store.sqlite import SqliteStore
 
 from tests.browser import Chromium
-from tests.collector.analyse.tracebuilder import Trace, deployment
+from tests.collector.analyse.tracebuilder import Trace, deployment, summarize
 
 pytestmark = pytest.mark.slow
 

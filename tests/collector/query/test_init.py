@@ -8,10 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from podtrace_collector import query as report
-from podtrace_collector.analyse.analyzer import summarize
 from podtrace_collector.store.memory import MemoryStore
 
-from tests.collector.analyse.tracebuilder import BASE_S, Trace, deployment
+from tests.collector.analyse.tracebuilder import BASE_S, Trace, deployment, summarize
 from tests.collector.query.aggbuilder import CART, NOW, shop
 
 # The report fields SPEC §3 fixes (more may be added).

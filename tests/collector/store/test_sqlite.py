@@ -217,28 +217,41 @@ def test_unopenable_file_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_reads_while_writing_in_a_thread(tmp_path: Path) -> None:
-    """Readers in other threads see consistent snapshots while a writer thread ingests."""
+    """Readers in other threads see whole writes only: every counter of a read is the same
+    whole number of batches, while a writer thread ingests."""
     st = SqliteStore(tmp_path / "p.db")
+    batch = sample(3)
     done = threading.Event()
     errors: list[BaseException] = []
+    seen: set[int] = set()
+    read_lately = threading.Event()
 
     def writer() -> None:
         try:
             for k in range(60):
-                st.write({T0 + 60 * (k % 5): sample(k % 7)})
+                st.write({T0 + 60 * (k % 5): batch})
+                read_lately.wait(0.5)  # let the readers in between writes (on a busy machine)
+                read_lately.clear()
         except BaseException as exc:  # surfaced by the assertion below
             errors.append(exc)
         finally:
             done.set()
 
+    def batches(a: Aggregates) -> set[float]:
+        counts = {a.traces / batch.traces, a.spans / batch.spans}
+        for key, stats in batch.revisions.items():
+            counts.add(a.revisions[key].requests / stats.requests if key in a.revisions else 0)
+        return counts
+
     def reader() -> None:
         try:
             while not done.is_set():
-                a = st.read()
-                for stats in a.revisions.values():
-                    # counters of one snapshot agree with each other
-                    assert stats.errors <= stats.requests
-                assert a.traces >= 0
+                counts = batches(st.read())
+                assert len(counts) == 1, counts  # one snapshot: every table at the same write
+                n = counts.pop()
+                assert n == int(n)
+                seen.add(int(n))
+                read_lately.set()
         except BaseException as exc:
             errors.append(exc)
 
@@ -251,7 +264,8 @@ def test_reads_while_writing_in_a_thread(tmp_path: Path) -> None:
     for t in threads:
         t.join(30)
     assert not errors
-    assert st.read().traces == sum(sample(k % 7).traces for k in range(60))
+    assert len(seen) > 1  # the readers really overlapped the writes
+    assert batches(st.read()) == {60}
     st.close()
 
 
