@@ -6,11 +6,12 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install browser test lint typecheck pytest bench demo clean
+.PHONY: help install browser test test-fast lint typecheck pytest bench demo clean
 
 help:
 	@echo "make demo   - run the whole product end to end (shop, rollout, blast radius)"
 	@echo "make test   - lint, type-check and run the full test suite"
+	@echo "make test-fast - the developer loop: the suite without the slow process/browser tests"
 	@echo "make bench  - print performance figures (ratios measured side by side)"
 
 $(STAMP): pyproject.toml hatch_build.py collector/podtrace_collector/receive/_wire.c
@@ -40,6 +41,11 @@ pytest: install browser
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest
+
+# A quick loop while developing (no processes, no browser, stop at the first failure);
+# CI and `make test` run everything.
+test-fast: install
+	$(BIN)/pytest -q -x -m "not slow"
 
 bench: install
 	$(BIN)/python -m bench

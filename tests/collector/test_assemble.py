@@ -7,12 +7,12 @@ import time
 from collections.abc import Sequence
 
 import pytest
-from podtrace_collector.analyse.analyzer import Analyzer, summarize
+from podtrace_collector.analyse.analyzer import Analyzer
 from podtrace_collector.assemble import Assembler
 from podtrace_collector.errors import Overloaded
 from podtrace_collector.model import Span
 
-from tests.collector.analyse.tracebuilder import Trace, deployment
+from tests.collector.analyse.tracebuilder import Trace, deployment, summarize
 
 FE = deployment("shop", "frontend", "fe1")
 CART = deployment("shop", "cart", "cart1")
