@@ -1,8 +1,10 @@
 """The collector's data model: decoded spans and the interfaces between pipeline stages.
 
-The pipeline is ``receive -> (dedupe) -> SpanSink``.  In a gateway the sink is the assembler,
-which groups spans into traces and hands complete traces to the analysis; in a sidecar it is the
-forwarder.  Everything here is plain data so the analysis core stays free of I/O.
+The pipeline is ``receive -> ingest (enrich, dedupe) -> SpanSink``, with forwarding beside it.
+In a gateway the sink is the analysis stage (``stage.AnalysisStage``: the assembler groups spans
+into traces and hands complete traces to the ``TraceSink``, the analyser); a sidecar has no sink,
+its ingest hands requests to the forwarder only.  Everything here is plain data so the analysis
+core stays free of I/O.
 """
 
 from __future__ import annotations

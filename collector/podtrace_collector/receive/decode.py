@@ -1,11 +1,15 @@
 """OTLP trace requests (protobuf or JSON) → ``Span`` objects, with per-span validation.
 
-This is the ingest hot path.  Protobuf bodies are parsed by the protobuf runtime (upb, in C) into
-the lean, wire-compatible view of ``ExportTraceServiceRequest`` from ``receive.lean``; ``extract``
-then walks it once, building one ``Resource`` per ``ResourceSpans`` and one ``Span`` per valid
-span, decoding only the ``SPAN_KEYS_KEPT`` attributes.  Invalid spans (ids of the wrong length,
-all-zero ids) are rejected one by one: the rest is accepted and the count goes into
-``partial_success``.  The lean message is also what is enriched and forwarded.
+This is the ingest hot path, with two ways in.  ``decode_body`` (a gateway that neither enriches
+nor forwards) reads protobuf bytes with the optional C scanner (``_wire.c``): it walks the
+canonical wire encoding SDKs produce straight into span records, and declines anything else
+(returns ``None``), which then goes the second way.  Otherwise protobuf bodies are parsed by the
+protobuf runtime (upb, in C) into the lean, wire-compatible view of ``ExportTraceServiceRequest``
+from ``receive.lean`` (also what is enriched and forwarded), and ``extract`` walks it.  Either
+way one ``Resource`` is built per ``ResourceSpans`` and one ``Span`` per valid span, decoding
+only the ``SPAN_KEYS_KEPT`` attributes, with the same results and errors.  Invalid spans (ids of
+the wrong length, all-zero ids) are rejected one by one: the rest is accepted and the count goes
+into ``partial_success``.
 
 OTLP/JSON follows the OTLP specification (hex ids, lowerCamelCase keys, enums as integers, 64-bit
 integers as strings, unknown fields ignored) and also accepts what real clients send and the

@@ -1,15 +1,15 @@
 """The default store: per-minute aggregates in an embedded SQLite database.
 
 One writer connection (WAL journal, ``synchronous=NORMAL``) writes each batch in a single
-transaction; every reading thread gets its own connection, so queries read a consistent snapshot
-and never wait for ingest (datasette's ``database.py`` does the same).  Only parameterised SQL
+transaction; every reading thread gets its own connection, so reads never wait for ingest (datasette's ``database.py`` does the same).  Only parameterised SQL
 touches data; table and column names come from ``_schema``.
 
 Rows are kept per minute and rolled up as they are written into 10-minute and hour rows
 (``_schema``), so a window of any length reads few rows.  A window query sums counters in SQL
 and leaves histograms, sets and lists to load lazily, one key at a time, on first use
 (``_lazy``): a blast-radius report looks at those of one or two keys, not at the thousands in
-an hour, and that is what keeps it fast.
+an hour, and that is what keeps it fast.  Those lazy loads run after the read's transaction, so
+they can see later writes (a known defect, to be replaced by reads loaded whole in one snapshot).
 """
 
 from __future__ import annotations
