@@ -1,8 +1,9 @@
 """The default store: per-minute aggregates in an embedded SQLite database.
 
 One writer connection (WAL journal, ``synchronous=NORMAL``) writes each batch in a single
-transaction; every reading thread gets its own connection, so reads never wait for ingest (datasette's ``database.py`` does the same).  Only parameterised SQL
-touches data; table and column names come from ``_schema``.
+transaction; every reading thread gets its own connection, so reads never wait for ingest
+(datasette's ``database.py`` does the same).  Only parameterised SQL touches data; table and
+column names come from ``_schema``.
 
 Rows are kept per minute and rolled up as they are written into 10-minute and hour rows
 (``_schema``), so a window of any length reads few rows.  A window query sums counters in SQL
