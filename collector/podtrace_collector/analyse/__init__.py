@@ -1,0 +1,5 @@
+"""Ingest-time analysis: workloads of spans, the request tree of a trace, per-minute aggregates.
+
+Pure functions and plain data, no I/O: ``workload`` (span → workload@revision), ``requests``
+(one trace → its request tree, origins, self time), ``analyzer`` (traces → ``Aggregates``).
+"""

@@ -1,0 +1,1 @@
+"""OTLP receivers: gRPC and HTTP transports, decoding, and their one table of answers."""
