@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import re
+import time
 import tomllib
 import urllib.request
 from pathlib import Path
@@ -225,3 +227,52 @@ def test_the_doc_scanners_find_what_they_check(command_flags: dict[str, set[str]
     ]
     assert {"--mode", "--bind"} <= command_flags["collector"]
     assert {"--revision", "--list", "--version", "-V"} <= command_flags["blast-radius"]
+
+
+# --- api.md's JSON examples show the fields the API returns -----------------------------------
+
+API_EXAMPLES = {  # the section of api.md -> the request its JSON example answers
+    "## `GET /api/v1/blast-radius`": "/api/v1/blast-radius?workload=shop/cart",
+    "## `GET /api/v1/rollouts`": "/api/v1/rollouts",
+    "## `GET /api/v1/workloads`": "/api/v1/workloads",
+    "## `GET /api/v1/graph`": "/api/v1/graph",
+}
+
+
+def _field_differences(doc: object, real: object, path: str = "$") -> list[str]:
+    if isinstance(doc, dict) and isinstance(real, dict):
+        out = [f"{path}.{k}: documented, not returned" for k in doc.keys() - real.keys()]
+        out += [f"{path}.{k}: returned, not documented" for k in real.keys() - doc.keys()]
+        for key in doc.keys() & real.keys():
+            out += _field_differences(doc[key], real[key], f"{path}.{key}")
+        return out
+    if isinstance(doc, list) and doc and isinstance(doc[0], dict):
+        if not isinstance(real, list) or not real:
+            return [f"{path}: the test's data leaves it empty, so its fields go unchecked"]
+        return _field_differences(doc[0], real[0], f"{path}[0]")
+    return []
+
+
+def _json_example(text: str, heading: str) -> object:
+    section = text.split(heading, 1)[1].split("\n## ", 1)[0]
+    return json.loads(next(body for info, body in _fenced_blocks(section) if info == "json"))
+
+
+def test_api_examples_show_every_field_the_api_returns() -> None:
+    """Each endpoint's JSON example in api.md has exactly the fields a real answer has."""
+    from podtrace_collector.store.memory import MemoryStore
+
+    from tests.collector.api.test_routes import Server, make_app, scenario
+
+    text = (ROOT / "docs" / "api.md").read_text()
+    server = Server(make_app())
+    try:
+        server.app.state.store = MemoryStore()
+        server.app.state.store.write(scenario(time.time()))
+        for heading, path in API_EXAMPLES.items():
+            with urllib.request.urlopen(server.url + path, timeout=10) as response:
+                real = json.loads(response.read())
+            differences = _field_differences(_json_example(text, heading), real)
+            assert not differences, f"api.md {heading}: {differences}"
+    finally:
+        server.stop()
