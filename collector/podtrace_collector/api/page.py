@@ -3,6 +3,11 @@
 Only plain file names directly inside ``page/`` are served (no sub-directories, no dot files),
 so a request can never reach outside it.  The page holds no data of its own: it calls the
 query API, which is where the optional bearer token applies.
+
+Every page response carries the page's Content-Security-Policy as a real header (the ``<meta>``
+tag in ``index.html`` repeats it for a copy of the file opened elsewhere, but a meta tag cannot
+say ``frame-ancestors``), and refuses to be framed (``frame-ancestors 'none'`` and, for browsers
+that predate it, ``X-Frame-Options: DENY``): nobody can overlay the page to steer a click.
 """
 
 from __future__ import annotations
@@ -30,8 +35,28 @@ CONTENT_TYPES = {
     ".txt": "text/plain; charset=utf-8",
 }
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+# Everything the page uses comes from the collector itself; the browser enforces it.
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "connect-src 'self'",
+        "img-src 'self' data:",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    )
+)
 # The page is small and changes with each release: let browsers revalidate rather than guess.
-_HEADERS = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+# Links out (a trace viewer) must not learn the collector's address from the Referer.
+_HEADERS = {
+    "Cache-Control": "no-cache",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
 
 router = APIRouter(tags=["page"])
 

@@ -1,4 +1,4 @@
-// podtrace: the rollouts list and the blast-radius report of the selected rollout.
+// podtrace: the rollouts list, the selection and the periodic refresh of the page.
 //
 // Data comes from the collector's own API (/api/v1/...) on the same origin; nothing else is
 // fetched.  Every refresh re-reads the data and rebuilds only what changed, keeping the
@@ -16,49 +16,7 @@
   };
   const state = { rollouts: null, lastOk: null, seen: {}, generation: 0, timer: 0 };
   const $ = (id) => document.getElementById(id);
-  const nf = new Intl.NumberFormat("en");
-
-  // ---- small helpers ------------------------------------------------------------------------
-
-  function h(tag, attrs, ...children) {
-    const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v !== null && v !== undefined && v !== false) e.setAttribute(k, String(v));
-    }
-    for (const c of children) if (c !== null && c !== undefined) e.append(c);
-    return e;
-  }
-
-  const fmt = (n) => (n === null || n === undefined ? "–" : nf.format(n));
-  const pct = (x) => (x === null || x === undefined ? "–" : `${(x * 100).toFixed(x && x < 0.001 ? 3 : 1)} %`);
-  const ms = (x) => (x === null || x === undefined ? "–" : `${Number(x).toFixed(x < 10 ? 1 : 0)} ms`);
-  const share = (a, b) => (b ? pct(a / b) : "–");
-  const shortRev = (r) => (r ? (r.length > 10 ? r.slice(0, 10) : r) : "(first)");
-
-  function pValue(p) {
-    if (p === null || p === undefined) return "–";
-    return p < 0.001 ? p.toExponential(1) : p.toFixed(3);
-  }
-
-  function utc(iso) {
-    const d = new Date(iso);
-    if (Number.isNaN(d.getTime())) return iso || "–";
-    return `${d.toISOString().slice(0, 16).replace("T", " ")} UTC`;
-  }
-
-  function ago(iso) {
-    const s = (Date.now() - new Date(iso).getTime()) / 1000;
-    if (!(s >= 0)) return "";
-    if (s < 90) return `${Math.round(s)} s ago`;
-    if (s < 5400) return `${Math.round(s / 60)} min ago`;
-    if (s < 172800) return `${Math.round(s / 3600)} h ago`;
-    return `${Math.round(s / 86400)} days ago`;
-  }
-
-  function badge(verdict) {
-    const v = verdict || "unknown";
-    return h("span", { class: `badge verdict-${v}`, "data-verdict": v }, v.replace("_", " "));
-  }
+  const { h, fmt, shortRev, utc, ago, badge } = window.podtraceFormat;
 
   class ApiError extends Error {
     constructor(status, code, message) {
@@ -199,8 +157,8 @@
 
   // ---- the report -----------------------------------------------------------------------------
 
-  const SECTIONS = ["summary", "comparison-card", "graph-card", "entrypoints-card", "affected-card",
-    "contained-card", "exemplars-card"];
+  const SECTIONS = ["summary", "comparison-card", "graph-card", "slowed-card", "entrypoints-card",
+    "affected-card", "contained-card", "exemplars-card"];
 
   function showReportMessage(text, kind) {
     for (const id of SECTIONS) $(id).hidden = true;
@@ -218,192 +176,11 @@
     if (!graph || !(graph.nodes || []).length) return;
     $("graph-card").hidden = false;
     $("graph-title").textContent = "Service graph";
-    $("graph-hint").textContent = "Every workload reporting; arrows point from caller to callee "
-      + "and carry calls · errors over everything retained.";
+    $("graph-hint").textContent = "Every workload reporting, callers to the left of what they call; "
+      + "arrows carry calls · errors over everything retained. Drag to pan, wheel to zoom.";
     $("legend").replaceChildren();
     $("report").dataset.workload = "";
-    window.podtraceGraph.render($("graph"), window.podtraceGraph.build(null, graph), fmt);
-  }
-
-  function renderSummaryLine(rep) {
-    const bits = [rep.kind, rep.version && `version ${rep.version}`,
-      rep.window && `window ${utc(rep.window.start)} → ${utc(rep.window.end)}`,
-      `p = ${pValue(rep.p_value)}`];
-    $("summary-line").textContent = bits.filter(Boolean).join(" · ");
-  }
-
-  function renderSummary(rep) {
-    $("summary-title").replaceChildren(rep.workload, " ",
-      h("span", { class: "revs" }, h("code", {}, shortRev(rep.baseline && rep.baseline.revision)), " → ",
-        h("code", {}, shortRev(rep.revision))));
-    $("summary-verdict").replaceWith(Object.assign(badge(rep.verdict), { id: "summary-verdict" }));
-    renderSummaryLine(rep);
-    const items = [
-      ["affected users", fmt(rep.affected_users), "users"],
-      ["affected traces", fmt(rep.affected_traces), "traces"],
-      ["affected services", fmt((rep.affected_services || []).length), "services"],
-      ["max hops", fmt(rep.max_hops), "hops"],
-      ["origin errors", `${fmt(rep.origin_errors)} / ${fmt(rep.requests)}`, "origin"],
-    ];
-    $("reasons").replaceChildren(...(rep.reasons || []).map((r) => h("li", {}, r)));
-    $("headline").replaceChildren(...items.map(([label, value, key]) =>
-      h("div", { class: "kpi", "data-kpi": key }, h("dt", {}, label), h("dd", {}, value))));
-  }
-
-  function change(now, base, worseIfHigher) {
-    if (now === null || now === undefined || base === null || base === undefined) return ["–", ""];
-    if (base === 0) return now === 0 ? ["=", ""] : ["new", worseIfHigher ? "worse" : ""];
-    const r = now / base;
-    const text = r >= 10 ? `×${r.toFixed(0)}` : `${r >= 1 ? "+" : "−"}${Math.abs((r - 1) * 100).toFixed(0)} %`;
-    const cls = worseIfHigher && r >= 1.2 ? "worse" : worseIfHigher && r <= 0.83 ? "better" : "";
-    return [cls === "worse" ? `▲ ${text}` : cls === "better" ? `▼ ${text}` : text, cls];
-  }
-
-  function revHeader(label, revision) {
-    return h("th", { scope: "col", class: "num" }, label, h("br"), h("code", {}, shortRev(revision)));
-  }
-
-  function renderComparison(rep) {
-    const base = rep.baseline;
-    const head = [h("th", { scope: "col" }, "metric"),
-      base ? revHeader("baseline", base.revision) : null,
-      revHeader("this rollout", rep.revision),
-      base ? h("th", { scope: "col", class: "num" }, "change") : null];
-    $("comparison").tHead.replaceChildren(h("tr", {}, ...head));
-    const lat = (o, k, q) => (o && o[k] ? o[k][q] : null);
-    const rows = [
-      ["requests", "requests", fmt, false], ["errors", "errors", fmt, true],
-      ["origin errors", "origin_errors", fmt, true], ["error rate", "error_rate", pct, true],
-      ...["p50", "p95", "p99"].map((q) => [`latency ${q}`, ["latency_ms", q], ms, true]),
-      ...["p50", "p95", "p99"].map((q) => [`self time ${q}`, ["self_time_ms", q], ms, true]),
-    ];
-    const get = (o, key) => (!o ? null : Array.isArray(key) ? lat(o, key[0], key[1]) : o[key]);
-    $("comparison").tBodies[0].replaceChildren(...rows.map(([label, key, f, bad]) => {
-      const [text, cls] = change(get(rep, key), get(base, key), bad && label !== "requests");
-      return h("tr", { "data-metric": Array.isArray(key) ? key.join(".") : key },
-        h("th", { scope: "row" }, label),
-        base ? h("td", { class: "num" }, f(get(base, key))) : null,
-        h("td", { class: "num" }, f(get(rep, key))),
-        base ? h("td", { class: `num change ${cls}` }, text) : null);
-    }));
-    $("comparison-title").textContent = base ? "Compared with the baseline revision"
-      : "First revision: no baseline to compare with";
-    $("comparison-hint").textContent = baselineWindow(rep.baseline_window);
-  }
-
-  // How the baseline was measured: alongside the new revision (a canary) or just before it.
-  function baselineWindow(w) {
-    if (!w) return "";
-    const span = `${utc(w.start)} → ${utc(w.end)}`;
-    return w.mode === "same_window"
-      ? `Both revisions served over the same window (a canary or an unfinished rollout).`
-      : `The baseline is measured over an equal window just before the new revision appeared (${span}).`;
-  }
-
-  function renderLegend() {
-    const items = [["origin", "node origin hop-0", "✖", "origin of the failures"],
-      ["hop-1", "node affected hop-1", "1", "1 hop away"], ["hop-2", "node affected hop-2", "2", "2 hops"],
-      ["hop-3", "node affected hop-3", "3", "3 hops"],
-      ["hop-far", "node affected hop-far", "4+", "4+ hops"], ["unaffected", "node unaffected hop-none", "", "not affected"],
-      ["absorbing", "node absorbing hop-none", "↩", "absorbed failures (dashed ring)"],
-      ["entry", "", "⇥", "entry point"]];
-    $("legend").replaceChildren(...items.map(([key, cls, mark, text]) => h("li", { "data-legend": key },
-      h("span", { class: `swatch ${cls}`, "aria-hidden": "true" }, mark), text)));
-  }
-
-  function renderTables(rep) {
-    const ep = rep.entrypoints || [];
-    $("entrypoints").tBodies[0].replaceChildren(...ep.map((e) => h("tr", { "data-workload": e.workload,
-      "data-operation": e.operation }, h("td", {}, e.workload), h("td", {}, h("code", {}, e.operation)),
-    h("td", { class: "num" }, fmt(e.affected_requests)), h("td", { class: "num" }, fmt(e.requests)),
-    h("td", { class: "num" }, share(e.affected_requests, e.requests)),
-    h("td", { class: "num" }, fmt(e.affected_users)))));
-    $("entrypoints-users").replaceChildren(h("strong", { id: "affected-users" }, fmt(rep.affected_users)),
-      ` distinct users (enduser.id) hit an error at the entry points below.`);
-    const af = [...(rep.affected_services || [])]
-      .sort((a, b) => a.hops - b.hops || b.affected_requests - a.affected_requests);
-    $("affected").tBodies[0].replaceChildren(...af.map((a) => h("tr",
-      { "data-workload": a.workload, "data-hops": a.hops },
-      h("td", {}, h("span", { class: `hopdot hop-${a.hops}`, "aria-hidden": "true" }), a.workload),
-      h("td", { class: "num" }, String(a.hops)), h("td", { class: "num" }, fmt(a.affected_requests)),
-      h("td", { class: "num" }, fmt(a.requests)), h("td", { class: "num" }, share(a.affected_requests, a.requests)))));
-    const cb = rep.contained_by || [];
-    $("contained").tBodies[0].replaceChildren(...cb.map((c) => h("tr", { "data-workload": c.workload },
-      h("td", {}, c.workload), h("td", { class: "num" }, fmt(c.absorbed_requests)))));
-    $("contained-card").hidden = cb.length === 0;
-    $("entrypoints-card").hidden = false;
-    $("affected-card").hidden = false;
-    for (const [id, list, text] of [["entrypoints", ep, "No entry point was affected."],
-      ["affected", af, "No other workload was affected."]]) {
-      if (!list.length) {
-        $(id).tBodies[0].replaceChildren(h("tr", { class: "none" }, h("td", { colspan: 6 }, text)));
-      }
-    }
-  }
-
-  function traceLink(id) {
-    if (!config.traceUrl) return null;
-    try {
-      const url = new URL(config.traceUrl.replaceAll("{trace_id}", encodeURIComponent(id)), location.href);
-      return ["http:", "https:"].includes(url.protocol) ? url.href : null;
-    } catch (err) {
-      return null;
-    }
-  }
-
-  function renderExemplars(rep) {
-    const ids = rep.exemplar_trace_ids || [];
-    $("exemplars-card").hidden = ids.length === 0;
-    $("exemplars-hint").textContent = config.traceUrl
-      ? "Links open your trace viewer."
-      : "Copy an id into your trace viewer, or add ?trace_url=<viewer URL with {trace_id}> "
-        + "to this page's address to get links.";
-    $("exemplars").replaceChildren(...ids.map((id) => {
-      const link = traceLink(id);
-      const code = h("code", { class: "trace-id", "data-trace-id": id }, id);
-      const copy = h("button", { type: "button", class: "copy", "aria-label": `copy trace id ${id}` }, "copy");
-      copy.addEventListener("click", () => copyText(id, copy));
-      const shown = link ? h("a", { href: link, target: "_blank", rel: "noopener noreferrer" }, code) : code;
-      return h("li", {}, shown, " ", copy);
-    }));
-  }
-
-  function copyText(text, button) {
-    const done = () => { button.textContent = "copied"; setTimeout(() => { button.textContent = "copy"; }, 1500); };
-    if (navigator.clipboard && window.isSecureContext) {
-      navigator.clipboard.writeText(text).then(done, () => selectText(button));
-    } else {
-      selectText(button);
-    }
-  }
-
-  function selectText(button) {
-    const range = document.createRange();
-    range.selectNodeContents(button.parentElement.querySelector("code"));
-    getSelection().removeAllRanges();
-    getSelection().addRange(range);
-  }
-
-  function renderReport(rep, graph, graphError) {
-    $("report-empty").hidden = true;
-    for (const id of ["summary", "comparison-card", "graph-card"]) $(id).hidden = false;
-    const main = $("report");
-    main.dataset.workload = rep.workload;
-    main.dataset.revision = rep.revision;
-    main.dataset.verdict = rep.verdict;
-    renderSummary(rep);
-    renderComparison(rep);
-    renderLegend();
-    $("graph-hint").textContent = "Rings by hop distance from the origin; arrows point from caller "
-      + "to callee and carry calls · errors in the rollout's window.";
-    const svg = $("graph");
-    window.podtraceGraph.render(svg, window.podtraceGraph.build(rep, graph), fmt);
-    svg.dataset.graph = graphError ? "unavailable" : "ok";
-    $("graph-title").textContent = graphError
-      ? `Blast radius (service graph unavailable: ${graphError.message})`
-      : "Blast radius on the service graph";
-    renderTables(rep);
-    renderExemplars(rep);
+    window.podtraceView.show(null, graph, fmt);
   }
 
   // ---- loading --------------------------------------------------------------------------------
@@ -478,8 +255,8 @@
       // The window's end is "now" and moves on every refresh: it alone does not redraw.
       const key = JSON.stringify([{ ...rep, window: null }, graph, graphError && graphError.message]);
       // Unchanged data: leave the DOM alone (no flicker, focus and text selection survive).
-      if (state.seen.key !== key || $("summary").hidden) renderReport(rep, graph, graphError);
-      else renderSummaryLine(rep);
+      if (state.seen.key !== key || $("summary").hidden) window.podtraceReport.render(rep, graph, graphError, config);
+      else window.podtraceReport.renderSummaryLine(rep);
       state.seen.key = key;
     } catch (err) {
       // Unreachable API or a bug here: the banner's business.  An API answer: shown in place.

@@ -1,35 +1,28 @@
-// podtrace: the blast radius drawn on the service graph, in SVG, by hop distance.
+// podtrace: the blast radius drawn on the service graph, in SVG.
 //
-// The origin workload sits at the centre; the workloads its failures reached sit on rings
-// around it, one ring per hop; every other workload sits on an outer ring.  Within a ring,
-// nodes are ordered by the angle of their neighbours on inner rings so that edges stay short
-// and rarely cross.  No library: a few dozen nodes need no force simulation.
+// ``build`` merges the graph endpoint's nodes and edges with the report's view of them and sorts
+// every workload into a group: ``core`` (the origin, every workload its failures or latency
+// reached, the workloads that absorbed failures, the entry points), ``context`` (an unaffected
+// workload that calls or is called by the core) and ``rest``.  ``draw`` puts the visible ones
+// into an SVG group: nodes first (to measure their labels), then the layout (layout.js), then
+// edges, whose labels take the first free place along their curve or stay hidden (the edge's
+// tooltip still has the figures): no label is ever drawn over another.
 "use strict";
 
 window.podtraceGraph = (() => {
   const SVG_NS = "http://www.w3.org/2000/svg";
   const NODE_R = 22;
-  // The rings are ellipses filling a canvas as wide as the graph's box on screen, so that text
-  // is drawn at its CSS size; a ring step never drops below what labels need (the box then
-  // scrolls rather than shrinking text out of legibility).
-  const DEFAULT_W = 1000;
-  const MIN_SCALE = 0.8;
-  const MIN_STEP_X = 135;
-  const MIN_STEP_Y = 90;
-  const MIN_GAP = 150; // arc length between neighbours on a ring, room for the labels
-  const MARGIN_X = 110;
-  const MARGIN_Y = 60;
+  const RING = 9; // how far the absorbed and slowed rings reach beyond a node's disc
+  const PAD = 3; // between two labels, at least
 
-  // Merge the graph endpoint's nodes and edges with the report's view of them.  Without a
-  // report (no rollout yet) every workload is drawn, none marked.
   function build(report, graph) {
     report = report || { workload: null };
     const nodes = new Map();
     const node = (id, service) => {
       if (!nodes.has(id)) {
         nodes.set(id, {
-          id, service: service || id.split("/").pop(), kind: "", requests: null,
-          errors: null, hops: null, affected: null, absorbed: 0, entry: false,
+          id, service: service || id.split("/").pop(), kind: "", requests: null, errors: null,
+          hops: null, affected: null, absorbed: 0, entry: false, slowed: null, slowHops: null, group: "rest",
         });
       }
       return nodes.get(id);
@@ -47,117 +40,35 @@ window.podtraceGraph = (() => {
     }
     for (const e of report.entrypoints || []) node(e.workload, e.service).entry = true;
     for (const c of report.contained_by || []) node(c.workload, c.service).absorbed += c.absorbed_requests;
+    const impact = report.latency_impact || {};
+    for (const s of [...(impact.services || []), ...(impact.entrypoints || [])]) {
+      const n = node(s.workload, s.service);
+      if (n === origin) continue;
+      n.slowed = n.slowed || { p50: 0, p95: 0, exposed: 0, requests: 0 };
+      const added = s.added_ms || {};
+      n.slowed.p50 = Math.max(n.slowed.p50, added.p50 || 0);
+      n.slowed.p95 = Math.max(n.slowed.p95, added.p95 || 0);
+      n.slowed.exposed = Math.max(n.slowed.exposed, s.exposed_requests || 0);
+      n.slowed.requests = Math.max(n.slowed.requests, s.requests || 0);
+      if (typeof s.hops === "number") n.slowHops = Math.min(n.slowHops ?? Infinity, s.hops);
+    }
+    for (const e of impact.entrypoints || []) node(e.workload, e.service).entry = true;
     const edges = ((graph && graph.edges) || []).filter(
       (e) => e.source !== e.target && nodes.has(e.source) && nodes.has(e.target));
-    return { origin: origin && origin.id, nodes: [...nodes.values()], edges };
+    const model = { origin: origin && origin.id, nodes: [...nodes.values()], edges };
+    group(model);
+    return model;
   }
 
-  // Assign x, y to every node: elliptical rings by hop, the outer ring for the unaffected.
-  // Coordinates are pixels of a canvas wide enough for the busiest ring, so text keeps its size.
-  function layout(model, canvasW) {
-    const canvasH = Math.min(760, Math.max(560, canvasW * 0.62));
-    const rings = new Map();
-    const maxHop = Math.max(0, ...model.nodes.filter((n) => n.hops !== null).map((n) => n.hops));
-    for (const n of model.nodes) {
-      const ring = n.hops === null ? maxHop + 1 : n.hops;
-      if (!rings.has(ring)) rings.set(ring, []);
-      rings.get(ring).push(n);
-    }
-    const order = [...rings.keys()].filter((r) => r > 0).sort((a, b) => a - b);
-    // Ring k sits at k steps; a step grows until the busiest ring has room for its nodes.
-    const ringCount = Math.max(1, order.length);
-    const stepX = Math.max(MIN_STEP_X, (canvasW / 2 - MARGIN_X) / ringCount);
-    const stepY = Math.max(MIN_STEP_Y, (canvasH / 2 - MARGIN_Y) / ringCount);
-    let scale = 1;
-    order.forEach((ring, i) => {
-      const arc = 2 * Math.PI * (i + 1) * Math.sqrt((stepX * stepX + stepY * stepY) / 2);
-      scale = Math.max(scale, (rings.get(ring).length * MIN_GAP) / arc);
-    });
-    const neighbours = new Map(model.nodes.map((n) => [n.id, []]));
+  function group(model) {
+    const core = (n) => n.id === model.origin || n.hops !== null || n.slowed || n.absorbed || n.entry;
+    for (const n of model.nodes) if (model.origin !== null && core(n)) n.group = "core";
+    const byId = new Map(model.nodes.map((n) => [n.id, n]));
     for (const e of model.edges) {
-      neighbours.get(e.source).push(e.target);
-      neighbours.get(e.target).push(e.source);
+      const [s, t] = [byId.get(e.source), byId.get(e.target)];
+      if (s.group === "core" && t.group === "rest") t.group = "context";
+      if (t.group === "core" && s.group === "rest") s.group = "context";
     }
-    const placed = new Map();
-    (rings.get(0) || []).forEach((n, i) => place(placed, n, 0, i * 60));
-    const radii = [];
-    order.forEach((ring, i) => {
-      const rx = (i + 1) * stepX * scale;
-      const ry = (i + 1) * stepY * scale;
-      radii.push({ ring, rx, ry, unaffected: ring === maxHop + 1 });
-      placeRing(placed, rings.get(ring), rx, ry, neighbours, ring !== maxHop + 1);
-    });
-    const last = radii[radii.length - 1] || { rx: MIN_STEP_X, ry: MIN_STEP_Y };
-    return { radii, width: 2 * (last.rx + MARGIN_X), height: 2 * (last.ry + MARGIN_Y), positions: placed };
-  }
-
-  function place(placed, n, x, y, angle) {
-    n.x = x;
-    n.y = y;
-    n.angle = angle ?? null;
-    placed.set(n.id, n);
-  }
-
-  // Circular mean of the angles of a node's neighbours on inner rings (null when none).
-  function wantedAngle(n, placed, neighbours) {
-    const angles = neighbours.get(n.id).map((id) => placed.get(id)).filter((p) => p && p.angle !== null)
-      .map((p) => p.angle);
-    if (!angles.length) return null;
-    return Math.atan2(angles.reduce((s, a) => s + Math.sin(a), 0), angles.reduce((s, a) => s + Math.cos(a), 0));
-  }
-
-  // Nodes take the free slot nearest to their neighbours.  An affected ring has spare slots, so
-  // a node stays next to the workload it failed through; the outer ring has exactly one slot per
-  // node, so the unaffected spread all around.  Nodes whose neighbours are all on the same ring
-  // follow them once those are placed; nodes with no placed neighbour spread evenly.
-  function placeRing(placed, members, rx, ry, neighbours, spare) {
-    const n = members.length;
-    const count = spare ? Math.max(n, Math.min(2 * n, Math.floor((Math.PI * (rx + ry)) / MIN_GAP))) : n;
-    const byId = (p, q) => p.id.localeCompare(q.id);
-    const known = members.map((m) => ({ m, a: wantedAngle(m, placed, neighbours) }))
-      .filter((w) => w.a !== null).sort((p, q) => p.a - q.a || byId(p.m, q.m));
-    // Slots start on the left: a chain of callers then reads left to right, towards the origin.
-    const turn = spare || !known.length ? Math.PI : bestTurn(known.map((w) => w.a), count);
-    const slots = Array.from({ length: count }, (_, i) => ({ a: turn + (i * 2 * Math.PI) / count, taken: false }));
-    const take = (m, target) => {
-      const slot = slots.filter((s) => !s.taken)
-        .reduce((best, s) => (gap(s.a, target) < gap(best.a, target) ? s : best));
-      slot.taken = true;
-      place(placed, m, rx * Math.cos(slot.a), ry * Math.sin(slot.a), slot.a);
-    };
-    for (const { m, a } of known) take(m, a);
-    let rest = members.filter((m) => !placed.has(m.id)).sort(byId);
-    for (;;) {
-      const next = rest.map((m) => ({ m, a: wantedAngle(m, placed, neighbours) })).find((w) => w.a !== null);
-      if (!next) break;
-      take(next.m, next.a);
-      rest = rest.filter((m) => m !== next.m);
-    }
-    const free = slots.filter((s) => !s.taken);
-    rest.forEach((m, i) => take(m, free[Math.floor((i * free.length) / rest.length)].a));
-  }
-
-  // The rotation of evenly spaced slots that brings them closest to the wanted angles.
-  function bestTurn(angles, count) {
-    let best = Math.PI;
-    let bestCost = Infinity;
-    for (let k = 0; k < 36; k++) {
-      const turn = Math.PI + (k * 2 * Math.PI) / (36 * count);
-      const cost = angles.reduce((sum, a) => {
-        const i = Math.round((((a - turn) % (2 * Math.PI)) + 2 * Math.PI) / ((2 * Math.PI) / count)) % count;
-        return sum + gap(a, turn + (i * 2 * Math.PI) / count);
-      }, 0);
-      if (cost < bestCost - 1e-9) {
-        best = turn;
-        bestCost = cost;
-      }
-    }
-    return best;
-  }
-
-  function gap(a, b) {
-    const d = Math.abs(a - b) % (2 * Math.PI);
-    return Math.min(d, 2 * Math.PI - d);
   }
 
   function el(tag, attrs, ...children) {
@@ -170,10 +81,12 @@ window.podtraceGraph = (() => {
   }
 
   function nodeClasses(n, origin) {
-    const cls = ["node"];
+    const cls = ["node", `group-${n.group}`];
     if (n.id === origin) cls.push("origin", "hop-0");
     else if (n.hops !== null) cls.push("affected", `hop-${n.hops}`, n.hops >= 4 ? "hop-far" : "");
+    else if (n.slowed) cls.push("slow-only");
     else cls.push("unaffected", "hop-none");
+    if (n.slowed) cls.push("slowed");
     if (n.absorbed) cls.push("absorbing");
     if (n.entry) cls.push("entry");
     return cls.filter(Boolean).join(" ");
@@ -187,61 +100,92 @@ window.podtraceGraph = (() => {
     }
     if (n.absorbed) parts.push(`absorbed ${fmt(n.absorbed)}`);
     const requests = n.requests === null ? "" : `${fmt(n.requests)} req`;
-    if (!parts.length) parts.push(origin === null ? requests : ["unaffected", requests].filter(Boolean).join(" · "));
+    if (!parts.length && !n.slowed) {
+      parts.push(origin === null ? requests : ["unaffected", requests].filter(Boolean).join(" · "));
+    }
     return parts.join(" · ");
   }
 
+  const addedMs = (x) => `+${Number(x).toFixed(x < 10 ? 1 : 0)} ms`;
+
   function drawNode(n, origin, fmt) {
     const caption = nodeCaption(n, origin, fmt);
+    const slow = n.slowed ? `slowed ${addedMs(n.slowed.p50)} p50` : "";
     const g = el("g", {
       class: nodeClasses(n, origin), "data-workload": n.id, "data-hops": n.hops ?? "",
-      "data-absorbed": n.absorbed || null, "data-entry": n.entry ? "true" : null,
-      transform: `translate(${n.x.toFixed(1)},${n.y.toFixed(1)})`, tabindex: 0,
+      "data-slow-hops": n.slowHops ?? null, "data-absorbed": n.absorbed || null,
+      "data-entry": n.entry ? "true" : null, tabindex: 0,
     });
-    g.append(el("title", {}, `${n.id}${n.kind ? ` (${n.kind})` : ""}: ${caption}${n.entry ? " · entry point" : ""}`));
-    if (n.absorbed) g.append(el("circle", { class: "absorb-ring", r: NODE_R + 7 }));
+    const slowTitle = n.slowed ? ` · slowed on its critical path: ${addedMs(n.slowed.p50)} p50, `
+      + `${addedMs(n.slowed.p95)} p95 over ${fmt(n.slowed.exposed)}/${fmt(n.slowed.requests)} requests` : "";
+    g.append(el("title", {}, `${n.id}${n.kind ? ` (${n.kind})` : ""}: ${caption}${slowTitle}`
+      + `${n.entry ? " · entry point" : ""}`));
+    if (n.absorbed) g.append(el("circle", { class: "absorb-ring", r: NODE_R + RING - 2 }));
+    if (n.slowed) g.append(el("circle", { class: "slow-ring", r: NODE_R + 4 }));
     g.append(el("circle", { class: "dot", r: NODE_R }));
-    const mark = n.id === origin ? "✖" : n.hops !== null ? String(n.hops) : n.absorbed ? "↩" : "";
+    const hop = n.hops ?? n.slowHops;
+    const mark = n.id === origin ? "✖" : hop !== null ? String(hop) : n.absorbed ? "↩" : "";
     g.append(el("text", { class: "mark", dy: "0.35em" }, mark));
-    // Long names are cut to keep neighbours apart; the node's title has the full name.
+    // Long names are cut to keep columns narrow; the node's title has the full name.
     const name = n.service.length > 24 ? `${n.service.slice(0, 23)}…` : n.service;
-    g.append(el("text", { class: "name", y: NODE_R + 17 }, name + (n.entry ? " ⇥" : "")));
-    g.append(el("text", { class: "caption", y: NODE_R + 32 }, caption));
+    let y = NODE_R + RING + 8;
+    g.append(el("text", { class: "name", y }, name + (n.entry ? " ⇥" : "")));
+    for (const [cls, text] of [["caption", caption], ["slow-caption", slow]]) {
+      if (!text) continue;
+      y += 15;
+      g.append(el("text", { class: cls, y }, text));
+    }
     return g;
   }
 
-  function drawEdge(e, nodes, origin, fmt) {
-    const s = nodes.get(e.source);
-    const t = nodes.get(e.target);
-    const dx = t.x - s.x;
-    const dy = t.y - s.y;
-    const len = Math.hypot(dx, dy) || 1;
-    // A gentle bend: two edges in opposite directions then do not overlap.
-    const cx = (s.x + t.x) / 2 - (dy / len) * len * 0.12;
-    const cy = (s.y + t.y) / 2 + (dx / len) * len * 0.12;
-    const from = towards(s, { x: cx, y: cy }, NODE_R + 2);
-    const to = towards(t, { x: cx, y: cy }, NODE_R + 8);
-    const hot = s.hops !== null && t.hops !== null;
-    const cls = ["edge", e.errors ? "edge-errors" : "edge-ok", hot ? "edge-blast" : ""].filter(Boolean).join(" ");
-    const width = 1 + Math.log10((e.calls || 0) + 1);
-    const g = el("g", { class: cls, "data-source": e.source, "data-target": e.target,
-      "data-calls": e.calls, "data-errors": e.errors });
-    const label = `${fmt(e.calls)} calls${e.errors ? ` · ${fmt(e.errors)} errors` : ""}`;
-    g.append(el("title", {}, `${e.source} → ${e.target}: ${label}${latencyText(e)}`));
-    const xy = (x, y) => `${x.toFixed(1)},${y.toFixed(1)}`;
-    g.append(el("path", { d: `M${xy(from.x, from.y)} Q${xy(cx, cy)} ${xy(to.x, to.y)}`,
-      "stroke-width": width.toFixed(2), "marker-end": `url(#arrow-${e.errors ? "err" : "ok"})` }));
-    // The label sits just outside the bend's midpoint, two short lines: calls, then errors.
-    const lx = 0.25 * s.x + 0.5 * cx + 0.25 * t.x - (dy / len) * 10;
-    const ly = 0.25 * s.y + 0.5 * cy + 0.25 * t.y + (dx / len) * 10;
-    const text = el("text", { class: "edge-label", x: lx.toFixed(1), y: ly.toFixed(1) },
-      el("tspan", { x: lx.toFixed(1), dy: e.errors ? "-0.2em" : "0.35em" }, compact(e.calls)));
-    if (e.errors) {
-      text.append(el("tspan", { class: "edge-errors-label", x: lx.toFixed(1), dy: "1.1em" },
-        `${compact(e.errors)} err`));
+  // A label block's extent around its node's centre, measured (estimated when not rendered).
+  function measure(g) {
+    const boxes = [{ x: -NODE_R - RING, y: -NODE_R - RING, w: 2 * (NODE_R + RING), h: 2 * (NODE_R + RING) }];
+    for (const t of g.querySelectorAll("text.name, text.caption, text.slow-caption")) boxes.push(textBox(t));
+    const hw = Math.max(...boxes.map((b) => Math.max(-b.x, b.x + b.w)));
+    return { boxes, hw, top: NODE_R + RING, bottom: Math.max(...boxes.map((b) => b.y + b.h)) };
+  }
+
+  function textBox(t) {
+    const b = t.getBBox();
+    if (b.width > 0) return { x: b.x, y: b.y, w: b.width, h: b.height };
+    const size = t.classList.contains("name") ? 13 : 11; // not laid out (a hidden tab): estimate
+    const w = t.textContent.length * size * 0.62;
+    const y = Number(t.getAttribute("y")) || 0;
+    return { x: -w / 2, y: y - size, w, h: size * 1.3 };
+  }
+
+  function shift(b, x, y) {
+    return { x: b.x + x, y: b.y + y, w: b.w, h: b.h };
+  }
+
+  function overlaps(a, b) {
+    return a.x < b.x + b.w + PAD && b.x < a.x + a.w + PAD && a.y < b.y + b.h + PAD && b.y < a.y + a.h + PAD;
+  }
+
+  // The curve of an edge: left to right between columns, as an arch over the top when it goes
+  // back (a call against the flow, a cycle) or stays within one column.
+  function curve(s, t) {
+    if (t.x > s.x) {
+      const a = { x: s.x + NODE_R + 2, y: s.y };
+      const b = { x: t.x - NODE_R - 8, y: t.y };
+      const dx = (b.x - a.x) / 2;
+      return [a, { x: a.x + dx, y: a.y }, { x: b.x - dx, y: b.y }, b];
     }
-    g.append(text);
-    return g;
+    const lift = NODE_R + 30 + Math.abs(s.x - t.x) * 0.12 + Math.abs(s.y - t.y) * 0.1;
+    const side = t.x === s.x ? NODE_R + 40 + Math.abs(s.y - t.y) * 0.25 : 0;
+    if (side) {
+      return [{ x: s.x + NODE_R + 2, y: s.y }, { x: s.x + side, y: s.y }, { x: t.x + side, y: t.y },
+        { x: t.x + NODE_R + 8, y: t.y }];
+    }
+    return [{ x: s.x, y: s.y - NODE_R - 2 }, { x: s.x, y: Math.min(s.y, t.y) - lift },
+      { x: t.x, y: Math.min(s.y, t.y) - lift }, { x: t.x, y: t.y - NODE_R - 8 }];
+  }
+
+  function pointAt(c, u) {
+    const v = 1 - u;
+    const w = [v * v * v, 3 * v * v * u, 3 * v * u * u, u * u * u];
+    return { x: c.reduce((s, p, i) => s + w[i] * p.x, 0), y: c.reduce((s, p, i) => s + w[i] * p.y, 0) };
   }
 
   const compactFormat = new Intl.NumberFormat("en", { notation: "compact", maximumFractionDigits: 1 });
@@ -254,11 +198,47 @@ window.podtraceGraph = (() => {
     return l && l.p50 !== undefined ? ` · p50 ${l.p50} ms, p99 ${l.p99} ms` : "";
   }
 
-  function towards(p, q, dist) {
-    const dx = q.x - p.x;
-    const dy = q.y - p.y;
-    const len = Math.hypot(dx, dy) || 1;
-    return { x: p.x + (dx / len) * dist, y: p.y + (dy / len) * dist };
+  function drawEdge(e, s, t, fmt) {
+    const c = curve(s, t);
+    const blast = s.group === "core" && t.group === "core" && s.id !== t.id;
+    const cls = ["edge", e.errors ? "edge-errors" : "edge-ok", blast ? "edge-blast" : ""].filter(Boolean).join(" ");
+    const g = el("g", { class: cls, "data-source": e.source, "data-target": e.target,
+      "data-calls": e.calls, "data-errors": e.errors });
+    const label = `${fmt(e.calls)} calls${e.errors ? ` · ${fmt(e.errors)} errors` : ""}`;
+    g.append(el("title", {}, `${e.source} → ${e.target}: ${label}${latencyText(e)}`));
+    const xy = (p) => `${p.x.toFixed(1)},${p.y.toFixed(1)}`;
+    g.append(el("path", { d: `M${xy(c[0])} C${xy(c[1])} ${xy(c[2])} ${xy(c[3])}`,
+      "stroke-width": (1 + Math.log10((e.calls || 0) + 1)).toFixed(2),
+      "marker-end": `url(#arrow-${e.errors ? "err" : "ok"})` }));
+    // Two short lines, calls then errors, placed later where they are in nobody's way.
+    const text = el("text", { class: "edge-label" }, el("tspan", { dy: e.errors ? "-0.2em" : "0.35em" }, compact(e.calls)));
+    if (e.errors) text.append(el("tspan", { class: "edge-errors-label", dy: "1.1em" }, `${compact(e.errors)} err`));
+    g.append(text);
+    return { g, text, curve: c, blast, e };
+  }
+
+  function moveLabel(text, p) {
+    text.setAttribute("x", p.x.toFixed(1));
+    text.setAttribute("y", p.y.toFixed(1));
+    for (const span of text.querySelectorAll("tspan")) span.setAttribute("x", p.x.toFixed(1));
+  }
+
+  // Edge labels in order of importance (the blast radius, then errors, then traffic), each at the
+  // first point along its curve where it overlaps no label, node or column heading placed so far.
+  function placeEdgeLabels(drawn, taken) {
+    const order = [...drawn].sort((a, b) => (b.blast - a.blast) || (b.e.errors - a.e.errors) || (b.e.calls - a.e.calls));
+    const along = [0.5, 0.4, 0.6, 0.3, 0.7, 0.22, 0.78];
+    for (const d of order) {
+      moveLabel(d.text, { x: 0, y: 0 });
+      const size = textBox(d.text);
+      const spot = along.map((u) => pointAt(d.curve, u)).find((p) => !taken.some((b) => overlaps(b, shift(size, p.x, p.y))));
+      if (spot) {
+        moveLabel(d.text, spot);
+        taken.push(shift(size, spot.x, spot.y));
+      } else {
+        d.text.classList.add("edge-label-hidden");
+      }
+    }
   }
 
   function markers() {
@@ -272,53 +252,62 @@ window.podtraceGraph = (() => {
     return defs;
   }
 
-  // Where on its ring a ring's label is least in the way: farthest from the ring's nodes,
-  // the bottom when that is free enough.
-  function labelAngle(angles) {
-    let best = Math.PI / 2;
-    let bestGap = -1;
-    for (let k = 0; k < 36; k++) {
-      const a = Math.PI / 2 + (k * Math.PI) / 18;
-      const nearest = Math.min(Math.PI, ...angles.map((b) => gap(a, b)));
-      if (nearest > bestGap + 0.2) {
-        best = a;
-        bestGap = nearest;
-      }
-    }
-    return best;
+  function columnLabel(layer, origin) {
+    if (origin === null || layer < 0) return "";
+    return layer === 0 ? "origin" : `${layer} hop${layer === 1 ? "" : "s"}`;
   }
 
-  // Draw the model into the <svg> element, replacing what was there.
-  function render(svg, model, fmt) {
-    const box = svg.parentElement ? svg.parentElement.clientWidth : 0;
-    const { radii, width, height, positions } = layout(model, box > 200 ? box : DEFAULT_W);
-    svg.replaceChildren();
-    const viewBox = [-width / 2, -height / 2, width, height].map((v) => v.toFixed(0));
-    svg.setAttribute("viewBox", viewBox.join(" "));
-    svg.setAttribute("width", width.toFixed(0));
-    svg.style.minWidth = `${(width * MIN_SCALE).toFixed(0)}px`;
-    svg.append(markers());
-    const rings = el("g", { class: "rings" });
-    for (const { ring, rx, ry, unaffected } of radii) {
-      const label = model.origin === null ? "" : unaffected ? "not affected" : `${ring} hop${ring === 1 ? "" : "s"}`;
-      rings.append(el("ellipse",
-        { class: `ring ring-${unaffected ? "none" : ring}`, rx: rx.toFixed(1), ry: ry.toFixed(1) }));
-      const members = model.nodes.filter((n) => (unaffected ? n.hops === null : n.hops === ring));
-      const a = labelAngle(members.map((n) => n.angle));
-      rings.append(el("text", { class: "ring-label", x: (rx * Math.cos(a)).toFixed(1),
-        y: (ry * Math.sin(a) + 4).toFixed(1) }, label));
-    }
-    svg.append(rings);
+  // Draw the visible part of ``model`` into ``root`` (an SVG group), replacing what was there.
+  // Returns the drawn nodes by id and a function giving the bounding box of a set of them.
+  function draw(root, model, visible, fmt) {
+    const heads = el("g", { class: "columns" });
     const edges = el("g", { class: "edges" });
-    for (const e of model.edges) edges.append(drawEdge(e, positions, model.origin, fmt));
-    svg.append(edges);
     const nodes = el("g", { class: "nodes" });
-    for (const n of model.nodes) nodes.append(drawNode(n, model.origin, fmt));
-    svg.append(nodes);
-    // When the graph is wider than its box, show its centre (the origin) first.
-    const wrap = svg.parentElement;
-    if (wrap && wrap.scrollWidth > wrap.clientWidth) wrap.scrollLeft = (wrap.scrollWidth - wrap.clientWidth) / 2;
+    root.replaceChildren(markers(), heads, edges, nodes);
+    const shown = model.nodes.filter((n) => visible.has(n.id));
+    const elements = new Map();
+    for (const n of shown) {
+      const g = drawNode(n, model.origin, fmt);
+      nodes.append(g);
+      elements.set(n.id, g);
+    }
+    const sizes = new Map(shown.map((n) => [n.id, measure(elements.get(n.id))]));
+    const layers = window.podtraceLayout.columns(model);
+    const { columns } = window.podtraceLayout.place(model, visible, sizes, layers);
+    const taken = [];
+    for (const n of shown) {
+      elements.get(n.id).setAttribute("transform", `translate(${n.x.toFixed(1)},${n.y.toFixed(1)})`);
+      for (const b of sizes.get(n.id).boxes) taken.push(shift(b, n.x, n.y));
+    }
+    const labelBoxes = [];
+    for (const c of columns) {
+      const text = columnLabel(c.layer, model.origin);
+      if (!text) continue;
+      const t = el("text", { class: "column-label", x: c.x.toFixed(1), y: (c.top - 12).toFixed(1) }, text);
+      heads.append(t);
+      const b = textBox(t);
+      taken.push(b);
+      labelBoxes.push(b);
+    }
+    const at = new Map(shown.map((n) => [n.id, n]));
+    const drawn = model.edges.filter((e) => at.has(e.source) && at.has(e.target))
+      .map((e) => drawEdge(e, at.get(e.source), at.get(e.target), fmt));
+    for (const d of drawn) edges.append(d.g);
+    placeEdgeLabels(drawn, taken);
+    const bounds = (ids) => {
+      const boxes = [...ids].filter((id) => at.has(id)).flatMap((id) => sizes.get(id).boxes.map((b) => shift(b, at.get(id).x, at.get(id).y)));
+      if (!boxes.length) return null;
+      const x0 = Math.min(...boxes.map((b) => b.x));
+      const x1 = Math.max(...boxes.map((b) => b.x + b.w));
+      const top = Math.min(...boxes.map((b) => b.y));
+      // A column heading just above these nodes belongs with them.
+      const heads = labelBoxes.filter((b) => b.x < x1 && b.x + b.w > x0 && b.y >= top - 40).map((b) => b.y);
+      const y0 = Math.min(top, ...heads);
+      const y1 = Math.max(...boxes.map((b) => b.y + b.h));
+      return { x: x0, y: y0, w: x1 - x0, h: y1 - y0 };
+    };
+    return { elements, positions: at, bounds };
   }
 
-  return { build, layout, render };
+  return { build, draw, compact };
 })();
