@@ -11,31 +11,35 @@ a healthy revision earlier.  Screenshots land in ``tests/artifacts/`` (gitignore
 from __future__ import annotations
 
 import re
-import socket
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from podtrace_collector.aggregate.stats import Aggregates
-from podtrace_collector.api.app import create_app
 from podtrace_collector.api.page import PAGE_DIR
-from podtrace_collector.metrics import CollectorMetrics
 from podtrace_collector.model import Resource
 from podtrace_collector.store.sqlite import SqliteStore
 
 from tests.browser import Chromium
-from tests.collector.analyse.tracebuilder import Trace, deployment, summarize
+from tests.collector.analyse.tracebuilder import Trace, deployment
+from tests.collector.api.served import (
+    EDGES,
+    NODES,
+    Served,
+    add,
+    compact,
+    loaded,
+    minute,
+    report_of,
+    rows,
+    serve,
+    shot,
+)
 
 pytestmark = pytest.mark.slow
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 OLD_CART, BAD_CART = "5c4b3a291", "7d9f8c6b5"
 OLD_CATALOG, NEW_CATALOG = "6b7c8d9e0", "84f5d6c7a"
 FRONTEND = deployment("shop", "frontend", "5f7d8c9b4", pod="fe001")
@@ -79,78 +83,27 @@ def _home(t: Trace, cart_hash: str, catalog_hash: str, user: str, *, cart_fails:
     t.call(rec, _cart(cart_hash), "GET /cart", error=cart_fails, dur_ms=5, start_ms=16)
 
 
-def _minute(now_s: float, minutes_ago: int) -> int:
-    return (int(now_s) // 60 - minutes_ago) * 60
-
-
 def fill(store: SqliteStore, now_s: float) -> None:
     """Write the scenario: 30 minutes of history, catalog's rollout, then cart's bad one."""
     buckets: dict[int, Aggregates] = {}
     for i in range(120):
         minutes_ago = 30 - i // 8  # 8 traces a minute, from 30 to 16 minutes ago
         catalog = OLD_CATALOG if minutes_ago > 25 else NEW_CATALOG
-        t = Trace(base_s=_minute(now_s, minutes_ago))
+        t = Trace(base_s=minute(now_s, minutes_ago))
         if i % 2:
             _checkout(t, OLD_CART, f"user-{i % 17}", fail=False)
         else:
             _home(t, OLD_CART, catalog, f"user-{i % 17}", cart_fails=False)
-        _add(buckets, t)
+        add(buckets, t)
     for i in range(120):
         minutes_ago = 15 - i // 8  # the bad cart from 15 minutes ago: a third of calls fail
-        t = Trace(base_s=_minute(now_s, minutes_ago))
+        t = Trace(base_s=minute(now_s, minutes_ago))
         if i % 2:
             _checkout(t, BAD_CART, f"user-{i % 23}", fail=i % 3 == 0)
         else:
             _home(t, BAD_CART, NEW_CATALOG, f"user-{i % 23}", cart_fails=i % 3 == 0)
-        _add(buckets, t)
+        add(buckets, t)
     store.write(buckets)
-
-
-def _add(buckets: dict[int, Aggregates], t: Trace) -> None:
-    bucket, agg = summarize(t.spans)
-    buckets.setdefault(bucket, Aggregates()).merge(agg)
-
-
-# ---- serving the real API app ----------------------------------------------------------------
-
-
-def _app(store: SqliteStore, token: str | None) -> FastAPI:
-    """The collector's own API app (as ``podtrace collector`` builds it) over ``store``."""
-    return create_app(metrics=CollectorMetrics(), store=store, api_token=token)
-
-
-@dataclass
-class Served:
-    """A running API server: its base URL, its store and a way to stop it."""
-
-    url: str
-    store: SqliteStore
-    server: uvicorn.Server
-    thread: threading.Thread
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=5)
-
-    def api(self, path: str) -> Any:
-        return httpx.get(self.url + path, timeout=5).json()
-
-
-def serve(store: SqliteStore, *, token: str | None = None) -> Served:
-    """Run the API app under uvicorn on a free loopback port, in a thread."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(
-        _app(store, token), log_level="warning", lifespan="off", timeout_graceful_shutdown=1
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    return Served(f"http://127.0.0.1:{sock.getsockname()[1]}", store, server, thread)
 
 
 def _shop(path: Path) -> Iterator[Served]:
@@ -192,57 +145,6 @@ def empty(tmp_path: Path) -> Iterator[Served]:
     yield served
     served.stop()
     store.close()
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Chromium]:
-    """One headless Chromium for the module: starting one costs more than most tests."""
-    with Chromium(window=(1400, 1000), timeout_s=15) as page:
-        yield page
-
-
-@pytest.fixture
-def browser(chromium: Chromium) -> Iterator[Chromium]:
-    """The tab, blank, with fresh request and error logs; the test fails if the page threw."""
-    chromium.navigate("about:blank")
-    chromium.requests.clear()
-    chromium.errors.clear()
-    yield chromium
-    assert not chromium.errors, f"the page threw: {chromium.errors}"
-
-
-# ---- reading the DOM -------------------------------------------------------------------------
-
-NODES = """[...document.querySelectorAll('#graph .node')].map(n => ({
-  workload: n.dataset.workload, hops: n.dataset.hops, cls: n.getAttribute('class').split(' '),
-  text: n.textContent}))"""
-EDGES = """[...document.querySelectorAll('#graph .edge')].map(e => ({
-  source: e.dataset.source, target: e.dataset.target, calls: +e.dataset.calls,
-  errors: +e.dataset.errors, label: e.querySelector('.edge-label').textContent}))"""
-ROWS = """(sel) => [...document.querySelectorAll(sel + ' tbody tr')].map(
-  r => [...r.cells].map(c => c.textContent.trim()))"""
-
-
-def rows(page: Chromium, table: str) -> list[list[str]]:
-    result: list[list[str]] = page.evaluate(f"({ROWS})('{table}')")
-    return result
-
-
-def loaded(page: Chromium, url: str) -> None:
-    page.navigate(url)
-    page.wait_for("document.body.dataset.ready === 'true'")
-
-
-def report_of(page: Chromium, workload: str) -> None:
-    page.wait_for(f"document.querySelector('#report[data-workload=\"{workload}\"] #graph .node')")
-
-
-def shot(page: Chromium, name: str) -> Path:
-    return page.screenshot(ARTIFACTS / name)
-
-
-def compact(n: int) -> str:
-    return f"{n / 1000:.1f}K".replace(".0K", "K") if n >= 1000 else str(n)
 
 
 # ---- the tests -------------------------------------------------------------------------------
@@ -348,10 +250,10 @@ def test_refresh_updates_data_without_reload(own_shop: Served, browser: Chromium
     now_s = time.time()
     buckets: dict[int, Aggregates] = {}
     for i in range(3):  # a payment revision appears: a third rollout, newest of all
-        t = Trace(base_s=_minute(now_s, 1))
+        t = Trace(base_s=minute(now_s, 1))
         root = t.server(FRONTEND, "POST /pay", method="POST", route="/pay", user=f"u{i}")
         t.call(root, deployment("shop", "payment", "8d7c6b5a4", pod=f"pn00{i}"), "Charge")
-        _add(buckets, t)
+        add(buckets, t)
     own_shop.store.write(buckets)
     browser.wait_for("document.querySelectorAll('#rollouts .rollout').length === 3")
     assert browser.evaluate("window.notReloaded") is True
@@ -399,9 +301,9 @@ def test_no_rollout_yet_shows_the_service_graph(tmp_path: Path, browser: Chromiu
     store = SqliteStore(tmp_path / "quiet.db")
     buckets: dict[int, Aggregates] = {}
     for i in range(4):
-        t = Trace(base_s=_minute(time.time(), 3))
+        t = Trace(base_s=minute(time.time(), 3))
         _checkout(t, OLD_CART, f"user-{i}", fail=False)
-        _add(buckets, t)
+        add(buckets, t)
     store.write(buckets)
     served = serve(store)
     try:

@@ -163,29 +163,62 @@ window.podtraceGraph = (() => {
     return a.x < b.x + b.w + PAD && b.x < a.x + a.w + PAD && a.y < b.y + b.h + PAD && b.y < a.y + a.h + PAD;
   }
 
-  // The curve of an edge: left to right between columns, as an arch over the top when it goes
-  // back (a call against the flow, a cycle) or stays within one column.
-  function curve(s, t) {
+  // The route of an edge, as cubic Bézier segments.  Left to right between columns, a single
+  // S-curve, unless that would cross another node or its label: then it leaves along a lane
+  // above or below everything between the two columns.  A call against the flow (a cycle) or
+  // within one column arches over the top or out to the right.
+  function route(s, t, obstacles) {
     if (t.x > s.x) {
       const a = { x: s.x + NODE_R + 2, y: s.y };
       const b = { x: t.x - NODE_R - 8, y: t.y };
       const dx = (b.x - a.x) / 2;
-      return [a, { x: a.x + dx, y: a.y }, { x: b.x - dx, y: b.y }, b];
+      const direct = [[a, { x: a.x + dx, y: a.y }, { x: b.x - dx, y: b.y }, b]];
+      const between = obstacles.filter((o) => o.id !== s.id && o.id !== t.id && o.box.x < b.x && o.box.x + o.box.w > a.x);
+      if (!between.some((o) => crosses(direct, o.box))) return direct;
+      const up = Math.min(...between.map((o) => o.box.y)) - 14;
+      const down = Math.max(...between.map((o) => o.box.y + o.box.h)) + 14;
+      const lane = Math.abs(s.y - up) + Math.abs(t.y - up) <= Math.abs(s.y - down) + Math.abs(t.y - down) ? up : down;
+      // Out of the source's column and into the target's at the nodes' own height (nothing else
+      // sits on a node's row in its column), turning to and from the lane in the gaps between.
+      const gap = window.podtraceLayout.GAP_X;
+      const out = { x: s.x + s.colHw + 4, y: s.y };
+      const into = { x: t.x - t.colHw - 4, y: t.y };
+      const x0 = Math.min(out.x + gap - 8, (out.x + into.x) / 2);
+      const x1 = Math.max(into.x - gap + 8, x0);
+      const line = (p, q) => [p, p, q, q];
+      const turn = (p, q) => [p, { x: (p.x + q.x) / 2, y: p.y }, { x: (p.x + q.x) / 2, y: q.y }, q];
+      return [line(a, out), turn(out, { x: x0, y: lane }), line({ x: x0, y: lane }, { x: x1, y: lane }),
+        turn({ x: x1, y: lane }, into), line(into, b)];
     }
-    const lift = NODE_R + 30 + Math.abs(s.x - t.x) * 0.12 + Math.abs(s.y - t.y) * 0.1;
-    const side = t.x === s.x ? NODE_R + 40 + Math.abs(s.y - t.y) * 0.25 : 0;
-    if (side) {
-      return [{ x: s.x + NODE_R + 2, y: s.y }, { x: s.x + side, y: s.y }, { x: t.x + side, y: t.y },
-        { x: t.x + NODE_R + 8, y: t.y }];
+    if (t.x === s.x) {
+      const side = NODE_R + 40 + Math.abs(s.y - t.y) * 0.25;
+      return [[{ x: s.x + NODE_R + 2, y: s.y }, { x: s.x + side, y: s.y }, { x: t.x + side, y: t.y },
+        { x: t.x + NODE_R + 8, y: t.y }]];
     }
-    return [{ x: s.x, y: s.y - NODE_R - 2 }, { x: s.x, y: Math.min(s.y, t.y) - lift },
-      { x: t.x, y: Math.min(s.y, t.y) - lift }, { x: t.x, y: t.y - NODE_R - 8 }];
+    const lift = Math.min(s.y, t.y) - NODE_R - 30 - Math.abs(s.x - t.x) * 0.12;
+    return [[{ x: s.x, y: s.y - NODE_R - 2 }, { x: s.x, y: lift }, { x: t.x, y: lift }, { x: t.x, y: t.y - NODE_R - 8 }]];
   }
 
-  function pointAt(c, u) {
+  function crosses(segments, box) {
+    for (const seg of segments) {
+      for (let i = 1; i < 24; i++) {
+        const p = bezier(seg, i / 24);
+        if (p.x > box.x && p.x < box.x + box.w && p.y > box.y && p.y < box.y + box.h) return true;
+      }
+    }
+    return false;
+  }
+
+  function bezier(c, u) {
     const v = 1 - u;
     const w = [v * v * v, 3 * v * v * u, 3 * v * u * u, u * u * u];
     return { x: c.reduce((s, p, i) => s + w[i] * p.x, 0), y: c.reduce((s, p, i) => s + w[i] * p.y, 0) };
+  }
+
+  // A point along a route, ``u`` from 0 (start) to 1 (end), segment by segment.
+  function pointAt(segments, u) {
+    const i = Math.min(segments.length - 1, Math.floor(u * segments.length));
+    return bezier(segments[i], u * segments.length - i);
   }
 
   const compactFormat = new Intl.NumberFormat("en", { notation: "compact", maximumFractionDigits: 1 });
@@ -198,8 +231,8 @@ window.podtraceGraph = (() => {
     return l && l.p50 !== undefined ? ` · p50 ${l.p50} ms, p99 ${l.p99} ms` : "";
   }
 
-  function drawEdge(e, s, t, fmt) {
-    const c = curve(s, t);
+  function drawEdge(e, s, t, fmt, obstacles) {
+    const c = route(s, t, obstacles);
     const blast = s.group === "core" && t.group === "core" && s.id !== t.id;
     const cls = ["edge", e.errors ? "edge-errors" : "edge-ok", blast ? "edge-blast" : ""].filter(Boolean).join(" ");
     const g = el("g", { class: cls, "data-source": e.source, "data-target": e.target,
@@ -207,7 +240,7 @@ window.podtraceGraph = (() => {
     const label = `${fmt(e.calls)} calls${e.errors ? ` · ${fmt(e.errors)} errors` : ""}`;
     g.append(el("title", {}, `${e.source} → ${e.target}: ${label}${latencyText(e)}`));
     const xy = (p) => `${p.x.toFixed(1)},${p.y.toFixed(1)}`;
-    g.append(el("path", { d: `M${xy(c[0])} C${xy(c[1])} ${xy(c[2])} ${xy(c[3])}`,
+    g.append(el("path", { d: `M${xy(c[0][0])} ${c.map((p) => `C${xy(p[1])} ${xy(p[2])} ${xy(p[3])}`).join(" ")}`,
       "stroke-width": (1 + Math.log10((e.calls || 0) + 1)).toFixed(2),
       "marker-end": `url(#arrow-${e.errors ? "err" : "ok"})` }));
     // Two short lines, calls then errors, placed later where they are in nobody's way.
@@ -275,9 +308,13 @@ window.podtraceGraph = (() => {
     const layers = window.podtraceLayout.columns(model);
     const { columns } = window.podtraceLayout.place(model, visible, sizes, layers);
     const taken = [];
+    const obstacles = [];
     for (const n of shown) {
       elements.get(n.id).setAttribute("transform", `translate(${n.x.toFixed(1)},${n.y.toFixed(1)})`);
-      for (const b of sizes.get(n.id).boxes) taken.push(shift(b, n.x, n.y));
+      for (const b of sizes.get(n.id).boxes) {
+        taken.push(shift(b, n.x, n.y));
+        obstacles.push({ id: n.id, box: shift(b, n.x, n.y) });
+      }
     }
     const labelBoxes = [];
     for (const c of columns) {
@@ -288,10 +325,11 @@ window.podtraceGraph = (() => {
       const b = textBox(t);
       taken.push(b);
       labelBoxes.push(b);
+      obstacles.push({ id: null, box: b });
     }
     const at = new Map(shown.map((n) => [n.id, n]));
     const drawn = model.edges.filter((e) => at.has(e.source) && at.has(e.target))
-      .map((e) => drawEdge(e, at.get(e.source), at.get(e.target), fmt));
+      .map((e) => drawEdge(e, at.get(e.source), at.get(e.target), fmt, obstacles));
     for (const d of drawn) edges.append(d.g);
     placeEdgeLabels(drawn, taken);
     const bounds = (ids) => {

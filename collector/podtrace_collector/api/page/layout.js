@@ -87,7 +87,8 @@ window.podtraceLayout = (() => {
 
   // Positions of the visible nodes.  ``sizes``: id -> {hw, top, bottom}, the half width of a
   // node's label block and its extent above and below the node's centre.  Sets n.x, n.y and
-  // returns the columns ({layer, x, hw, top, nodes}) and the row pitch.
+  // returns the columns ({layer, x, hw, top, nodes}) and the row pitch; n.colHw is the half
+  // width of the node's column.
   function place(model, visible, sizes, layerOf) {
     const shown = model.nodes.filter((n) => visible.has(n.id));
     const top = Math.max(...shown.map((n) => sizes.get(n.id).top), 0);
@@ -109,7 +110,7 @@ window.podtraceLayout = (() => {
       c.hw = Math.max(...c.nodes.map((n) => sizes.get(n.id).hw));
       if (i > 0) x += cols[i - 1].hw + c.hw + GAP_X;
       c.x = x;
-      for (const n of c.nodes) n.x = x;
+      for (const n of c.nodes) Object.assign(n, { x, colHw: c.hw });
     });
     const neighbours = new Map(shown.map((n) => [n.id, []]));
     const at = new Map(shown.map((n) => [n.id, n]));
@@ -164,5 +165,5 @@ window.podtraceLayout = (() => {
     nodes.forEach((n, i) => { n.y = ys[i] + shift; });
   }
 
-  return { columns, place, hopOf, adjacency };
+  return { columns, place, hopOf, adjacency, GAP_X };
 })();

@@ -111,28 +111,33 @@ window.podtraceView = (() => {
     return Math.min(1, (w - 2 * PAD) / Math.max(box.w, 1), (h - 2 * PAD) / Math.max(box.h, 1));
   }
 
-  // Look at everything drawn when it reads at a legible size, else at the blast radius alone;
-  // the box is as tall as that needs, within 60 % of the window.
+  // Look at everything drawn when it reads at a legible size, else at the blast radius alone,
+  // showing as much of the rest around it as the box holds; the box is as tall as that needs,
+  // within 60 % of the window.
   function fit() {
     const w = width();
     const maxH = Math.max(MIN_H, Math.round(window.innerHeight * 0.6));
-    let box = state.drawn.bounds(state.visible);
-    if (box && scaleFor(box, w, maxH) < MIN_READABLE) {
-      const core = state.model.nodes.filter((n) => n.group === "core" && state.visible.has(n.id));
-      box = state.drawn.bounds(core.map((n) => n.id)) || box;
-    }
-    if (!box) {
+    const all = state.drawn.bounds(state.visible);
+    if (!all) {
       svg.style.height = `${MIN_H}px`;
       Object.assign(state, { k: 1, x: w / 2, y: MIN_H / 2 });
       apply();
       return;
     }
-    const k = scaleFor(box, w, maxH);
-    const h = Math.min(maxH, Math.max(MIN_H, Math.ceil(k * box.h + 2 * PAD)));
+    let focus = all;
+    if (scaleFor(all, w, maxH) < MIN_READABLE) {
+      const core = state.model.nodes.filter((n) => n.group === "core" && state.visible.has(n.id));
+      focus = state.drawn.bounds(core.map((n) => n.id)) || all;
+    }
+    const k = scaleFor(focus, w, maxH);
+    const h = Math.min(maxH, Math.max(MIN_H, Math.ceil(k * all.h + 2 * PAD)));
     svg.style.height = `${h}px`;
-    state.k = k;
-    state.x = w / 2 - k * (box.x + box.w / 2);
-    state.y = h / 2 - k * (box.y + box.h / 2);
+    // Centred on everything, then moved just enough to bring the focus fully into view.
+    const along = (size, lo, span, flo, fspan) => {
+      const t = size / 2 - k * (lo + span / 2);
+      return Math.min(size - PAD - k * (flo + fspan), Math.max(PAD - k * flo, t));
+    };
+    Object.assign(state, { k, x: along(w, all.x, all.w, focus.x, focus.w), y: along(h, all.y, all.h, focus.y, focus.h) });
     apply();
   }
 
