@@ -98,8 +98,15 @@ class _Writer:
         mesh = self.mesh
         entry = f"{NS}/mobile" if i % 3 == 2 else f"{NS}/web"
         chain = mesh.tiers[: mesh.depth - (2 if entry.endswith("mobile") else 1)][::-1]
-        root = t.server(self.pods[entry], "GET /buy", method="GET", route="/buy", user=f"u{i % 29}",
-                        error=fail, dur_ms=400)
+        root = t.server(
+            self.pods[entry],
+            "GET /buy",
+            method="GET",
+            route="/buy",
+            user=f"u{i % 29}",
+            error=fail,
+            dur_ms=400,
+        )
         extra = [entry, *chain, mesh.origin][(i // 3) % (len(chain) + 2)]
         span, dur = root, 380.0
         for w in chain:

@@ -113,6 +113,26 @@ NODES = """[...document.querySelectorAll('#graph .node')].map(n => ({
 EDGES = """[...document.querySelectorAll('#graph .edge')].map(e => ({
   source: e.dataset.source, target: e.dataset.target, calls: +e.dataset.calls,
   errors: +e.dataset.errors, label: e.querySelector('.edge-label').textContent}))"""
+# Every visible label of the graph (node names and captions, edge labels, column headings) and
+# every node's disc, as screen rectangles; then every pair of them that intersects.
+OVERLAPS = """(() => {
+  const svg = document.getElementById('graph');
+  const rect = (e, what) => { const r = e.getBoundingClientRect();
+    return { what, l: r.left, t: r.top, r: r.right, b: r.bottom }; };
+  const texts = [...svg.querySelectorAll('text:not(.mark)')].filter(t => t.textContent.trim())
+    .map(t => rect(t, t.textContent)).filter(b => b.r > b.l);
+  const dots = [...svg.querySelectorAll('.node .dot')]
+    .map(d => rect(d, 'disc of ' + d.parentElement.dataset.workload));
+  const clashes = [];
+  const all = [...texts, ...dots];
+  for (let i = 0; i < all.length; i++) for (let j = i + 1; j < all.length; j++) {
+    const [a, b] = [all[i], all[j]];
+    if (i >= texts.length && j >= texts.length) continue;
+    if (a.l < b.r && b.l < a.r && a.t < b.b && b.t < a.b) clashes.push([a.what, b.what]);
+  }
+  return { labels: texts.length, clashes };
+})()"""
+
 ROWS = """(sel) => [...document.querySelectorAll(sel + ' tbody tr')].map(
   r => [...r.cells].map(c => c.textContent.trim()))"""
 

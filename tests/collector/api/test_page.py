@@ -11,9 +11,12 @@ a healthy revision earlier.  Screenshots land in ``tests/artifacts/`` (gitignore
 from __future__ import annotations
 
 import re
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -27,6 +30,7 @@ from tests.collector.analyse.tracebuilder import Trace, deployment
 from tests.collector.api.served import (
     EDGES,
     NODES,
+    OVERLAPS,
     Served,
     add,
     compact,
@@ -414,3 +418,184 @@ def test_static_files_reference_no_other_origin(name: str) -> None:
     urls = set(re.findall(r"(?:https?:)?//[\w.-]+\.[a-z]{2,}[^\s\"'`)]*", text)) - _NAMESPACES
     assert not urls
     assert not re.search(r"<(script|link)[^>]+(src|href)=\"(?!/static/|data:)", text)
+
+
+# ---- what the engine does not produce yet: a synthetic report ---------------------------------
+
+# SPEC §5's latency_impact, written by hand into the real report (the engine does not compute it
+# yet): cart's time reached checkout (1 hop), frontend and its POST /checkout (2 hops), and
+# recommendation, which absorbed cart's failures but not its slowness.
+_IMPACT = {
+    "entrypoints": [
+        {
+            "workload": "shop/frontend",
+            "service": "frontend",
+            "operation": "POST /checkout",
+            "hops": 2,
+            "exposed_requests": 240,
+            "requests": 260,
+            "share_ms": {"p50": 120.0, "p95": 410.0},
+            "baseline_share_ms": {"p50": 15.0, "p95": 30.0},
+            "added_ms": {"p50": 105.0, "p95": 380.0},
+            "latency_ms": {"p50": 310.0, "p95": 800.0},
+            "p_value": 1e-9,
+            "affected_users": 40,
+        }
+    ],
+    "services": [
+        {
+            "workload": w,
+            "service": w.split("/")[1],
+            "hops": hops,
+            "exposed_requests": 120,
+            "requests": 130,
+            "share_ms": {"p50": 100.0 + hops, "p95": 300.0},
+            "baseline_share_ms": {"p50": 10.0, "p95": 20.0},
+            "added_ms": {"p50": 90.0 + hops, "p95": 280.0},
+            "latency_ms": {"p50": 200.0, "p95": 500.0},
+            "p_value": 1e-6,
+        }
+        for w, hops in (("shop/frontend", 2), ("shop/checkout", 1), ("shop/recommendation", 1))
+    ],
+}
+
+
+def _with(**fields: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    return lambda report: {**report, **fields}
+
+
+@pytest.fixture
+def patched(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
+    """The scenario, its blast-radius reports rewritten by the test's ``patch`` parameter."""
+    store = SqliteStore(tmp_path / "podtrace.db")
+    fill(store, time.time())
+    served = serve(store, patch=request.param)
+    yield served
+    served.stop()
+    store.close()
+
+
+@pytest.mark.parametrize(
+    "patched",
+    [
+        _with(
+            latency_impact=_IMPACT,
+            affected_users=None,
+            affected_users_reason="no enduser.id on entry spans",
+        )
+    ],
+    indirect=True,
+)
+def test_latency_impact_and_unknown_users_are_drawn(patched: Served, browser: Chromium) -> None:
+    """Synthetic report: slowed workloads get the violet ring and the "Slowed" table; users
+    without enduser.id read "unknown", never 0."""
+    loaded(browser, patched.url + "/")
+    report_of(browser, "shop/cart")
+    shot(browser, "page-latency-impact.png")
+    assert browser.evaluate("document.getElementById('slowed-card').hidden") is False
+    figures = ["2", "240", "260", "+105 ms", "+380 ms", "310 ms", "800 ms", "40"]
+    assert rows(browser, "#slowed-entrypoints") == [["shop/frontend", "POST /checkout", *figures]]
+    assert [r[:2] + r[4:5] for r in rows(browser, "#slowed-services")] == [
+        ["shop/frontend", "2", "+92 ms"],
+        ["shop/checkout", "1", "+91 ms"],
+        ["shop/recommendation", "1", "+91 ms"],
+    ]
+    nodes = {n["workload"]: n for n in browser.evaluate(NODES)}
+    slowed = {w for w, n in nodes.items() if "slowed" in n["cls"]}
+    assert slowed == {"shop/frontend", "shop/checkout", "shop/recommendation"}
+    assert "slowed +91 ms p50" in nodes["shop/checkout"]["text"]
+    # Recommendation failed nowhere but got slower: its own mark, not an error ring.
+    assert {"slow-only", "absorbing"} <= set(nodes["shop/recommendation"]["cls"])
+    assert "hop-none" not in nodes["shop/recommendation"]["cls"]
+    rings = "document.querySelectorAll('#graph .node.slowed .slow-ring').length"
+    assert browser.evaluate(rings) == 3
+    assert browser.evaluate("document.querySelectorAll('#graph .slow-ring').length") == 3
+    legend = "document.querySelector('#legend [data-legend=\"slowed\"]')?.textContent"
+    assert "slowed on the critical path" in browser.evaluate(legend)
+    assert browser.evaluate(OVERLAPS)["clashes"] == []
+    kpi = "document.querySelector('.kpi[data-kpi=\"{}\"] dd').textContent"
+    assert browser.evaluate(kpi.format("slowed")) == "1"
+    assert browser.evaluate(kpi.format("users")) == "unknown"
+    line = browser.evaluate("document.getElementById('entrypoints-users').textContent")
+    assert line == "affected users: unknown (no enduser.id on entry spans)"
+    assert rows(browser, "#entrypoints")[0][-1] == "20"  # the entry row's own count stays
+
+
+@pytest.mark.parametrize(
+    "patched",
+    [_with(latency_impact={"entrypoints": [], "services": []}, affected_users=None)],
+    indirect=True,
+)
+def test_empty_latency_impact_draws_nothing(patched: Served, browser: Chromium) -> None:
+    """Synthetic report: empty latency lists leave no trace; a missing reason gets the default."""
+    loaded(browser, patched.url + "/")
+    report_of(browser, "shop/cart")
+    assert browser.evaluate("document.getElementById('slowed-card').hidden") is True
+    assert browser.evaluate("document.querySelectorAll('#graph .slowed').length") == 0
+    assert browser.evaluate("document.querySelector('#legend [data-legend=\"slowed\"]')") is None
+    assert browser.evaluate("document.querySelector('.kpi[data-kpi=\"slowed\"]')") is None
+    line = browser.evaluate("document.getElementById('entrypoints-users').textContent")
+    assert line == "affected users: unknown (no enduser.id on entry spans)"
+
+
+# ---- headers -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/", "/static/app.js", "/static/style.css"])
+def test_page_responses_carry_the_security_headers(shop: Served, path: str) -> None:
+    """The CSP is a real header, with frame-ancestors 'none' and X-Frame-Options: DENY."""
+    resp = httpx.get(shop.url + path, timeout=5)
+    assert resp.status_code == 200
+    assert resp.headers["x-frame-options"] == "DENY"
+    assert resp.headers["x-content-type-options"] == "nosniff"
+    directives = resp.headers["content-security-policy"].split(";")
+    policy = dict(d.strip().split(" ", 1) for d in directives)
+    assert policy["frame-ancestors"] == "'none'"
+    assert policy["default-src"] == "'none'"
+    assert policy["script-src"] == policy["connect-src"] == "'self'"
+
+
+def test_meta_policy_matches_the_header(shop: Served) -> None:
+    """The <meta> copy says what the header says (frame-ancestors aside: meta cannot carry it)."""
+    resp = httpx.get(shop.url + "/", timeout=5)
+    meta = re.search(r'http-equiv="Content-Security-Policy"\s+content="([^"]+)"', resp.text)
+    assert meta is not None
+    header = resp.headers["content-security-policy"].replace("; frame-ancestors 'none'", "")
+    assert meta.group(1) == header
+
+
+def _framing_site(target: str) -> ThreadingHTTPServer:
+    """Another site on loopback whose page puts ``target`` in an iframe."""
+    page = f'<!DOCTYPE html><iframe src="{target}" width="800" height="600"></iframe>'.encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    site = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    return site
+
+
+def test_page_refuses_to_be_framed(shop: Served, browser: Chromium) -> None:
+    """Another site cannot frame the collector's page: the browser refuses to render it."""
+    site = _framing_site(shop.url + "/")
+    try:
+        browser.navigate(f"http://127.0.0.1:{site.server_address[1]}/")
+        browser.idle(0.5)
+    finally:
+        site.shutdown()
+        site.server_close()
+    (child,) = browser.send("Page.getFrameTree")["frameTree"]["childFrames"]
+    # Chromium shows its error page in place of the refused one, which never ran.
+    assert child["frame"]["url"].startswith("chrome-error://")
+    assert not [u for u in browser.requests if u.startswith(shop.url + "/static/")]
+    assert [e for e in browser.errors if "frame-ancestors" in e]
+    browser.errors.clear()

@@ -9,6 +9,7 @@ Screenshots land in ``tests/artifacts/``.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,29 +20,17 @@ from podtrace_collector.store.sqlite import SqliteStore
 
 from tests.browser import Chromium
 from tests.collector.api import mesh
-from tests.collector.api.served import NODES, Served, loaded, report_of, serve, shot
+from tests.collector.api.served import (
+    NODES,
+    OVERLAPS,
+    Served,
+    loaded,
+    report_of,
+    serve,
+    shot,
+)
 
 pytestmark = pytest.mark.slow
-
-# Every visible label of the graph (node names and captions, edge labels, column headings) and
-# every node's disc, as screen rectangles; then every pair of them that intersects.
-OVERLAPS = """(() => {
-  const svg = document.getElementById('graph');
-  const rect = (e, what) => { const r = e.getBoundingClientRect();
-    return { what, l: r.left, t: r.top, r: r.right, b: r.bottom }; };
-  const texts = [...svg.querySelectorAll('text:not(.mark)')].filter(t => t.textContent.trim())
-    .map(t => rect(t, t.textContent)).filter(b => b.r > b.l);
-  const dots = [...svg.querySelectorAll('.node .dot')]
-    .map(d => rect(d, 'disc of ' + d.parentElement.dataset.workload));
-  const clashes = [];
-  const all = [...texts, ...dots];
-  for (let i = 0; i < all.length; i++) for (let j = i + 1; j < all.length; j++) {
-    const [a, b] = [all[i], all[j]];
-    if (i >= texts.length && j >= texts.length) continue;
-    if (a.l < b.r && b.l < a.r && a.t < b.b && b.t < a.b) clashes.push([a.what, b.what]);
-  }
-  return { labels: texts.length, clashes };
-})()"""
 
 # Where each drawn node is on screen, and whether its disc and name are inside both the graph's
 # box and the browser's window as first shown (no scrolling, no panning).
@@ -107,7 +96,7 @@ def _assert_blast_radius_first(page: Chromium, plan: mesh.Mesh, report: dict[str
     # Columns by hop: a workload more hops away sits further left, one hop a column.
     xs = {w: places[w]["x"] for w in must}
     by_hop = sorted({**affected, plan.origin: 0}.items(), key=lambda kv: kv[1])
-    for (near, h1), (far, h2) in zip(by_hop, by_hop[1:], strict=False):
+    for (near, h1), (far, h2) in itertools.pairwise(by_hop):
         assert (xs[far] < xs[near] - 20) if h2 > h1 else abs(xs[far] - xs[near]) < 1, (near, far)
 
 
