@@ -39,7 +39,7 @@ def minute(now_s: float, minutes_ago: int) -> int:
 
 
 def add(buckets: dict[int, Aggregates], t: Trace) -> None:
-    """Analyse one trace as the gateway does (its Analyzer) and merge it into its minute's aggregates."""
+    """Analyse one trace as the gateway does (its Analyzer); merge it into its minute."""
     bucket, agg = summarize(t.spans)
     buckets.setdefault(bucket, Aggregates()).merge(agg)
 
