@@ -44,7 +44,7 @@ class CollectorMetrics:
         )
         self.spans_rejected = Counter(
             "podtrace_spans_rejected",
-            "Invalid spans rejected with partial success (bad or zero ids)",
+            "Invalid spans rejected with partial success (bad ids, out-of-range times)",
             registry=r,
         )
         self.spans_deduplicated = Counter(

@@ -8,8 +8,9 @@ protobuf runtime (upb, in C) into the lean, wire-compatible view of ``ExportTrac
 from ``receive.lean`` (also what is enriched and forwarded), and ``extract`` walks it.  Either
 way one ``Resource`` is built per ``ResourceSpans`` and one ``Span`` per valid span, decoding
 only the ``SPAN_KEYS_KEPT`` attributes, with the same results and errors.  Invalid spans (ids of
-the wrong length, all-zero ids) are rejected one by one: the rest is accepted and the count goes
-into ``partial_success``.
+the wrong length, all-zero ids, a start or end time outside ``EARLIEST_NS`` .. now +
+``MAX_AHEAD_NS``) are rejected one by one: the rest is accepted and the count goes into
+``partial_success``.  A span that ends before it starts is kept with its end set to its start.
 
 OTLP/JSON follows the OTLP specification (hex ids, lowerCamelCase keys, enums as integers, 64-bit
 integers as strings, unknown fields ignored) and also accepts what real clients send and the
@@ -22,6 +23,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -56,6 +58,11 @@ __all__ = [
     "parse_protobuf",
     "resource_attributes",
 ]
+
+EARLIEST_NS = 946_684_800 * 10**9
+"""Spans starting or ending before 2000-01-01T00:00:00Z are rejected (unset or broken clocks)."""
+MAX_AHEAD_NS = 86_400 * 10**9
+"""Spans starting or ending more than a day after the collector's clock are rejected."""
 
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
@@ -195,6 +202,7 @@ def _extract(records: Iterable[ResourceRecords]) -> Decoded:
     seen = _SEEN
     total = rejected = 0
     error = ""
+    earliest, latest = EARLIEST_NS, time.time_ns() + MAX_AHEAD_NS
     for resource_raw, span_records in records:
         resource = Resource(resource_attributes(resource_raw))
         for trace_id, span_id, parent_id, name, kind, start, end, status, raw in span_records:
@@ -205,9 +213,11 @@ def _extract(records: Iterable[ResourceRecords]) -> Decoded:
                 or trace_id == _ZERO_TRACE
                 or span_id == _ZERO_SPAN
                 or (parent_id and len(parent_id) != 8)
+                or not earliest <= start <= latest
+                or not earliest <= end <= latest
             ):
                 rejected += 1
-                error = error or _why_invalid(trace_id, span_id, parent_id)
+                error = error or _why_invalid(trace_id, span_id, parent_id, start, end, latest)
                 continue
             attributes: dict[str, AttrValue] = {}
             for kv in raw:
@@ -232,7 +242,7 @@ def _extract(records: Iterable[ResourceRecords]) -> Decoded:
                     name,
                     kind,
                     start,
-                    end,
+                    end if end >= start else start,  # clock stepped back mid-span: no duration
                     (status[1] if len(status) == 2 and status[0] == 0x18 else _status(status))
                     if status
                     else 0,
@@ -336,7 +346,9 @@ def _value(any_value: AnyValue) -> AttrValue | None:
     return value
 
 
-def _why_invalid(trace_id: bytes, span_id: bytes, parent_id: bytes) -> str:
+def _why_invalid(
+    trace_id: bytes, span_id: bytes, parent_id: bytes, start: int, end: int, latest: int
+) -> str:
     if len(trace_id) != 16:
         return f"invalid trace id: {len(trace_id)} bytes, want 16"
     if trace_id == _ZERO_TRACE:
@@ -345,7 +357,14 @@ def _why_invalid(trace_id: bytes, span_id: bytes, parent_id: bytes) -> str:
         return f"invalid span id: {len(span_id)} bytes, want 8"
     if span_id == _ZERO_SPAN:
         return "invalid span id: all zeros"
-    return f"invalid parent span id: {len(parent_id)} bytes, want 8 or none"
+    if parent_id and len(parent_id) != 8:
+        return f"invalid parent span id: {len(parent_id)} bytes, want 8 or none"
+    for field, ns in (("start_time_unix_nano", start), ("end_time_unix_nano", end)):
+        if ns < EARLIEST_NS:
+            return f"invalid {field} {ns}: before 2000-01-01T00:00:00Z (unset or broken clock)"
+        if ns > latest:
+            return f"invalid {field} {ns}: more than a day ahead of the collector's clock"
+    return "invalid span"  # pragma: no cover  (every rejection has a reason above)
 
 
 def _hex_ids_to_base64(data: dict[str, Any]) -> None:

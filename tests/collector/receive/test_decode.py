@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from podtrace_collector.errors import DecodeError
 from podtrace_collector.receive import decode
 from podtrace_collector.receive.decode import (
     Decoded,
+    decode_body,
     encode_response,
     extract,
     parse_json,
@@ -34,8 +36,13 @@ def _decode_json(body: bytes) -> Decoded:
     return extract(parse_json(body))
 
 
+_T0 = 1_700_000_000_000_000_000  # the default start and end of a JSON span below
+_T = _T0 + 17
+
+
 def _json_span(**fields: Any) -> bytes:
-    span = {"traceId": TRACE, "spanId": SPAN, "name": "op", **fields}
+    span = {"traceId": TRACE, "spanId": SPAN, "name": "op", "startTimeUnixNano": str(_T0)}
+    span.update(endTimeUnixNano=str(_T0 + 1000), **fields)
     return json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}).encode()
 
 
@@ -132,6 +139,109 @@ def test_invalid_span_rejected_alone(field: str, value: bytes, why: str) -> None
     assert why in decoded.error
 
 
+POISON = bytes.fromhex(  # a span ending at 2**63 ns: once accepted, it broke the SQLite writer
+    "0a530a1a0a180a0c736572766963652e6e616d6512080a06706f69736f6e123512330a100101010101010101"
+    "0101010101010101120802020202020202022a01783002390195412bf3d4ec18410000000000000080"
+)
+_DAY = 86_400 * 10**9
+
+
+def _now() -> int:
+    return time.time_ns()
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "why"),
+    [
+        (0, 0, "start_time_unix_nano 0: before 2000"),
+        (_T0, 0, "end_time_unix_nano 0: before 2000"),
+        (decode.EARLIEST_NS - 1, _T0, "before 2000-01-01"),
+        (_T0, 2**63, "end_time_unix_nano 9223372036854775808: more than a day ahead"),
+        (_T0, 2**64 - 1, "more than a day ahead"),
+        (2**63 - 1, 2**63 - 1, "start_time_unix_nano"),
+        (_T0, -2, "more than a day ahead"),  # a fixed64 of -2: 2**64 - 2 on the wire
+    ],
+)
+def test_out_of_range_times_rejected_alone(start: int, end: int, why: str) -> None:
+    """A span stamped before 2000 or more than a day ahead is rejected with why; others kept."""
+    request = make_request(3)
+    span = request.resource_spans[0].scope_spans[0].spans[1]
+    span.start_time_unix_nano, span.end_time_unix_nano = start, end % 2**64
+    for decoded in (
+        _decode_pb(request.SerializeToString()),
+        decode_body(request.SerializeToString()),
+    ):
+        assert (decoded.total, decoded.rejected, len(decoded.spans)) == (3, 1, 2)
+        assert why in decoded.error
+
+
+def test_times_up_to_a_day_ahead_are_kept() -> None:
+    """A client clock somewhat ahead is tolerated: up to a day after the collector's clock."""
+    request = make_request(1)
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    span.start_time_unix_nano = _now() + _DAY - 60 * 10**9
+    span.end_time_unix_nano = span.start_time_unix_nano + 5
+    decoded = decode_body(request.SerializeToString())
+    assert decoded.rejected == 0 and decoded.spans[0].end_ns == span.end_time_unix_nano
+
+
+def test_span_ending_before_it_starts_gets_no_duration() -> None:
+    """A span ending before it starts (a clock stepped back) is kept, its end set to its start."""
+    request = make_request(1)
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    span.end_time_unix_nano = span.start_time_unix_nano - 10**9
+    decoded = decode_body(request.SerializeToString())
+    assert decoded.rejected == 0
+    assert decoded.spans[0].start_ns == decoded.spans[0].end_ns == span.start_time_unix_nano
+
+
+def test_poison_span_is_rejected() -> None:
+    """The reproducer of the span that stopped all persistence is rejected, on both paths."""
+    for decoded in (decode_body(POISON), _decode_pb(POISON)):
+        assert (decoded.total, decoded.rejected, decoded.spans) == (1, 1, [])
+        assert "end_time_unix_nano 9223372036854775808" in decoded.error
+
+
+_any_time = st.one_of(
+    st.integers(0, 2**64 - 1),
+    st.integers(decode.EARLIEST_NS - 10, decode.EARLIEST_NS + 10),
+    st.integers(_T0, _T0 + 10**12),
+    st.sampled_from([0, 2**63 - 1, 2**63, 2**64 - 1]),
+    st.integers(-(10**12), 2 * _DAY).map(lambda d: _now() + d),  # around now + a day
+)
+
+
+def _out_of_range(times: list[tuple[int, int]], latest: int) -> int:
+    return sum(
+        not (decode.EARLIEST_NS <= start <= latest and decode.EARLIEST_NS <= end <= latest)
+        for start, end in times
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(_any_time, _any_time), min_size=1, max_size=6))
+def test_no_accepted_span_has_out_of_range_times(times: list[tuple[int, int]]) -> None:
+    """Whatever the times, accepted spans lie in [2000, now + 1 day] and end at or after start;
+    exactly the out-of-range spans are rejected, through the scanner and the runtime alike."""
+    times = [(start % 2**64, end % 2**64) for start, end in times]
+    request = make_request(len(times), spans_per_trace=1)
+    for span, (start, end) in zip(
+        request.resource_spans[0].scope_spans[0].spans, times, strict=True
+    ):
+        span.start_time_unix_nano, span.end_time_unix_nano = start, end
+    body = request.SerializeToString()
+    before = _now()
+    decoded_both = (decode_body(body), _decode_pb(body))
+    after = _now()
+    for decoded in decoded_both:
+        assert decoded.total == len(times) == decoded.rejected + len(decoded.spans)
+        for span in decoded.spans:
+            assert decode.EARLIEST_NS <= span.start_ns <= span.end_ns <= after + _DAY
+        # Times within the few microseconds between the two clock reads may go either way.
+        assert _out_of_range(times, after + _DAY) <= decoded.rejected
+        assert decoded.rejected <= _out_of_range(times, before + _DAY)
+
+
 def test_zero_parent_is_root() -> None:
     """An all-zero parent span id means no parent."""
     request = make_request(1)
@@ -162,9 +272,9 @@ def test_json_matches_protobuf() -> None:
 @pytest.mark.parametrize(
     ("body", "kind", "status", "start"),
     [
-        (_json_span(kind=2, status={"code": 2}, startTimeUnixNano="17"), 2, 2, 17),
-        (_json_span(kind="SPAN_KIND_SERVER", status={"code": "STATUS_CODE_ERROR"}), 2, 2, 0),
-        (_json_span(kind=3, startTimeUnixNano=17, unknownField={"a": 1}), 3, 0, 17),
+        (_json_span(kind=2, status={"code": 2}, startTimeUnixNano=str(_T)), 2, 2, _T),
+        (_json_span(kind="SPAN_KIND_SERVER", status={"code": "STATUS_CODE_ERROR"}), 2, 2, _T0),
+        (_json_span(kind=3, startTimeUnixNano=_T, unknownField={"a": 1}), 3, 0, _T),
     ],
 )
 def test_json_variants(body: bytes, kind: int, status: int, start: int) -> None:
@@ -178,6 +288,7 @@ def test_json_variants(body: bytes, kind: int, status: int, start: int) -> None:
 def test_json_snake_case() -> None:
     """snake_case keys, as some clients send, are accepted."""
     span = {"trace_id": TRACE, "span_id": SPAN, "parent_span_id": "", "name": "op"}
+    span.update(start_time_unix_nano=_T0, end_time_unix_nano=_T0)
     body = json.dumps({"resource_spans": [{"scope_spans": [{"spans": [span]}]}]}).encode()
     decoded = _decode_json(body)
     assert decoded.spans[0].span_id.hex() == SPAN and decoded.spans[0].parent_id == b""

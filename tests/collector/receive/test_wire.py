@@ -105,6 +105,10 @@ _keys = st.one_of(
     st.sampled_from(["rpc.service", "enduser.id", "error.type", "messaging.system"]),
     st.text(max_size=12),
 )
+# Any fixed64, or a time ingest accepts (so that accepted spans are compared, not only rejections).
+_times = st.one_of(
+    st.integers(0, 2**64 - 1), st.integers(decode.EARLIEST_NS, 1_900_000_000 * 10**9)
+)
 _attributes = st.lists(st.builds(lambda k, v: KeyValue(key=k, value=v), _keys, _values), max_size=5)
 
 
@@ -116,8 +120,8 @@ def _span(draw: st.DrawFn) -> ProtoSpan:
         parent_span_id=draw(_ids),
         name=draw(st.text(max_size=20)),
         kind=draw(st.integers(-(2**31), 2**31 - 1)),
-        start_time_unix_nano=draw(st.integers(0, 2**64 - 1)),
-        end_time_unix_nano=draw(st.integers(0, 2**64 - 1)),
+        start_time_unix_nano=draw(_times),
+        end_time_unix_nano=draw(_times),
         trace_state=draw(st.text(max_size=5)),
         flags=draw(st.integers(0, 2**32 - 1)),
     )
@@ -212,7 +216,10 @@ def _wrap(span: bytes, resource: bytes = b"") -> bytes:
     return _field(1, 2, resource_spans)
 
 
-_IDS = _field(1, 2, b"\x01" * 16) + _field(2, 2, b"\x02" * 8)
+_T = (1_700_000_000 * 10**9).to_bytes(8, "little")  # a valid time: the span is accepted
+_IDS = (
+    _field(1, 2, b"\x01" * 16) + _field(2, 2, b"\x02" * 8) + _field(7, 1, _T) + _field(8, 1, _T)
+)
 
 
 @needs_scanner
