@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# `make demo` installs only what the demo runs (the demo extra), not the dev tools; a later
+# `make install` adds them to the same virtualenv.
+DEMO_STAMP := $(VENV)/.installed-demo
 
 .PHONY: help install browser test test-fast lint typecheck pytest bench demo clean
 
@@ -21,6 +24,12 @@ $(STAMP): pyproject.toml hatch_build.py collector/podtrace_collector/receive/_wi
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+$(DEMO_STAMP): pyproject.toml hatch_build.py collector/podtrace_collector/receive/_wire.c
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[demo]"
+	@touch $(DEMO_STAMP)
 
 # The web-page tests drive Debian's chromium headless; install it when missing (root, apt).
 browser:
@@ -50,7 +59,8 @@ test-fast: install
 bench: install
 	$(BIN)/python -m bench
 
-demo: install
+# Stays up after the report (the page and the API) until Ctrl-C.
+demo: $(DEMO_STAMP)
 	$(BIN)/podtrace demo
 
 clean:

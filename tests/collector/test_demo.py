@@ -10,17 +10,23 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import queue
 import random
 import re
+import shlex
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
+import tomllib
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from podtrace_collector.demo import _main
+from podtrace_collector.demo import _main, _setup
 from podtrace_collector.demo._cluster import clean_environ
 from podtrace_collector.demo._pods import Pod, Revision, template_hash
 from podtrace_collector.demo._procs import DemoError, Supervisor, wait_ready
@@ -57,27 +63,75 @@ def _state(pid: int) -> str | None:
     return stat.rpartition(")")[2].split()[0]
 
 
+def _lines(proc: subprocess.Popen[str]) -> queue.Queue[str | None]:
+    """The process's output lines as they come (None at the end), read by a thread."""
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        with proc.stdout:
+            for line in proc.stdout:
+                lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def _until(lines: queue.Queue[str | None], marker: str, timeout_s: float) -> str:
+    """Everything read up to and including the line holding *marker*."""
+    out, deadline = [], time.monotonic() + timeout_s
+    while True:
+        line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+        if line is None:
+            raise AssertionError(f"the demo ended before {marker!r}:\n{''.join(out)}")
+        out.append(line)
+        if marker in line:
+            return "".join(out)
+
+
 @pytest.mark.slow
-def test_fast_demo_reports_the_bad_rollout(tmp_path: Path) -> None:
-    """`podtrace demo --fast` exits 0 and reports shop/payment regressed, 2 hops to the frontend."""
+def test_fast_demo_reports_the_bad_rollout_and_stays_up(tmp_path: Path) -> None:
+    """`podtrace demo --fast` reports shop/payment regressed, 2 hops to the frontend; then the
+    printed page and command answer until Ctrl-C, which ends it with exit 0 and no process left."""
     report_path = tmp_path / "report.json"
     workdir = tmp_path / "work"
     command = [*DEMO, "--fast", "--workdir", str(workdir), "--seed", "3"]
     command += ["--api-port", "0", "--report-json", str(report_path)]
     started = time.monotonic()
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=180)
-    took = time.monotonic() - started
-    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path
+    )
+    lines = _lines(proc)
+    try:
+        out = _until(lines, "press Ctrl-C to stop", timeout_s=180)
+        took = time.monotonic() - started
+        for progress in ("gateway ready", "pods ready", "rolling update shop/payment", "canary"):
+            assert progress in out
+        assert re.search(r"shop/payment\s+revision\s+\w+", out)
+        assert "REGRESSED" in out
+        assert re.search(r"1\s+shop/checkout\s+checkout", out)
+        assert re.search(r"2\s+shop/frontend\s+frontend", out)
+        report = json.loads(report_path.read_text())
+        # What the demo printed works when read: the page, and the same table from the CLI.
+        url = re.search(r"^web page:\s+(\S+)$", out, re.MULTILINE).group(1)  # type: ignore[union-attr]
+        with urllib.request.urlopen(url, timeout=10) as page:
+            assert page.status == 200 and "text/html" in page.headers["content-type"]
+        same = re.search(r"^same table:\s+(.+)$", out, re.MULTILINE).group(1)  # type: ignore[union-attr]
+        table = subprocess.run(
+            shlex.split(same), capture_output=True, text=True, timeout=60, cwd=tmp_path
+        )
+        assert table.returncode == 0, table.stderr
+        assert f"shop/payment  revision {report['revision']}" in table.stdout
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        while lines.get(timeout=10) is not None:
+            pass  # the reader reached the end and closed the pipe
     assert _processes_under(workdir) == []
-    out = proc.stdout
-    for progress in ("gateway ready", "pods ready", "rolling update shop/payment", "canary"):
-        assert progress in out
-    assert re.search(r"shop/payment\s+revision\s+\w+", out)
-    assert "REGRESSED" in out
-    assert re.search(r"1\s+shop/checkout\s+checkout", out)
-    assert re.search(r"2\s+shop/frontend\s+frontend", out)
-    assert "web page:    http://127.0.0.1:" in out
-    report = json.loads(report_path.read_text())
     assert (report["workload"], report["verdict"]) == ("shop/payment", "regressed")
     assert report["baseline"]["revision"] != report["revision"]
     hops = {a["workload"]: a["hops"] for a in report["affected_services"]}
@@ -86,7 +140,7 @@ def test_fast_demo_reports_the_bad_rollout(tmp_path: Path) -> None:
     assert entry == {("shop/frontend", "POST /checkout")}
     assert report["affected_users"] >= 1
     assert report["origin_errors"] > report["baseline"]["origin_errors"]
-    print(f"demo --fast took {took:.1f}s")
+    print(f"demo --fast reported after {took:.1f}s")
 
 
 @pytest.mark.slow
@@ -238,3 +292,75 @@ def test_only_a_process_dying_on_its_own_is_reported(tmp_path: Path) -> None:
     supervisor.processes.remove(crashed)
     supervisor.check_alive()
     supervisor.stop_all()
+
+
+def _port_in_time_wait() -> int:
+    """A loopback port whose only trace is a connection in TIME_WAIT (nobody listens on it)."""
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        port = int(server.getsockname()[1])
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = server.accept()
+        accepted.close()  # the side that closes first holds the TIME_WAIT, on the port
+        client.close()
+    return port
+
+
+def test_a_port_in_time_wait_is_still_the_preferred_port() -> None:
+    """A port the last demo left in TIME_WAIT is free for the gateway (which binds with
+    SO_REUSEADDR): the demo keeps it instead of picking a random one."""
+    port = _port_in_time_wait()
+    with socket.socket() as plain, pytest.raises(OSError):
+        plain.bind(("127.0.0.1", port))  # what the probe met before it set SO_REUSEADDR
+    assert _setup._preferred_port(port, set()) == port
+
+
+def test_a_listened_port_is_not_preferred() -> None:
+    """A port someone listens on is not taken: the demo picks a free one."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = int(busy.getsockname()[1])
+        assert _setup._preferred_port(port, set()) != port
+
+
+@pytest.mark.parametrize("keep_running", [True, False])
+def test_the_printed_url_and_command_are_live_only_while_the_demo_is(
+    keep_running: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The page URL and the CLI command are printed when the demo stays up, and the command
+    names this installation's podtrace, runnable as printed; --exit-after-report prints neither."""
+    payment = next(spec for spec in SHOP if spec.name == "payment")
+    _main._print_report({"workload": "shop/payment"}, "http://127.0.0.1:1", payment,
+                        keep_running=keep_running)  # fmt: skip
+    out = capsys.readouterr().out
+    assert ("web page:    http://127.0.0.1:1/" in out) is keep_running
+    same = re.search(r"^same table:\s+(.+) blast-radius shop/payment --api http://127.0.0.1:1$",
+                     out, re.MULTILINE)  # fmt: skip
+    assert (same is not None) is keep_running
+    if same is not None:
+        version = subprocess.run([*shlex.split(same.group(1)), "--version"],
+                                 capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert version.stdout.startswith("podtrace ")
+    else:
+        assert "--exit-after-report: the demo stops now" in out
+
+
+def test_make_demo_installs_only_the_demo_extra() -> None:
+    """`make demo` installs podtrace[demo], which holds every instrumentation the shop needs,
+    and not the dev group (pytest, mypy, ruff)."""
+    root = Path(__file__).resolve().parents[2]
+    dry = subprocess.run(["make", "-n", "demo", "VENV=/nonexistent-venv"], cwd=root,
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert dry.returncode == 0, dry.stderr
+    installs = [line for line in dry.stdout.splitlines() if "pip install" in line]
+    assert any('-e ".[demo]"' in line for line in installs), dry.stdout
+    assert not any("--group" in line or "[collector]" in line for line in installs), installs
+    assert dry.stdout.splitlines()[-1].endswith("/bin/podtrace demo")
+    extra = tomllib.loads((root / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]["demo"]  # fmt: skip
+    listed = {re.split(r"[<>=~;\[ ]", req, maxsplit=1)[0] for req in extra}
+    assert set(_setup._INSTRUMENTATIONS.values()) <= listed
+    assert "podtrace" in listed  # with the collector extra: podtrace[collector]

@@ -63,10 +63,19 @@ class Console:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="podtrace demo",
-        description="Run the example shop on this machine, roll one service to a bad revision "
-        "and print that rollout's blast radius.",
+        description="Run the example shop on this machine, roll one service to a bad revision, "
+        "print that rollout's blast radius, then keep the web page and the API up until Ctrl-C.",
     )
-    parser.add_argument("--keep-running", action="store_true", help="stay up after the report")
+    after = parser.add_mutually_exclusive_group()
+    after.add_argument(
+        "--exit-after-report",
+        action="store_true",
+        help="stop once the report is printed (scripts, CI); by default the page and the API "
+        "stay up, with light traffic, until Ctrl-C",
+    )
+    after.add_argument(
+        "--keep-running", action="store_true", help="stay up after the report (the default)"
+    )
     parser.add_argument("--fast", action="store_true", help="shorter phases (tests and CI)")
     parser.add_argument("--workdir", type=Path, help="keep logs, pod files and the database here")
     names = sorted(spec.name for spec in SHOP)
@@ -160,11 +169,12 @@ async def _demo(
         await _start_shop(cluster, say)
         target = next(spec for spec in SHOP if spec.name == args.service)
         report = await _run_rollout(cluster, supervisor, target, plan, api, say)
-        _print_report(report, api, target, keep_running=args.keep_running)
-        console.reported = True
+        keep_running = not args.exit_after_report
         if args.report_json is not None:
             args.report_json.write_text(json.dumps(report, indent=2) + "\n")
-        if args.keep_running:
+        _print_report(report, api, target, keep_running=keep_running)
+        console.reported = True
+        if keep_running:
             await _stay_up(cluster, supervisor, say)
     finally:
         await cluster.close()
@@ -248,15 +258,30 @@ def _print_report(
     print()
     print(render_report(report))
     print()
-    print(f"web page:    {api}/")
-    print(f"same table:  podtrace blast-radius shop/{target.name} --api {api}")
-    if not keep_running:
-        print("(the demo stops now; run `podtrace demo --keep-running` to explore the page)")
+    if keep_running:
+        print(f"web page:    {api}/")
+        print(f"same table:  {_podtrace_command()} blast-radius shop/{target.name} --api {api}")
+    else:
+        print("(--exit-after-report: the demo stops now; without it the page stays up)")
     print(flush=True)
 
 
+def _podtrace_command() -> str:
+    """How to run this installation's ``podtrace`` from the user's shell."""
+    script = Path(sys.executable).parent / "podtrace"
+    on_path = shutil.which("podtrace")
+    if on_path is not None and Path(on_path).resolve() == script.resolve():
+        return "podtrace"
+    if not script.exists():
+        return f"{sys.executable} -m podtrace._cli"
+    # `make demo` runs .venv/bin/podtrace: print the path as typed from the checkout.
+    with contextlib.suppress(ValueError):
+        return f"./{script.absolute().relative_to(Path.cwd())}"
+    return str(script)
+
+
 async def _stay_up(cluster: Cluster, supervisor: Supervisor, say: Say) -> None:
-    say("still running with light traffic; press Ctrl-C to stop")
+    say("the page and the API stay up, with light traffic; press Ctrl-C to stop")
     users = cluster.users(100, sessions_per_s=1.0)
     stop = asyncio.Event()
     traffic = asyncio.create_task(users.run(stop))

@@ -32,7 +32,10 @@ def gateway_ports(api_port: int | None) -> dict[str, int]:
 
 def _preferred_port(port: int, taken: set[int]) -> int:
     # The documented port when it is free (so the printed URL is the familiar one), else any.
+    # SO_REUSEADDR as the collector binds: a port in TIME_WAIT, from a demo that just ended, is
+    # free for it, and must not send this demo to a random port.
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
