@@ -10,6 +10,7 @@ a healthy revision earlier.  Screenshots land in ``tests/artifacts/`` (gitignore
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -26,7 +27,7 @@ from podtrace_collector.model import Resource
 from podtrace_collector.store.sqlite import SqliteStore
 
 from tests.browser import Chromium
-from tests.collector.analyse.tracebuilder import Trace, deployment
+from tests.collector.analyse.tracebuilder import Trace, deployment, service
 from tests.collector.api.served import (
     EDGES,
     NODES,
@@ -599,3 +600,47 @@ def test_page_refuses_to_be_framed(shop: Served, browser: Chromium) -> None:
     assert not [u for u in browser.requests if u.startswith(shop.url + "/static/")]
     assert [e for e in browser.errors if "frame-ancestors" in e]
     browser.errors.clear()
+
+
+def test_markup_in_names_is_shown_as_text(tmp_path: Path, browser: Chromium) -> None:
+    """A workload named like markup is drawn as text: nothing in a name runs or breaks the page."""
+    name, namespace = '<img src=x onerror="window.pwned=1">', "a\"'&<b>"
+    workload = f"{namespace}/{name}"
+    now_s = time.time()
+    buckets: dict[int, Aggregates] = {}
+    for i in range(48):
+        version = "1.0" if i < 24 else "2.0"  # outside Kubernetes the version is the revision
+        t = Trace(base_s=minute(now_s, 20 - i // 4))
+        root = t.server(FRONTEND, "GET /", method="GET", route="/", user=f"u{i}", error=i % 4 == 3)
+        callee = service(name, namespace=namespace, version=version)
+        t.call(root, callee, "GET /x", error=version == "2.0" and i % 4 == 3)
+        add(buckets, t)
+    store = SqliteStore(tmp_path / "podtrace.db")
+    store.write(buckets)
+    served = serve(store)
+    try:
+        loaded(browser, served.url + "/")
+        literal = json.dumps(workload)
+        browser.wait_for(f"document.getElementById('report').dataset.workload === {literal}")
+        browser.wait_for("document.querySelector('#graph .node')")
+        shot(browser, "page-markup-names.png")
+        assert browser.evaluate("window.pwned === undefined") is True
+        assert browser.evaluate("document.querySelectorAll('img, b').length") == 0
+        assert browser.evaluate("document.querySelector('.rollout-workload').textContent") == (
+            workload
+        )
+        assert browser.evaluate("document.getElementById('summary-title').firstChild.data") == (
+            workload
+        )
+        nodes = "[...document.querySelectorAll('#graph .node')]"
+        node = f"{nodes}.find(n => n.dataset.workload === {literal})"
+        assert browser.evaluate(f"{node}.querySelector('.name').textContent") == name[:23] + "…"
+        assert browser.evaluate(f"{node}.querySelector('title').textContent").startswith(workload)
+        browser.evaluate(
+            f"document.getElementById('graph-search').value = {json.dumps(name)};"
+            "document.querySelector('#graph-find button').click()"
+        )
+        assert browser.evaluate("document.getElementById('graph').dataset.found") == workload
+    finally:
+        served.stop()
+        store.close()

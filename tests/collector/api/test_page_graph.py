@@ -225,3 +225,20 @@ def test_search_finds_and_centres_a_collapsed_workload(
     assert browser.evaluate("document.getElementById('graph-search-status').textContent") == (
         "no workload matches “no-such-thing”"
     )
+
+
+def test_a_moved_view_survives_a_refresh(tmp_path: Path, browser: Chromium) -> None:
+    """New data redraws the graph without undoing the person's zoom and pan."""
+    for served, plan in _served(tmp_path, 12, 3):
+        loaded(browser, served.url + "/?refresh=1")
+        report_of(browser, plan.origin)
+        browser.evaluate("document.getElementById('zoom-in').click()")
+        browser.evaluate("document.getElementById('zoom-in').click()")
+        view = "document.querySelector('#graph > g').getAttribute('transform')"
+        moved = browser.evaluate(view)
+        browser.evaluate("document.querySelector('#graph .node').stale = true")
+        mesh.fill(served.store, plan, time.time())  # the same traffic again: new counts
+        browser.wait_for("!document.querySelector('#graph .node').stale")
+        assert browser.evaluate(view) == moved
+        browser.evaluate("document.getElementById('zoom-fit').click()")
+        assert browser.evaluate(view) != moved

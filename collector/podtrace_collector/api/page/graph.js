@@ -174,7 +174,8 @@ window.podtraceGraph = (() => {
       const dx = (b.x - a.x) / 2;
       const direct = [[a, { x: a.x + dx, y: a.y }, { x: b.x - dx, y: b.y }, b]];
       const between = obstacles.filter((o) => o.id !== s.id && o.id !== t.id && o.box.x < b.x && o.box.x + o.box.w > a.x);
-      if (!between.some((o) => crosses(direct, o.box))) return direct;
+      const samples = Array.from({ length: 23 }, (_, i) => bezier(direct[0], (i + 1) / 24));
+      if (!between.some((o) => samples.some((p) => inside(p, o.box)))) return direct;
       const up = Math.min(...between.map((o) => o.box.y)) - 14;
       const down = Math.max(...between.map((o) => o.box.y + o.box.h)) + 14;
       const lane = Math.abs(s.y - up) + Math.abs(t.y - up) <= Math.abs(s.y - down) + Math.abs(t.y - down) ? up : down;
@@ -199,14 +200,8 @@ window.podtraceGraph = (() => {
     return [[{ x: s.x, y: s.y - NODE_R - 2 }, { x: s.x, y: lift }, { x: t.x, y: lift }, { x: t.x, y: t.y - NODE_R - 8 }]];
   }
 
-  function crosses(segments, box) {
-    for (const seg of segments) {
-      for (let i = 1; i < 24; i++) {
-        const p = bezier(seg, i / 24);
-        if (p.x > box.x && p.x < box.x + box.w && p.y > box.y && p.y < box.y + box.h) return true;
-      }
-    }
-    return false;
+  function inside(p, box) {
+    return p.x > box.x && p.x < box.x + box.w && p.y > box.y && p.y < box.y + box.h;
   }
 
   function bezier(c, u) {
@@ -261,9 +256,11 @@ window.podtraceGraph = (() => {
   function placeEdgeLabels(drawn, taken) {
     const order = [...drawn].sort((a, b) => (b.blast - a.blast) || (b.e.errors - a.e.errors) || (b.e.calls - a.e.calls));
     const along = [0.5, 0.4, 0.6, 0.3, 0.7, 0.22, 0.78];
+    // Measure every label first, then only move them: one layout of the page, not one per edge.
+    for (const d of order) moveLabel(d.text, { x: 0, y: 0 });
+    const sizes = new Map(order.map((d) => [d, textBox(d.text)]));
     for (const d of order) {
-      moveLabel(d.text, { x: 0, y: 0 });
-      const size = textBox(d.text);
+      const size = sizes.get(d);
       const spot = along.map((u) => pointAt(d.curve, u)).find((p) => !taken.some((b) => overlaps(b, shift(size, p.x, p.y))));
       if (spot) {
         moveLabel(d.text, spot);
@@ -316,15 +313,12 @@ window.podtraceGraph = (() => {
         obstacles.push({ id: n.id, box: shift(b, n.x, n.y) });
       }
     }
-    const labelBoxes = [];
-    for (const c of columns) {
-      const text = columnLabel(c.layer, model.origin);
-      if (!text) continue;
-      const t = el("text", { class: "column-label", x: c.x.toFixed(1), y: (c.top - 12).toFixed(1) }, text);
-      heads.append(t);
-      const b = textBox(t);
+    const headings = columns.filter((c) => columnLabel(c.layer, model.origin)).map((c) =>
+      el("text", { class: "column-label", x: c.x.toFixed(1), y: (c.top - 12).toFixed(1) }, columnLabel(c.layer, model.origin)));
+    heads.append(...headings);
+    const labelBoxes = headings.map(textBox);
+    for (const b of labelBoxes) {
       taken.push(b);
-      labelBoxes.push(b);
       obstacles.push({ id: null, box: b });
     }
     const at = new Map(shown.map((n) => [n.id, n]));
