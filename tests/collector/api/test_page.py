@@ -207,6 +207,10 @@ def test_page_draws_the_bad_rollouts_blast_radius(shop: Served, browser: Chromiu
         ["shop/frontend", "2", "20", "120", "16.7 %"],
     ]
     assert rows(browser, "#contained") == [["shop/recommendation", "20"]]
+    # The latency blast radius is drawn exactly when the engine lists one.
+    slowed = any((report.get("latency_impact") or {}).values())
+    assert browser.evaluate("document.getElementById('slowed-card').hidden") is not slowed
+    assert bool(browser.evaluate("document.querySelectorAll('#graph .slowed').length")) is slowed
     shown = browser.evaluate(
         "[...document.querySelectorAll('#exemplars .trace-id')].map(c => c.textContent)"
     )
