@@ -24,6 +24,18 @@ SUBCOMMANDS: dict[str, tuple[str, str, bool, str]] = {
         "print the blast radius of a workload's rollout",
     ),
     "demo": ("podtrace_collector.demo", "main", True, "run the example shop and a bad rollout"),
+    "inject": (
+        "podtrace_collector.inject.cli",
+        "inject_main",
+        True,
+        "add the podtrace sidecar to Kubernetes manifests",
+    ),
+    "webhook": (
+        "podtrace_collector.inject.cli",
+        "webhook_main",
+        True,
+        "serve the admission webhook that adds podtrace to pods",
+    ),
 }
 
 EXTRA_HINT = (
@@ -104,9 +116,8 @@ def _discard_stdout() -> None:
 
 def _is_missing_extra(exc: ImportError) -> bool:
     missing = (exc.name or "").split(".")[0]
-    return missing in {"fastapi", "uvicorn", "grpc", "httpx", "prometheus_client", "starlette"} or (
-        missing == "opentelemetry" and "proto" in (exc.name or "")
-    )
+    extra = {"fastapi", "uvicorn", "grpc", "httpx", "prometheus_client", "starlette", "yaml"}
+    return missing in extra or (missing == "opentelemetry" and "proto" in (exc.name or ""))
 
 
 if __name__ == "__main__":  # pragma: no cover
