@@ -11,6 +11,7 @@ import argparse
 import functools
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -120,6 +121,10 @@ def webhook_main(argv: Sequence[str]) -> int:
     app = server.create_app(policy)
     extra = {"port": sock.getsockname()[1], "excluded": sorted(policy.exclude_namespaces)}
     logger.info("webhook started", extra=extra)
+    # uvicorn handles SIGTERM itself, then raises it again for the handlers it replaced: these,
+    # so that a clean stop exits 0 as the collector does.
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, lambda signum, frame: None)
     server.make_server(app, certificate, args.log_level).run(sockets=[sock])
     logger.info("webhook stopped")
     return 0

@@ -23,9 +23,12 @@ from podtrace_collector.inject.options import (
 )
 from podtrace_collector.inject.sidecar import (
     API_PORT,
+    APP_ENDPOINTS,
+    ENDPOINT,
     OTLP_PORTS,
     PODINFO_DIR,
     PODINFO_VOLUME,
+    PROTOCOL,
     RUN_PREFIX,
     SIDECAR_NAME,
     app_env,
@@ -127,7 +130,7 @@ def _add(template: Template, spec: dict[str, Any], opts: InjectOptions) -> tuple
             f"podtrace.io/python names no container of this pod: {', '.join(unknown)}"
         )
     status = Status(sidecar="initContainers" if opts.native else "containers")
-    notes = [note for container in apps if (note := _add_to_app(container, opts, status))]
+    notes = [note for container in apps for note in _add_to_app(container, opts, status)]
     volumes = spec.get("volumes") or []
     mine = [v for v in volumes if isinstance(v, dict) and v.get("name") == PODINFO_VOLUME]
     if not mine:
@@ -151,28 +154,39 @@ def _add(template: Template, spec: dict[str, Any], opts: InjectOptions) -> tuple
     return tuple(notes)
 
 
-def _add_to_app(container: dict[str, Any], opts: InjectOptions, status: Status) -> str | None:
+def _add_to_app(container: dict[str, Any], opts: InjectOptions, status: Status) -> list[str]:
+    added = status.containers[container["name"]] = Added()
+    notes = [_add_env(container, added)]
+    mounts = [m for m in container.get(MOUNTS) or [] if isinstance(m, dict)]
+    if not any(_named(m, PODINFO_VOLUME) or m.get("mountPath") == PODINFO_DIR for m in mounts):
+        _list(container, MOUNTS, added.created, MOUNTS).append(podinfo_mount())
+        added.mount = True
+    if opts.wraps(container["name"]):
+        notes.append(_wrap(container, added))
+    return [note for note in notes if note]
+
+
+def _add_env(container: dict[str, Any], added: Added) -> str | None:
     name = container["name"]
-    added = status.containers[name] = Added()
     env = _list(container, ENV, added.created, ENV)
-    have = {e.get("name") for e in env if isinstance(e, dict)}
-    for variable in app_env(name):
+    have = {e["name"]: e.get("value") for e in env if isinstance(e, dict) and "name" in e}
+    protocol = have.get(PROTOCOL)  # an app that speaks gRPC is pointed at the gRPC port
+    for variable in app_env(name, protocol if protocol in APP_ENDPOINTS else "http/protobuf"):
         if variable["name"] not in have:
             env.append(variable)
             added.env.append(variable["name"])
-    mounts = [m for m in container.get(MOUNTS) or [] if isinstance(m, dict)]
-    if not any(
-        m.get("name") == PODINFO_VOLUME or m.get("mountPath") == PODINFO_DIR for m in mounts
-    ):
-        _list(container, MOUNTS, added.created, MOUNTS).append(podinfo_mount())
-        added.mount = True
-    if not opts.wraps(name):
-        return None
+    endpoint = have.get(ENDPOINT)
+    if ENDPOINT in have and endpoint not in APP_ENDPOINTS.values():
+        return f"container {name!r} keeps its own {ENDPOINT} ({endpoint}), not the sidecar"
+    return None
+
+
+def _wrap(container: dict[str, Any], added: Added) -> str | None:
     command = container.get("command")
     if not isinstance(command, list) or not command:
         return (
-            f"container {name!r}: its command comes from the image, so it is not wrapped in "
-            "`podtrace run`: give it a `command:`, or call podtrace.init() in the app"
+            f"container {container['name']!r}: its command comes from the image, so it is not "
+            "wrapped in `podtrace run`: give it a `command:`, or call podtrace.init() in the app"
         )
     if command[: len(RUN_PREFIX)] != list(RUN_PREFIX):
         container["command"] = [*RUN_PREFIX, *command]

@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 POD_PATH = "/mutate/pod"  # pods annotated podtrace.io/inject: "true"
 NAMESPACE_PATH = "/mutate/namespace"  # every pod of a namespace labelled podtrace.io/inject=enabled
+SHUTDOWN_TIMEOUT_S = 5
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a pod is far smaller; the API server caps objects at ~3 MiB
 
 
@@ -113,6 +114,9 @@ def make_server(
         server_header=False,
         lifespan="off",
         log_level=log_level,
+        # The API server keeps idle TLS connections open; closing one waits for a close_notify
+        # that may never come (30 s): admissions take milliseconds, 5 s is plenty to finish them.
+        timeout_graceful_shutdown=SHUTDOWN_TIMEOUT_S,
     )
     config.load()
     config.ssl = certificate.context  # after load(): uvicorn would build its own, never reloaded

@@ -12,11 +12,17 @@ SIDECAR_NAME = "podtrace"
 PODINFO_VOLUME = "podinfo"
 PODINFO_DIR = _env.DEFAULT_PODINFO_DIR
 RUN_PREFIX = ("podtrace", "run", "--")
+ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
+PROTOCOL = "OTEL_EXPORTER_OTLP_PROTOCOL"
 
 _PORTS = CollectorConfig()
 OTLP_PORTS = (_PORTS.grpc_port, _PORTS.http_port)
 API_PORT = _PORTS.api_port
-APP_ENDPOINT = f"http://localhost:{_PORTS.http_port}"
+APP_ENDPOINTS = {  # OTEL_EXPORTER_OTLP_PROTOCOL -> the sidecar's receiver for it
+    "http/protobuf": f"http://localhost:{_PORTS.http_port}",
+    "http/json": f"http://localhost:{_PORTS.http_port}",
+    "grpc": f"http://localhost:{_PORTS.grpc_port}",
+}
 
 # The sidecar's own flags: a small memory budget below the container's limit (96Mi), a bounded
 # retry queue, and a drain on SIGTERM shorter than the usual 30 s grace period.
@@ -44,12 +50,17 @@ def downward_env(container_name: str) -> list[dict[str, Any]]:
     return env
 
 
-def app_env(container_name: str) -> list[dict[str, Any]]:
-    """An app container's variables: its identity, and its OpenTelemetry SDK's sidecar endpoint."""
+def app_env(container_name: str, protocol: str = "http/protobuf") -> list[dict[str, Any]]:
+    """An app container's variables: its identity, and its OpenTelemetry SDK's sidecar endpoint.
+
+    ``protocol`` is the app's own ``OTEL_EXPORTER_OTLP_PROTOCOL``, if it sets one: an app that
+    speaks gRPC is pointed at the gRPC port.
+    """
+    endpoint = APP_ENDPOINTS.get(protocol, APP_ENDPOINTS["http/protobuf"])
     return [
         *downward_env(container_name),
-        {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": APP_ENDPOINT},
-        {"name": "OTEL_EXPORTER_OTLP_PROTOCOL", "value": "http/protobuf"},
+        {"name": ENDPOINT, "value": endpoint},
+        {"name": PROTOCOL, "value": protocol},
     ]
 
 

@@ -45,14 +45,12 @@ class Status:
     created: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
+        """Compact JSON; fields that are false or empty are left out."""
         record: dict[str, Any] = {"version": __version__, "sidecar": self.sidecar}
         record["volume"] = self.volume
-        record["containers"] = {
-            name: {"env": a.env, "mount": a.mount, "wrapped": a.wrapped, "created": a.created}
-            for name, a in self.containers.items()
-        }
+        record["containers"] = {name: _compact(vars(a)) for name, a in self.containers.items()}
         record["created"] = self.created
-        return json.dumps(record, separators=(",", ":"))
+        return json.dumps(_compact(record), separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: Any) -> Status:
@@ -61,18 +59,18 @@ class Status:
             record = json.loads(text)
             containers = {
                 str(name): Added(
-                    env=_strings(entry["env"]),
-                    mount=bool(entry["mount"]),
-                    wrapped=bool(entry["wrapped"]),
-                    created=_strings(entry["created"]),
+                    env=_strings(entry.get("env", [])),
+                    mount=bool(entry.get("mount", False)),
+                    wrapped=bool(entry.get("wrapped", False)),
+                    created=_strings(entry.get("created", [])),
                 )
-                for name, entry in record["containers"].items()
+                for name, entry in record.get("containers", {}).items()
             }
             status = cls(
                 sidecar=str(record["sidecar"]),
-                volume=bool(record["volume"]),
+                volume=bool(record.get("volume", False)),
                 containers=containers,
-                created=_strings(record["created"]),
+                created=_strings(record.get("created", [])),
             )
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             raise InjectError(
@@ -88,3 +86,7 @@ def _strings(value: Any) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ValueError("expected a list of strings")
     return list(value)
+
+
+def _compact(record: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in record.items() if value}
