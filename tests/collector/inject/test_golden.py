@@ -79,7 +79,7 @@ def test_remove_gives_the_input_back_key_for_key(case: str) -> None:
 
 
 def test_deployment_keeps_what_the_team_wrote() -> None:
-    """The team's POD_NAME and probes stay; the sidecar goes first and names the default container."""
+    """The team's POD_NAME stays; the sidecar goes first and names the default container."""
     (deployment,) = load(_inject("deployment"))
     spec = deployment["spec"]["template"]["spec"]
     init = [c["name"] for c in spec["initContainers"]]

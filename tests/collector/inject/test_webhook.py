@@ -270,9 +270,9 @@ def _peer_certificate(port: int) -> bytes:
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE  # we compare the certificate served, whichever it is
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-        with context.wrap_socket(raw, server_hostname="localhost") as tls_sock:
-            der = tls_sock.getpeercert(binary_form=True)
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    with context.wrap_socket(raw, server_hostname="localhost") as tls_sock:
+        der = tls_sock.getpeercert(binary_form=True)
     assert der is not None
     return der
 
@@ -296,7 +296,7 @@ class TestCertificateReload:
             assert second == ssl.PEM_cert_to_DER_cert(cert.read_text())
 
     def test_half_written_files_keep_the_old_certificate(self, tmp_path: Path) -> None:
-        """A certificate that does not match the key (mid-renewal) is not loaded; the old one stays."""
+        """A certificate not matching the key (mid-renewal) is not loaded; the old one stays."""
         cert, key = self_signed(tmp_path / "live")
         with _serving(Policy(), cert, key) as running:
             port = int(running.url.rsplit(":", 1)[1])
