@@ -78,28 +78,7 @@ def inject_main(argv: Sequence[str]) -> int:
 
 def webhook_main(argv: Sequence[str]) -> int:
     """``podtrace webhook``: serve the mutating admission webhook until SIGTERM."""
-    parser = argparse.ArgumentParser(
-        prog="podtrace webhook",
-        description="Serve a Kubernetes mutating admission webhook that adds podtrace to pods "
-        "(see examples/k8s/webhook.yaml).",
-    )
-    parser.add_argument("--bind", default="0.0.0.0", help="listen address (default 0.0.0.0)")
-    parser.add_argument("--port", type=int, default=8443, help="HTTPS port (default 8443)")
-    parser.add_argument("--tls-cert", default=f"{TLS_DIR}/tls.crt", help="certificate (PEM) file")
-    parser.add_argument("--tls-key", default=f"{TLS_DIR}/tls.key", help="private key (PEM) file")
-    parser.add_argument(
-        "--exclude-namespace",
-        action="append",
-        default=[],
-        metavar="NS",
-        help="never inject pods of this namespace; may be repeated (kube-system and the "
-        "webhook's own namespace, $POD_NAMESPACE, always are)",
-    )
-    parser.add_argument(
-        "--log-level", default="info", choices=("debug", "info", "warning", "error")
-    )
-    _add_injection_flags(parser)
-    args = _parse(parser, argv)
+    args = _parse(webhook_parser(), argv)
     if isinstance(args, int):
         return args
     from podtrace_collector.cli import configure_logging  # the collector's JSON log lines
@@ -128,6 +107,32 @@ def webhook_main(argv: Sequence[str]) -> int:
     server.make_server(app, certificate, args.log_level).run(sockets=[sock])
     logger.info("webhook stopped")
     return 0
+
+
+def webhook_parser() -> argparse.ArgumentParser:
+    """The flags of ``podtrace webhook``."""
+    parser = argparse.ArgumentParser(
+        prog="podtrace webhook",
+        description="Serve a Kubernetes mutating admission webhook that adds podtrace to pods "
+        "(see examples/k8s/webhook.yaml).",
+    )
+    parser.add_argument("--bind", default="0.0.0.0", help="listen address (default 0.0.0.0)")
+    parser.add_argument("--port", type=_port, default=8443, help="HTTPS port (default 8443)")
+    parser.add_argument("--tls-cert", default=f"{TLS_DIR}/tls.crt", help="certificate (PEM) file")
+    parser.add_argument("--tls-key", default=f"{TLS_DIR}/tls.key", help="private key (PEM) file")
+    parser.add_argument(
+        "--exclude-namespace",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="never inject pods of this namespace; may be repeated (kube-system and the "
+        "webhook's own namespace, $POD_NAMESPACE, always are)",
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=("debug", "info", "warning", "error")
+    )
+    _add_injection_flags(parser)
+    return parser
 
 
 def _add_injection_flags(parser: argparse.ArgumentParser) -> None:
@@ -167,6 +172,12 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Nam
         return parser.parse_args(list(argv))
     except SystemExit as exc:  # --help (0) or a bad flag (2); argparse has said why
         return exc.code if isinstance(exc.code, int) else 2
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
+    return int(text)
 
 
 def _options(args: argparse.Namespace) -> InjectOptions:
