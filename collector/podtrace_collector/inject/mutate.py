@@ -12,27 +12,25 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
+from podtrace_collector.inject.checks import all_containers, check_conflicts, reason_to_skip
 from podtrace_collector.inject.errors import InjectError
 from podtrace_collector.inject.options import (
     ALL,
     INJECT,
-    OPENTELEMETRY_SIDECAR,
+    PYTHON,
     STATUS,
     InjectOptions,
     annotation_text,
 )
 from podtrace_collector.inject.sidecar import (
-    API_PORT,
     APP_ENDPOINTS,
     ENDPOINT,
-    OTLP_PORTS,
     PODINFO_DIR,
     PODINFO_VOLUME,
     PROTOCOL,
     RUN_PREFIX,
     SIDECAR_NAME,
     app_env,
-    is_podtrace_sidecar,
     podinfo_mount,
     podinfo_volume,
     sidecar_container,
@@ -50,7 +48,6 @@ from podtrace_collector.inject.status import (
 
 Template = dict[str, Any]
 DEFAULT_CONTAINER = "kubectl.kubernetes.io/default-container"
-_COLLECTOR_IMAGES = ("opentelemetry-collector", "otelcol")
 
 
 @dataclass(frozen=True)
@@ -87,10 +84,10 @@ def inject_template(template: Template, options: InjectOptions) -> tuple[Templat
         template, _ = remove_template(template)
     template = copy.deepcopy(template)
     spec = _spec(template)
-    reason = _reason_to_skip(spec)
+    reason = reason_to_skip(spec)
     if reason:
         return original, Outcome(False, f"skipped: {reason}")
-    _check_conflicts(_annotations(template), spec, opts)
+    check_conflicts(_annotations(template), spec, opts)
     notes = _add(template, spec, opts)
     if template == original:
         return original, Outcome(False, "unchanged: already injected", notes)
@@ -126,9 +123,8 @@ def _add(template: Template, spec: dict[str, Any], opts: InjectOptions) -> tuple
     names = [c["name"] for c in apps]
     unknown = sorted(opts.python - {ALL} - set(names))
     if unknown:
-        raise InjectError(
-            f"podtrace.io/python names no container of this pod: {', '.join(unknown)}"
-        )
+        missing = ", ".join(unknown)
+        raise InjectError(f"--python/{PYTHON} names no container of this pod: {missing}")
     status = Status(sidecar="initContainers" if opts.native else "containers")
     notes = [note for container in apps for note in _add_to_app(container, opts, status)]
     volumes = spec.get("volumes") or []
@@ -210,54 +206,6 @@ def _undo_app(container: dict[str, Any], added: Added) -> None:
         container["command"] = command[len(RUN_PREFIX) :]
 
 
-def _reason_to_skip(spec: dict[str, Any]) -> str | None:
-    for container in _all_containers(spec):
-        if is_podtrace_sidecar(container):
-            return f"it already runs a podtrace sidecar (container {container.get('name')!r})"
-    if spec.get("hostNetwork") is True:
-        return "a hostNetwork pod shares the node's loopback, where a sidecar's ports would clash"
-    return None
-
-
-def _check_conflicts(
-    annotations: dict[str, Any], spec: dict[str, Any], opts: InjectOptions
-) -> None:
-    operator = annotations.get(OPENTELEMETRY_SIDECAR)
-    if operator is not None and annotation_text(annotations, OPENTELEMETRY_SIDECAR) != "false":
-        raise InjectError(
-            f"the OpenTelemetry Operator injects its own collector ({OPENTELEMETRY_SIDECAR}): "
-            "it and podtrace's sidecar would both listen on 4317/4318: keep one of them"
-        )
-    for container in _all_containers(spec):
-        name = container.get("name")
-        image = str(container.get("image", "")).rsplit("/", 1)[-1]
-        if image.startswith(_COLLECTOR_IMAGES):
-            raise InjectError(
-                f"container {name!r} runs an OpenTelemetry Collector ({container['image']}), "
-                "a different OTLP sidecar on 4317/4318: remove it, or opt the pod out with "
-                f'{INJECT}: "false"'
-            )
-        for port in container.get("ports") or []:
-            number = port.get("containerPort") if isinstance(port, dict) else None
-            if number in OTLP_PORTS:
-                raise InjectError(
-                    f"container {name!r} already listens on port {number}: a different OTLP "
-                    "sidecar or agent runs in this pod, and podtrace's sidecar needs 4317/4318 on "
-                    f'the pod\'s loopback: remove it, or opt the pod out with {INJECT}: "false"'
-                )
-            if number == API_PORT:
-                raise InjectError(
-                    f"container {name!r} uses port {API_PORT}, the sidecar's API port"
-                )
-    policy = spec.get("restartPolicy", "Always")
-    if not opts.native and policy != "Always":
-        raise InjectError(
-            f"a pod that runs to completion (restartPolicy: {policy}) needs the native sidecar: "
-            "a plain sidecar container never exits, so the pod would never complete; "
-            "use --sidecar=native (Kubernetes >= 1.29)"
-        )
-
-
 def _default_container(template: Template, names: list[str]) -> str:
     """The container whose name the sidecar stamps: kubectl's default container, else the first."""
     chosen = _annotations(template).get(DEFAULT_CONTAINER)
@@ -279,14 +227,10 @@ def _spec(template: Template) -> dict[str, Any]:
         raise InjectError("the pod template has no spec.containers list")
     if not isinstance(spec.get("initContainers") or [], list):  # type: ignore[union-attr]
         raise InjectError("spec.initContainers must be a list")
-    for container in _all_containers(spec):  # type: ignore[arg-type]
+    for container in all_containers(spec):  # type: ignore[arg-type]
         if not isinstance(container, dict) or not isinstance(container.get("name"), str):
             raise InjectError("every container of the pod template needs a name")
     return spec  # type: ignore[return-value]
-
-
-def _all_containers(spec: dict[str, Any]) -> list[Any]:
-    return [*(spec.get("initContainers") or []), *spec["containers"]]
 
 
 def _list(owner: dict[str, Any], key: str, created: list[str], record: str) -> list[Any]:

@@ -268,7 +268,7 @@ CONFLICTS = {
     ),
     "python names a missing container": (
         _annotated({"podtrace.io/python": "api,nope"}),
-        "podtrace.io/python names no container of this pod: api, nope",
+        "--python/podtrace.io/python names no container of this pod: api, nope",
     ),
     "a bad inject value": (
         _annotated({"podtrace.io/inject": "maybe"}),
