@@ -1,16 +1,12 @@
 """``podtrace.init()``: the global TracerProvider with pod identity, batching and OTLP export.
 
-Fork safety (prefork servers such as gunicorn): SDK 1.45's BatchSpanProcessor restarts its
-worker thread in a forked child by itself (``os.register_at_fork``), and the TracerProvider
-re-runs process-dependent detectors after a fork, which replaces ``service.instance.id`` with a
-fresh random UUID. podtrace registers its own after-fork hook, run after the SDK's, that puts
-back podtrace's policy value for the child's pid (see :func:`podtrace._k8s.service_instance_id`).
+Leaving the process (exit, SIGTERM) is :mod:`podtrace._signals`; forked and multiprocessing
+children are :mod:`podtrace._processes`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -20,10 +16,9 @@ from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
-from podtrace import _env, _export, _instrument, _signals
+from podtrace import _env, _export, _instrument, _processes, _signals
 from podtrace._exporters import make_exporter
-from podtrace._k8s import SERVICE_INSTANCE_ID, KubernetesResourceDetector, cached_attributes
-from podtrace._k8s import service_instance_id as _instance_id_policy
+from podtrace._k8s import KubernetesResourceDetector
 from podtrace._log import warn_once
 
 logger = logging.getLogger(__name__)
@@ -98,27 +93,46 @@ def _build(
     provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     if _sdk_disabled():
         return provider
-    exporter: SpanExporter | None = options.get("exporter")
-    if exporter is None:
-        try:
-            exporter = make_exporter(endpoint, protocol, options.get("export_timeout_s"))
-        except Exception as exc:  # e.g. an unreadable certificate: trace nothing, run the app
-            warn_once(logger, "exporter", "podtrace: no span exporter (%r); spans dropped", exc)
-    if exporter is not None:
-        processor = _batch_processor(_export.CountingExporter(exporter))
+    counting = _counting_exporter(endpoint, protocol, options)
+    if counting is not None:
+        processor = _batch_processor(counting)
         _export.count_queue_drops(processor)
         provider.add_span_processor(processor)
     timeout_s = options.get("shutdown_timeout_s") or _env.seconds(
         _env.PODTRACE_SHUTDOWN_TIMEOUT_S, _env.DEFAULT_SHUTDOWN_TIMEOUT_S
     )
-    _signals.install_atexit(provider, timeout_s)
+    flush = _signals.ExitFlush(provider, counting, timeout_s)
+    _signals.install_atexit(flush)
     if options.get("handle_sigterm", True):
-        _signals.install_sigterm(provider, timeout_s)
-    _register_fork_hook(provider)
+        _signals.install_sigterm(flush)
+    _processes.install(provider, flush)
     return provider
 
 
+def _counting_exporter(
+    endpoint: str | None, protocol: str | None, options: dict[str, Any]
+) -> _export.CountingExporter | None:
+    given: SpanExporter | None = options.get("exporter")
+    if given is not None:
+        return _export.CountingExporter(given)  # the app's own: it decides about forks
+
+    def build() -> SpanExporter | None:
+        return make_exporter(endpoint, protocol, options.get("export_timeout_s"))
+
+    try:
+        exporter = build()
+    except Exception as exc:  # e.g. an unreadable certificate: trace nothing, run the app
+        warn_once(logger, "exporter", "podtrace: no span exporter (%r); spans dropped", exc)
+        return None
+    return None if exporter is None else _export.CountingExporter(exporter, rebuild=build)
+
+
 def _batch_processor(exporter: SpanExporter) -> BatchSpanProcessor:
+    with _signals.sigterm_held():  # its worker thread must never take SIGTERM (see _signals)
+        return _new_batch_processor(exporter)
+
+
+def _new_batch_processor(exporter: SpanExporter) -> BatchSpanProcessor:
     try:
         return BatchSpanProcessor(exporter)  # reads the OTEL_BSP_* variables
     except ValueError as exc:
@@ -150,21 +164,6 @@ def build_resource(
     if service_name:
         resource = resource.merge(Resource({"service.name": service_name}))
     return resource
-
-
-def _register_fork_hook(provider: TracerProvider) -> None:
-    explicit = OTELResourceDetector().detect().attributes.get(SERVICE_INSTANCE_ID)
-
-    def after_in_child() -> None:
-        instance = explicit or _instance_id_policy(cached_attributes(), os.getpid())
-        update = getattr(provider, "_update_resource", None)
-        if instance is not None and callable(update):
-            try:
-                update(Resource({SERVICE_INSTANCE_ID: str(instance)}))
-            except Exception:
-                pass  # keep the SDK's fresh UUID: still distinct per process
-
-    os.register_at_fork(after_in_child=after_in_child)
 
 
 def current_provider() -> TracerProvider | None:

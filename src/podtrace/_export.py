@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
+from podtrace._exporters import hasten_for_exit
 from podtrace._log import warn_once
 
 logger = logging.getLogger(__name__)
@@ -59,19 +60,40 @@ COUNTERS = _Counters()
 
 
 class CountingExporter(SpanExporter):
-    """Delegates to ``inner``; counts outcomes; turns exceptions into a counted failure."""
+    """Delegates to ``inner``; counts outcomes; turns exceptions into a counted failure.
 
-    def __init__(self, inner: SpanExporter, counters: _Counters = COUNTERS) -> None:
+    ``rebuild`` makes a fresh inner exporter: a forked child gets its own on its first export,
+    because the parent's HTTP keep-alive connections and gRPC channel belong to the parent (two
+    processes writing requests into one socket corrupt both streams). :meth:`begin_exit` makes the
+    process's last exports quick (see :func:`podtrace._exporters.hasten_for_exit`); once one of
+    them has failed, the rest are dropped and counted rather than each waiting out a timeout.
+    """
+
+    def __init__(
+        self,
+        inner: SpanExporter,
+        counters: _Counters = COUNTERS,
+        *,
+        rebuild: Callable[[], SpanExporter | None] | None = None,
+    ) -> None:
         self.inner = inner
         self._counters = counters
+        self._rebuild = rebuild
+        self._pid = os.getpid()
+        self._exit_timeout_s: float | None = None
+        self._exit_failed = False
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Export a batch; never raises."""
-        try:
-            result = self.inner.export(spans)
-        except Exception as exc:  # an exporter bug must not kill the worker thread
-            warn_once(logger, "export-raised", "podtrace: span exporter raised: %r", exc)
-            result = SpanExportResult.FAILURE
+        inner = self._own_inner()
+        if self._exit_failed:
+            result = SpanExportResult.FAILURE  # the collector already failed us at exit
+        else:
+            try:
+                result = inner.export(spans)
+            except Exception as exc:  # an exporter bug must not kill the worker thread
+                warn_once(logger, "export-raised", "podtrace: span exporter raised: %r", exc)
+                result = SpanExportResult.FAILURE
         with self._counters.lock:
             if result is SpanExportResult.SUCCESS:
                 self._counters.exported += len(spans)
@@ -79,11 +101,35 @@ class CountingExporter(SpanExporter):
                 self._counters.failed_batches += 1
                 self._counters.failed_spans += len(spans)
         if result is not SpanExportResult.SUCCESS:
+            self._exit_failed = self._exit_timeout_s is not None
             warn_once(logger, "export-failed", "podtrace: span export failed; dropping (counted)")
         return result
 
+    def begin_exit(self, timeout_s: float) -> None:
+        """From now on: no retries, each request within ``timeout_s``, nothing after a failure."""
+        self._exit_timeout_s = timeout_s
+        hasten_for_exit(self.inner, timeout_s)
+
+    def _own_inner(self) -> SpanExporter:
+        # Only the batch processor calls export, under its export lock: no race on the rebuild.
+        pid = os.getpid()
+        if pid != self._pid and self._rebuild is not None:
+            self._pid = pid
+            try:
+                fresh = self._rebuild()
+            except Exception as exc:
+                warn_once(logger, "export-rebuild", "podtrace: exporter after fork: %r", exc)
+                fresh = None
+            if fresh is not None:
+                self.inner = fresh  # the parent's copy is left alone: closing it is the parent's
+                if self._exit_timeout_s is not None:
+                    hasten_for_exit(fresh, self._exit_timeout_s)
+        return self.inner
+
     def shutdown(self) -> None:
         """Shut the wrapped exporter down; never raises."""
+        if os.getpid() != self._pid and self._rebuild is not None:
+            return  # a forked child that never exported holds only the parent's connections
         try:
             self.inner.shutdown()
         except Exception as exc:

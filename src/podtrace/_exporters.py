@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
@@ -107,6 +108,33 @@ def _otlp(endpoint: str | None, protocol: str, timeout_s: float | None) -> SpanE
     )
 
     return HttpExporter(endpoint=http_endpoint(endpoint) if endpoint else None, timeout=timeout_s)
+
+
+def hasten_for_exit(exporter: object, timeout_s: float) -> bool:
+    """Make an OTLP exporter's last requests quick: no retry backoff, each within ``timeout_s``.
+
+    At exit, waiting out a retry backoff for a collector that refused the connection only delays
+    the process; a collector that accepted it and never answers costs one request timeout. The
+    SDK has no setting for either (the timeout is fixed when the exporter is built, retries stop
+    only at its shutdown, which comes after the last export), so this sets the two attributes
+    both OTLP exporters of SDK 1.45 read on every export: the timeout and the "shutting down"
+    event that ends their retry loop. Returns False for any other exporter, which then keeps its
+    own timing; the bound on the exit flush applies either way.
+    """
+    # HTTP: the retry loop lives in exporter._client; gRPC: in the exporter itself.
+    for owner, event_name in (
+        (getattr(exporter, "_client", None), "_shutdown_event"),
+        (exporter, "_shutdown_in_progress"),
+    ):
+        event = getattr(owner, event_name, None)
+        if not isinstance(event, threading.Event):
+            continue
+        current = getattr(owner, "_timeout", None)
+        if isinstance(current, int | float):
+            owner._timeout = min(float(current), timeout_s)  # type: ignore[union-attr]
+        event.set()
+        return True
+    return False
 
 
 def _from_entry_point(name: str) -> SpanExporter | None:

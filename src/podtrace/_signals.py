@@ -1,4 +1,9 @@
-"""Flushing on the way out: SIGTERM (the pod stop signal) and interpreter exit, both bounded.
+"""Flushing on the way out: SIGTERM (the pod stop signal) and process exit, both bounded.
+
+:class:`ExitFlush` is the one way out: it shuts the provider down once per process, quickly
+(the last exports are not retried and wait at most a third of the bound each) and within the
+bound. Interpreter exit (atexit), multiprocessing's exit path for its children (see
+:mod:`podtrace._processes`) and a SIGTERM about to kill the process all call it.
 
 Kubernetes sends SIGTERM, waits ``terminationGracePeriodSeconds`` and then kills. Spans still in
 the batch queue at that point are lost unless they are flushed first. The handler flushes within
@@ -6,23 +11,57 @@ a time bound, then does what would have happened without podtrace: it calls the 
 handler, or re-delivers SIGTERM with the default action so the exit status stays "killed by
 SIGTERM". Servers that install their own SIGTERM handler later (gunicorn, uvicorn) replace this
 one; they exit through ``sys.exit``, and the bounded atexit shutdown flushes instead.
+
+A Python signal handler runs on the main thread, and only once the main thread is back in
+Python. The kernel may hand a process-wide SIGTERM to any thread that does not block it; if a
+helper thread takes it while the main thread waits in C (a multiprocessing Pool worker waiting
+on its task queue's lock), the main thread is never woken and the process never ends. So every
+thread podtrace starts (the batch processor's worker, the flush threads) blocks SIGTERM:
+:func:`sigterm_held` around their creation, since a thread inherits its creator's mask.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import signal
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 from opentelemetry.sdk.trace import TracerProvider
 
+from podtrace._export import CountingExporter
+
 logger = logging.getLogger(__name__)
 
 _Handler = Callable[[int, FrameType | None], object] | int | signal.Handlers | None
+
+
+def hold_sigterm() -> set[int] | None:
+    """Block SIGTERM on this thread; returns the mask to restore (None: not supported here)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return None
+    return {int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})}
+
+
+def release_sigterm(held: set[int] | None) -> None:
+    """Restore the mask :func:`hold_sigterm` returned; a held SIGTERM is delivered now."""
+    if held is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+@contextlib.contextmanager
+def sigterm_held() -> Iterator[None]:
+    """SIGTERM blocked on this thread (and on threads started meanwhile) inside the block."""
+    held = hold_sigterm()
+    try:
+        yield
+    finally:
+        release_sigterm(held)
 
 
 def run_bounded(func: Callable[[], object], timeout_s: float, name: str) -> bool:
@@ -39,18 +78,86 @@ def run_bounded(func: Callable[[], object], timeout_s: float, name: str) -> bool
             logger.warning("podtrace: %s failed: %r", name, exc)
 
     thread = threading.Thread(target=target, name=f"podtrace-{name}", daemon=True)
-    thread.start()
+    with sigterm_held():
+        thread.start()
     thread.join(timeout_s)
     return not thread.is_alive()
 
 
-def install_atexit(provider: TracerProvider, timeout_s: float) -> None:
-    """Shut the provider down at interpreter exit, waiting at most ``timeout_s``."""
-    atexit.register(run_bounded, provider.shutdown, timeout_s, "shutdown")
+class ExitFlush:
+    """Shut ``provider`` down within ``timeout_s``, once per process; callable, never raises.
+
+    SIGTERM is held back on the calling thread while the flush runs (multiprocessing's
+    ``Pool.terminate`` sends it to workers already on their way out): its handler then finds the
+    flush over. A call that still gets in (the signal arrived before the hold) waits for the
+    running flush, polling: the call it interrupted, on the same thread, may hold a join's lock.
+    """
+
+    def __init__(
+        self, provider: TracerProvider, exporter: CountingExporter | None, timeout_s: float
+    ) -> None:
+        self.provider = provider
+        self.exporter = exporter
+        self.timeout_s = timeout_s
+        self._pid = 0
+        self._thread: threading.Thread | None = None
+        self._deadline = 0.0
+
+    def __call__(self) -> None:
+        pid = os.getpid()
+        if self._pid == pid:
+            self._wait_for_running_flush()
+            return
+        held = hold_sigterm()
+        try:
+            thread = threading.Thread(target=self._shutdown, name="podtrace-shutdown", daemon=True)
+            self._thread, self._deadline = thread, time.monotonic() + self.timeout_s
+            self._pid = pid
+            thread.start()
+            thread.join(self.timeout_s)
+        finally:
+            release_sigterm(held)
+
+    def _wait_for_running_flush(self) -> None:
+        thread = self._thread
+        if thread is None or thread.ident is None:
+            return  # interrupted before the flush started: nothing to wait for
+        while thread.is_alive() and time.monotonic() < self._deadline:
+            time.sleep(0.01)
+
+    def _shutdown(self) -> None:
+        try:
+            if self.exporter is not None:
+                # A third of the bound per request: an export already in flight when exit began
+                # may take one full export timeout, and the last batch still gets a chance.
+                self.exporter.begin_exit(self.timeout_s / 3)
+            self.provider.shutdown()
+        except Exception as exc:
+            logger.warning("podtrace: shutdown failed: %r", exc)
 
 
-def install_sigterm(provider: TracerProvider, timeout_s: float) -> bool:
-    """Flush on SIGTERM, then chain to the previous behaviour; False if not installable here."""
+_registered: list[ExitFlush] = []
+
+
+def install_atexit(flush: ExitFlush) -> None:
+    """Run ``flush`` at interpreter exit."""
+    atexit.register(flush)
+    _registered.append(flush)
+
+
+def uninstall_atexit_for_tests() -> None:
+    """Forget every exit flush registered so far (tests configure many providers)."""
+    while _registered:
+        atexit.unregister(_registered.pop())
+
+
+def install_sigterm(flush: ExitFlush) -> bool:
+    """Flush on SIGTERM, then chain to the previous behaviour; False if not installable here.
+
+    When SIGTERM is about to kill the process (no Python handler before ours), the flush is the
+    exit flush; when an app handler follows, the app may go on working (a graceful drain), so the
+    flush is an ordinary bounded one and the exporter keeps its retries.
+    """
     if threading.current_thread() is not threading.main_thread():
         return False  # signal.signal only works from the main thread
     try:
@@ -59,7 +166,10 @@ def install_sigterm(provider: TracerProvider, timeout_s: float) -> bool:
         return False
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
-        run_bounded(lambda: provider.force_flush(), timeout_s, "flush")
+        if callable(previous) or previous == signal.SIG_IGN:
+            run_bounded(lambda: flush.provider.force_flush(), flush.timeout_s, "flush")
+        else:
+            flush()
         _chain(previous, signum, frame)
 
     try:

@@ -6,7 +6,6 @@ an empty directory, so the machine the tests run on (which may itself be a pod) 
 
 from __future__ import annotations
 
-import atexit
 import importlib.util
 import os
 import signal
@@ -65,7 +64,7 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     sigterm = signal.getsignal(signal.SIGTERM)
     yield
     signal.signal(signal.SIGTERM, sigterm)
-    atexit.unregister(_signals.run_bounded)
+    _signals.uninstall_atexit_for_tests()
     provider = _configure.current_provider()
     if provider is not None:
         provider.shutdown()

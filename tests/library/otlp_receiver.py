@@ -73,6 +73,8 @@ class OtlpReceiver:
 
     def __init__(self) -> None:
         self.spans: list[ReceivedSpan] = []
+        self.http_delay_s = 0.0  # how long OTLP/HTTP takes to answer (a slow collector)
+        self.http_answered_at: list[float] = []  # time.monotonic() of each OTLP/HTTP answer
         self._cond = threading.Condition()
         self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Servicer(self), self._grpc)
@@ -144,12 +146,14 @@ def _http_handler(receiver: OtlpReceiver) -> type[BaseHTTPRequestHandler]:
             request = trace_service_pb2.ExportTraceServiceRequest()
             request.ParseFromString(body)
             receiver.add(decode(request, "http"))
+            time.sleep(receiver.http_delay_s)
             payload = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
             self.send_response(200)
             self.send_header("Content-Type", "application/x-protobuf")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
+            receiver.http_answered_at.append(time.monotonic())
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

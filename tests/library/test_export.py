@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Sequence
 
@@ -84,3 +85,70 @@ def test_queue_overflow_is_counted() -> None:
     assert stats.queue_dropped_spans == 1
     assert stats.dropped_spans == 1
     assert stats.exported_spans == 4
+
+
+def test_after_a_failure_at_exit_the_rest_is_dropped_and_counted() -> None:
+    """Once the collector failed an exit export, later batches are not sent, only counted."""
+    inner = _Scripted(SpanExportResult.FAILURE, SpanExportResult.SUCCESS)
+    exporter = CountingExporter(inner)
+    exporter.begin_exit(1.0)
+    assert exporter.export(_spans(2)) is SpanExportResult.FAILURE
+    assert exporter.export(_spans(3)) is SpanExportResult.FAILURE
+    assert inner.outcomes == [SpanExportResult.SUCCESS]  # the second batch never reached it
+    assert podtrace.stats().dropped_spans == 5
+
+
+def test_before_exit_failures_do_not_stop_exports() -> None:
+    """Outside exit, a failed batch does not keep the next one from being sent."""
+    exporter = CountingExporter(_Scripted(SpanExportResult.FAILURE, SpanExportResult.SUCCESS))
+    assert exporter.export(_spans(1)) is SpanExportResult.FAILURE
+    assert exporter.export(_spans(1)) is SpanExportResult.SUCCESS
+
+
+class _Named(SpanExporter):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.shut = False
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        self.shut = True
+
+
+def test_a_forked_child_exports_through_its_own_exporter() -> None:
+    """After fork the first export builds a fresh exporter; the parent's is not used or shut."""
+    parent_inner = _Named("parent")
+    exporter = CountingExporter(parent_inner, rebuild=lambda: _Named("child"))
+    spans = _spans(1)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover  (the child reports through the pipe)
+        exporter.export(spans)
+        report = f"{exporter.inner.name} {parent_inner.shut}"  # type: ignore[attr-defined]
+        os.write(write_end, report.encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        report = pipe.read().decode()
+    os.waitpid(pid, 0)
+    assert report == "child False"
+    exporter.export(spans)
+    assert exporter.inner is parent_inner  # the parent keeps its own
+
+
+def test_a_forked_child_that_never_exported_does_not_close_the_parents_exporter() -> None:
+    """Shutdown in a child that never exported leaves the parent's connections alone."""
+    parent_inner = _Named("parent")
+    exporter = CountingExporter(parent_inner, rebuild=lambda: _Named("child"))
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover
+        exporter.shutdown()
+        os.write(write_end, b"1" if parent_inner.shut else b"0")
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        assert pipe.read() == b"0"
+    os.waitpid(pid, 0)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import time
+
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
@@ -9,7 +12,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExportResult
 from otlp_receiver import OtlpReceiver
 
-from podtrace._exporters import http_endpoint, make_exporter, resolve_protocol, resolve_timeout_s
+from podtrace._exporters import (
+    hasten_for_exit,
+    http_endpoint,
+    make_exporter,
+    resolve_protocol,
+    resolve_timeout_s,
+)
 
 
 def test_protocol_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -87,3 +96,38 @@ def test_grpc_host_port_is_plaintext(receiver: OtlpReceiver) -> None:
     assert exporter.export([span]) is SpanExportResult.SUCCESS  # type: ignore[list-item]
     exporter.shutdown()
     assert receiver.wait_for(lambda s: len(s) == 1)[0].transport == "grpc"
+
+
+def _one_span() -> list[object]:
+    span = TracerProvider().get_tracer("t").start_span("s")
+    span.end()
+    return [span]
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_hasten_for_exit_ends_retries(protocol: str, dead_port: int) -> None:
+    """At exit a refused connection fails at once; the exporter would retry for 10 s otherwise."""
+    exporter = make_exporter(f"http://127.0.0.1:{dead_port}", protocol, 10.0)
+    assert exporter is not None and hasten_for_exit(exporter, 5.0)
+    start = time.monotonic()
+    assert exporter.export(_one_span()) is SpanExportResult.FAILURE  # type: ignore[arg-type]
+    assert time.monotonic() - start < 0.7  # a first retry backoff alone is 0.8 s or more
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_hasten_for_exit_shortens_the_request_timeout(protocol: str) -> None:
+    """A collector that never answers costs the exit timeout, not the configured 10 s."""
+    with socket.socket() as black_hole:
+        black_hole.bind(("127.0.0.1", 0))
+        black_hole.listen(4)
+        port = black_hole.getsockname()[1]
+        exporter = make_exporter(f"http://127.0.0.1:{port}", protocol, 10.0)
+        assert exporter is not None and hasten_for_exit(exporter, 0.3)
+        start = time.monotonic()
+        assert exporter.export(_one_span()) is SpanExportResult.FAILURE  # type: ignore[arg-type]
+        assert time.monotonic() - start < 2.0
+
+
+def test_hasten_for_exit_leaves_other_exporters_alone() -> None:
+    """An exporter without the OTLP exporters' retry loop is reported as not hastened."""
+    assert not hasten_for_exit(ConsoleSpanExporter(), 1.0)
