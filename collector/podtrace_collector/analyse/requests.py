@@ -20,6 +20,13 @@
   request's workload (the CLIENT span, which includes the network); when the downstream request
   hangs directly off the request's own span (no client span) or off a span of another workload,
   the downstream request's own interval stands in for it.
+* Self time splits into **own time** (server-side self time: the request's own duration minus the
+  same union of waits, clamped at 0) and **transit** (how long the caller waited minus the
+  request's own duration, clamped at 0: network and queues to and from the workload's pods, and
+  the caller's own scheduling; 0 without a caller CLIENT span).  Where no clamp applies (clocks
+  agree), self time = own time + transit; in every case self time <= own time + transit.  A
+  request's **caller workload** is the workload of its parent CLIENT span ("" without one): the
+  workload whose calls the transit belongs to, normally the parent request's.
 
 Robustness (real traces are messy): a parent id that is not in the trace makes the span the root
 of its fragment; duplicate span ids keep the first span; a span naming itself or a cycle of
@@ -58,20 +65,25 @@ class Request:
         failed, origin: status ERROR; a failed request where the failure started.
         origins: for a failed request, origin workload-revision -> (min, max) origin depth.
         self_time_ms: see the module docstring; ``latency_ms`` is the request's own duration.
+        own_ms, transit_ms: self time split into the request's own part and transit.
+        caller_workload: the workload of the parent CLIENT span, or "" (then transit is 0).
     """
 
     __slots__ = (
         "caller_wait_ns",
+        "caller_workload",
         "depth",
         "failed",
         "info",
         "key",
         "origin",
         "origins",
+        "own_ms",
         "parent",
         "self_time_ms",
         "span",
         "sync",
+        "transit_ms",
         "waits",
     )
 
@@ -90,8 +102,11 @@ class Request:
         self.origins: OriginDepths | None = None
         self.waits: list[tuple[int, int]] | None = None
         self.self_time_ms = 0.0
+        self.own_ms = 0.0
+        self.transit_ms = 0.0
         # How long the caller waited: the parent CLIENT span's duration, set while building.
         self.caller_wait_ns = span.end_ns - span.start_ns
+        self.caller_workload = ""  # the parent CLIENT span's workload, set while building
 
     @property
     def latency_ms(self) -> float:
@@ -140,7 +155,7 @@ def analyse_trace(spans: Iterable[Span]) -> TraceAnalysis:
     result.requests = _build_requests(uniq, parent, order, meta)
     result.absorbed = _propagate(result.requests)
     for r in result.requests:
-        _set_self_time(r)
+        _set_times(r)
     return result
 
 
@@ -295,6 +310,7 @@ def _build_requests(
                 ps = spans[p]
                 if ps.kind == KIND_CLIENT:
                     r.caller_wait_ns = ps.end_ns - ps.start_ns
+                    r.caller_workload = meta[p][0].workload
                 if up is not None:
                     _add_wait(up, r, ps, meta[p][0].workload)
         else:
@@ -339,11 +355,15 @@ def _propagate(requests: list[Request]) -> list[tuple[WorkloadRev, str]]:
     return absorbed
 
 
-def _set_self_time(r: Request) -> None:
-    total = r.caller_wait_ns
-    if r.waits:
-        total -= _union_ns(r.waits)
-    r.self_time_ms = total / 1e6 if total > 0 else 0.0
+def _set_times(r: Request) -> None:
+    waited = _union_ns(r.waits) if r.waits else 0
+    own_ns = r.span.end_ns - r.span.start_ns
+    self_ns = r.caller_wait_ns - waited
+    r.self_time_ms = self_ns / 1e6 if self_ns > 0 else 0.0
+    if own_ns > waited:
+        r.own_ms = (own_ns - waited) / 1e6
+    if r.caller_workload and r.caller_wait_ns > max(own_ns, 0):
+        r.transit_ms = (r.caller_wait_ns - max(own_ns, 0)) / 1e6
 
 
 def _union_ns(intervals: list[tuple[int, int]]) -> int:

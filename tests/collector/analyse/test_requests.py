@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from podtrace_collector.analyse.requests import Request, TraceAnalysis, analyse_trace
 from podtrace_collector.model import KIND_CLIENT, KIND_INTERNAL, Span
 
@@ -20,6 +22,18 @@ FE_KEY = ("shop/frontend", "fe1")
 CHK_KEY = ("shop/checkout", "chk1")
 CART_KEY = ("shop/cart", "cart1")
 PAY_KEY = ("shop/payment", "pay1")
+
+# One call of a random trace: (parent server index, callee, start offset ms, duration ms, network
+# gap ms each way (negative: skewed clocks), through a client span or straight under the server).
+_Call = tuple[int, int, float, float, float, bool]
+_CALLS = st.tuples(
+    st.integers(0, 20),
+    st.integers(0, 2),
+    st.floats(-20, 200),
+    st.floats(0, 300),
+    st.floats(-10, 50),
+    st.booleans(),
+)
 
 
 def by_name(analysis: TraceAnalysis) -> dict[str, Request]:
@@ -212,6 +226,124 @@ class TestSelfTime:
         fe = t.server(FE, "fe")
         t.publish(fe, WORKER, "job", dur_ms=70)
         assert by_name(analyse_trace(t.spans))["job"].self_time_ms == pytest.approx(70.0)
+
+
+class TestOwnAndTransit:
+    """Self time split: the request's own time and transit, with the caller's workload."""
+
+    def test_network_gap_is_transit(self) -> None:
+        """A 50 ms client span around a 40 ms server span: 40 ms own, 10 ms transit, frontend's."""
+        t = Trace()
+        fe = t.server(FE, "fe", dur_ms=100)
+        t.call(fe, CART, "cart", start_ms=10, dur_ms=40, gap_ms=5)
+        reqs = by_name(analyse_trace(t.spans))
+        cart = reqs["cart"]
+        assert (cart.own_ms, cart.transit_ms) == (pytest.approx(40.0), pytest.approx(10.0))
+        assert cart.caller_workload == "shop/frontend"
+        assert cart.self_time_ms == pytest.approx(cart.own_ms + cart.transit_ms)
+        # The entry point: nobody's client span, no transit; its own time excludes the call.
+        fe_req = reqs["fe"]
+        assert (fe_req.own_ms, fe_req.transit_ms, fe_req.caller_workload) == (50.0, 0.0, "")
+
+    def test_own_time_excludes_downstream_waits(self) -> None:
+        """checkout (80 ms) waits 20 + 30 ms on two calls and is reached over 4 ms of network."""
+        t = Trace()
+        fe = t.server(FE, "fe", dur_ms=200)
+        chk = t.call(fe, CHK, "chk", start_ms=0, dur_ms=80, gap_ms=2)
+        t.call(chk, CART, "cart", start_ms=10, dur_ms=18)  # client span 10..30
+        t.call(chk, PAY, "pay", start_ms=40, dur_ms=28)  # client span 40..70
+        reqs = by_name(analyse_trace(t.spans))
+        c = reqs["chk"]
+        assert (c.own_ms, c.transit_ms, c.self_time_ms) == (
+            pytest.approx(30.0),
+            pytest.approx(4.0),
+            pytest.approx(34.0),
+        )
+        assert reqs["cart"].caller_workload == reqs["pay"].caller_workload == "shop/checkout"
+        assert reqs["pay"].transit_ms == pytest.approx(2.0)
+
+    def test_slow_to_reach_is_transit_not_own_time(self) -> None:
+        """The same 10 ms of work behind 300 ms of network: all the growth is transit."""
+        t = Trace()
+        fe = t.server(FE, "fe", dur_ms=400)
+        t.call(fe, CART, "cart", dur_ms=10, gap_ms=150)
+        cart = by_name(analyse_trace(t.spans))["cart"]
+        assert (cart.own_ms, cart.transit_ms, cart.self_time_ms) == (
+            pytest.approx(10.0),
+            pytest.approx(300.0),
+            pytest.approx(310.0),
+        )
+
+    def test_server_span_longer_than_its_client_span_clamps_transit(self) -> None:
+        """Skewed clocks: a server span outlasting its caller's client span has no transit."""
+        t = Trace()
+        fe = t.server(FE, "fe", dur_ms=100)
+        client = t.client(fe, "call cart", start_ms=10, dur_ms=20)
+        t.server(CART, "cart", parent=client, start_ms=5, dur_ms=30)
+        cart = by_name(analyse_trace(t.spans))["cart"]
+        assert (cart.transit_ms, cart.own_ms, cart.self_time_ms) == (0.0, 30.0, 20.0)
+        assert cart.caller_workload == "shop/frontend"
+
+    def test_waits_longer_than_the_request_clamp_own_time(self) -> None:
+        """A downstream wait longer than the request itself (skew) leaves own time 0, not less."""
+        t = Trace()
+        fe = t.server(FE, "fe", dur_ms=10)
+        t.server(CART, "cart", parent=fe, start_ms=-500, dur_ms=50)  # no client span
+        reqs = by_name(analyse_trace(t.spans))
+        assert (reqs["fe"].own_ms, reqs["fe"].self_time_ms) == (0.0, 0.0)
+        cart = reqs["cart"]  # no client span above it: no transit, no caller workload
+        assert (cart.own_ms, cart.transit_ms, cart.caller_workload) == (50.0, 0.0, "")
+
+    def test_consumer_has_no_transit(self) -> None:
+        """Asynchronous work is waited on by nobody: its self time is all its own."""
+        t = Trace()
+        fe = t.server(FE, "fe")
+        t.publish(fe, WORKER, "job", dur_ms=70)
+        job = by_name(analyse_trace(t.spans))["job"]
+        assert (job.own_ms, job.transit_ms, job.caller_workload) == (70.0, 0.0, "")
+
+    def test_root_client_span_still_names_the_caller(self) -> None:
+        """A trace starting at a client span (a job without a server span): transit is its own."""
+        t = Trace()
+        job = t.span(WORKER, "nightly", KIND_CLIENT, dur_ms=30)
+        t.server(CART, "cart", parent=job, start_ms=5, dur_ms=20)
+        (cart,) = analyse_trace(t.spans).requests
+        assert cart.parent is None and cart.caller_workload == "shop/worker"
+        assert (cart.own_ms, cart.transit_ms) == (pytest.approx(20.0), pytest.approx(10.0))
+
+    @settings(deadline=None, max_examples=200)
+    @given(st.lists(_CALLS, min_size=1, max_size=12))
+    def test_parts_are_never_negative_and_add_up(self, calls: list[_Call]) -> None:
+        """own, transit, self >= 0; self <= own + transit, with equality where clocks agree."""
+        t = Trace()
+        servers = [t.server(FE, "s0", dur_ms=500)]
+        for parent, callee, start, dur, gap, via_client in calls:
+            up = servers[parent % len(servers)]
+            resource = (CART, PAY, CHK)[callee]
+            at = (up.start_ns - t.base_ns) / 1e6 + start
+            if via_client:
+                servers.append(
+                    t.call(up, resource, f"s{len(servers)}", start_ms=at, dur_ms=dur, gap_ms=gap)
+                )
+            else:
+                servers.append(
+                    t.server(resource, f"s{len(servers)}", parent=up, start_ms=at, dur_ms=dur)
+                )
+        spans = {s.span_id: s for s in t.spans}
+        for r in analyse_trace(t.shuffled(len(calls))).requests:
+            assert min(r.own_ms, r.transit_ms, r.self_time_ms) >= 0.0
+            assert r.self_time_ms <= r.own_ms + r.transit_ms + 1e-9
+            caller = spans.get(r.span.parent_id)
+            has_client = caller is not None and caller.kind == KIND_CLIENT
+            assert bool(r.caller_workload) == has_client
+            if not has_client:
+                assert r.transit_ms == 0.0 and r.self_time_ms == pytest.approx(r.own_ms)
+            elif (
+                r.own_ms > 0
+                and caller is not None
+                and (caller.end_ns - caller.start_ns >= r.span.end_ns - r.span.start_ns)
+            ):
+                assert r.self_time_ms == pytest.approx(r.own_ms + r.transit_ms)
 
 
 class TestRobustness:
