@@ -46,14 +46,19 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str) -> None:
-    """Send the collector's logs, as JSON lines, to stderr."""
+    """Send every log record, as JSON lines, to stderr: the collector's from ``level`` up, its
+    libraries' (uvicorn, grpc, asyncio) from warning up.  uvicorn is told to leave logging as it
+    is (``log_config=None`` in ``collector.Collector``), so its lines are JSON too."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
-    for name in ("podtrace_collector", "uvicorn.error"):
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "podtrace_collector"):
         log = logging.getLogger(name)
-        log.handlers[:] = [handler]
-        log.setLevel(level.upper())
-        log.propagate = False
+        log.handlers.clear()
+        log.propagate = True
+    logging.getLogger("podtrace_collector").setLevel(level.upper())
 
 
 def main(argv: Sequence[str]) -> int:
@@ -74,9 +79,11 @@ def run(config: CollectorConfig) -> int:
     import prometheus_client
 
     from podtrace_collector.collector import Collector, tune_gc  # heavy imports after flag checks
+    from podtrace_collector.serving import raise_fd_limit
 
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created
     stop = _install_signal_handlers()
+    raise_fd_limit()  # every client connection holds a descriptor: take all we may
     try:
         collector = Collector(config)
         collector.start()

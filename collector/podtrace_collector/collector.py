@@ -37,8 +37,10 @@ from podtrace_collector.ingest.enrich import DetectedValue, Enricher, detect_pod
 from podtrace_collector.ingest.pipeline import Ingest
 from podtrace_collector.metrics import CollectorMetrics
 from podtrace_collector.model import SpanSink
-from podtrace_collector.receive import grpc as grpc_receiver
-from podtrace_collector.receive.http import create_otlp_app
+from podtrace_collector.receive.admission import Admission, export_limit
+from podtrace_collector.receive.grpc import GrpcReceiver
+from podtrace_collector.receive.http import OtlpHttpApp, create_otlp_app
+from podtrace_collector.serving import connection_cap, fd_limit, guarded_protocol
 from podtrace_collector.stage import build_analysis_stage
 from podtrace_collector.store import open_store
 
@@ -72,6 +74,12 @@ class Collector:
         self.metrics.memory_limit.set(config.memory_limit_bytes)
         self.metrics.buffered_spans_limit.set(config.max_buffered_spans)
         self.metrics.watch_budget(lambda: self.budget.used_bytes, lambda: self.budget.used_spans)
+        self.admission = Admission(
+            max_exports=export_limit(config.memory_limit_bytes, config.max_body_bytes),
+            max_body_bytes=config.memory_limit_bytes,
+        )
+        self.metrics.exports_limit.set(self.admission.max_exports)
+        self.metrics.exports_in_progress.set_function(lambda: self.admission.exports)
         self.grpc_port: int | None = None
         self.http_port: int | None = None
         self.api_port: int | None = None
@@ -90,7 +98,8 @@ class Collector:
             forwarder=self.forwarder,
             enricher=enricher,
         )
-        self._grpc: Any = None
+        self._grpc: GrpcReceiver | None = None
+        self._otlp: OtlpHttpApp | None = None
         self._servers: list[tuple[uvicorn.Server, threading.Thread]] = []
         self._ready = False
 
@@ -135,23 +144,31 @@ class Collector:
         _call_optional(self.sink, "start")
         if self.forwarder is not None:
             self.forwarder.start()
-        self._grpc, self.grpc_port = grpc_receiver.create_server(
+        self._grpc = GrpcReceiver(
             self.ingest,
             self.metrics,
+            self.admission,
             bind=cfg.bind,
             port=cfg.grpc_port,
             max_body_bytes=cfg.max_body_bytes,
+            max_connections=connection_cap(fd_limit()),
             token=cfg.otlp_token,
         )
+        self.grpc_port = self._grpc.port
         self._grpc.start()
-        otlp = create_otlp_app(
-            self.ingest, self.metrics, max_body_bytes=cfg.max_body_bytes, token=cfg.otlp_token
+        self._otlp = create_otlp_app(
+            self.ingest,
+            self.metrics,
+            self.admission,
+            max_body_bytes=cfg.max_body_bytes,
+            token=cfg.otlp_token,
         )
-        self.http_port = self._serve(otlp, cfg.http_port, "otlp-http")
+        self.http_port = self._serve(self._otlp, cfg.http_port, "otlp-http")
         api = create_app(
             metrics=self.metrics,
             store=self.store,
             api_token=cfg.api_token,
+            allowed_hosts=cfg.api_allowed_hosts,
             is_ready=lambda: self._ready,
         )
         self.api_port = self._serve(api, cfg.api_port, "api")
@@ -165,6 +182,9 @@ class Collector:
                 "http_port": self.http_port,
                 "api_port": self.api_port,
                 "forward": list(cfg.forward),
+                "open_files_limit": fd_limit(),
+                "connections_per_port": connection_cap(fd_limit()),
+                "exports_admitted": self.admission.max_exports,
             },
         )
 
@@ -174,7 +194,7 @@ class Collector:
         self._ready = False
         self.ingest.stopping = True
         if self._grpc is not None:
-            self._grpc.stop(grace=min(1.0, timeout_s)).wait(min(2.0, timeout_s))
+            self._grpc.stop(min(1.0, timeout_s))
         for server, _ in self._servers[:1]:  # OTLP/HTTP first: no new spans
             server.should_exit = True
         if self.forwarder is not None:
@@ -184,13 +204,24 @@ class Collector:
             server.should_exit = True
             thread.join(max(0.5, deadline - time.monotonic()))
         self._servers.clear()
+        if self._otlp is not None:
+            self._otlp.close()
         _call_optional(self.store, "close")
         logger.info("collector stopped", extra={"mode": self.config.mode})
 
     def _serve(self, app: Any, port: int, name: str) -> int:
         sock = _bind(self.config.bind, port)
         config = uvicorn.Config(
-            app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2
+            app,
+            http=guarded_protocol(
+                max_connections=connection_cap(fd_limit()),
+                on_close=lambda reason: self.metrics.connections_closed.labels(name, reason).inc(),
+            ),
+            log_config=None,  # the process's logging stays as configured (JSON lines)
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=2,
         )
         server = uvicorn.Server(config)
         thread = threading.Thread(

@@ -1,11 +1,11 @@
 """The collector's configuration: command-line flags, ``PODTRACE_*`` variables, defaults.
 
 Every flag ``--some-flag`` also reads ``PODTRACE_SOME_FLAG``; the command line wins over the
-environment, which wins over the default.  ``--forward`` may be repeated on the command line, or
-given as a comma-separated list in ``PODTRACE_FORWARD``.  Durations are ``500ms``, ``10s``, ``5m``,
-``2h``, ``7d`` (a bare number is seconds); sizes are ``1024``, ``64KB``, ``64KiB``, ``16MiB``,
-``1GiB`` (``K``/``M``/``G`` alone are binary).  A bad value raises ``ConfigError`` naming the flag,
-and the variable too when the value came from the environment.
+environment, which wins over the default.  ``--forward`` and ``--api-allowed-hosts`` may be
+repeated on the command line, or given as a comma-separated list in their variable.  Durations
+are ``500ms``, ``10s``, ``5m``, ``2h``, ``7d`` (a bare number is seconds); sizes are ``1024``,
+``64KB``, ``64KiB``, ``16MiB``, ``1GiB`` (``K``/``M``/``G`` alone are binary).  A bad value raises
+``ConfigError`` naming the flag, and the variable too when the value came from the environment.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ class CollectorConfig:
     forward: tuple[str, ...] = ()
     trace_timeout_s: float = 10.0
     api_token: str | None = None
+    api_allowed_hosts: tuple[str, ...] = ()
     otlp_token: str | None = None
     forward_token: str | None = None
     max_body_bytes: int = 16 * 1024**2
@@ -145,6 +146,7 @@ _FLAGS: dict[str, tuple[str, str]] = {
     "forward": ("forward", "list"),
     "trace-timeout": ("trace_timeout_s", "duration"),
     "api-token": ("api_token", "str"),
+    "api-allowed-hosts": ("api_allowed_hosts", "list"),
     "otlp-token": ("otlp_token", "str"),
     "forward-token": ("forward_token", "str"),
     "max-body-bytes": ("max_body_bytes", "size"),
@@ -168,6 +170,8 @@ _HELP = {
     "forward": "OTLP upstream: host:port, grpc://, http(s)://.../v1/traces; repeatable",
     "trace-timeout": "a trace is complete this long after its last span (default 10s)",
     "api-token": "bearer token required on /api and /metrics",
+    "api-allowed-hosts": "Host names the API answers besides IPs and localhost"
+    " (.domain for subdomains, * for any); repeatable",
     "otlp-token": "bearer token required on the OTLP receivers",
     "forward-token": "bearer token sent to --forward upstreams",
     "max-body-bytes": "largest OTLP request, after decompression (default 16MiB)",
@@ -190,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Every flag also reads PODTRACE_<FLAG> from the environment.",
     )
     for flag in _FLAGS:
-        action = "append" if flag == "forward" else "store"
+        action = "append" if _FLAGS[flag][1] == "list" else "store"
         metavar = flag.split("-")[-1].upper()
         parser.add_argument(f"--{flag}", action=action, metavar=metavar, help=_HELP[flag])
     return parser

@@ -6,6 +6,7 @@ CollectorError
 │   ├── DecodeError        the body is not OTLP
 │   ├── TooLarge           larger than the whole budget or the body limit: never retryable
 │   └── Overloaded         a budget or queue is full: retry later (``retry_after_s``)
+│       ├── Busy           too many exports in progress: retry later
 │       └── ShuttingDown   the collector is stopping: retry (elsewhere, or after the restart)
 ├── QueryError             a query that cannot be answered (``api/errors.py`` maps it)
 │   ├── BadRequest         a malformed or contradictory parameter
@@ -53,6 +54,10 @@ class Overloaded(IngestError):
     def __init__(self, message: str = "collector overloaded", *, retry_after_s: float = 1.0):
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class Busy(Overloaded):
+    """As many exports as admission allows are in progress; the client should retry later."""
 
 
 class ShuttingDown(Overloaded):

@@ -77,6 +77,7 @@ class CollectorMetrics:
         )
         self._init_forward(r)
         self._init_sink(r)
+        self._init_admission(r)
 
     def _init_forward(self, r: CollectorRegistry) -> None:
         self.forward_queue = Gauge(
@@ -113,6 +114,24 @@ class CollectorMetrics:
     def _init_sink(self, r: CollectorRegistry) -> None:
         self.sink_spans = Counter(
             "podtrace_sink_spans", "Spans submitted to the gateway's analysis stage", registry=r
+        )
+
+    def _init_admission(self, r: CollectorRegistry) -> None:
+        self.exports_in_progress = Gauge(
+            "podtrace_otlp_exports_in_progress",
+            "OTLP exports being decoded and handed on, or waiting for a worker",
+            registry=r,
+        )
+        self.exports_limit = Gauge(
+            "podtrace_otlp_exports_limit",
+            "Exports admitted at once; past it new ones are refused (outcome busy)",
+            registry=r,
+        )
+        self.connections_closed = Counter(
+            "podtrace_http_connections_closed",
+            "HTTP connections the collector closed on a slow or silent client, by reason",
+            ["server", "reason"],
+            registry=r,
         )
 
     def watch_budget(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -113,6 +114,18 @@ class RecordingSink:
     def ids(self) -> list[tuple[bytes, bytes]]:
         with self._lock:
             return [(s.trace_id, s.span_id) for s in self.spans]
+
+
+class SlowSink(RecordingSink):
+    """A ``RecordingSink`` taking ``delay_s`` per request, so that exports pile up."""
+
+    def __init__(self, delay_s: float) -> None:
+        super().__init__()
+        self.delay_s = delay_s
+
+    def submit(self, spans: Sequence[Span]) -> None:
+        time.sleep(self.delay_s)
+        super().submit(spans)
 
 
 def test_config(**overrides: Any) -> CollectorConfig:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -77,6 +78,28 @@ def test_gateway_serves_then_exits_zero_on_sigterm() -> None:
         assert process.stderr is not None
         events = [_json_line(line).get("event") for line in process.stderr]
     assert "collector stopped" in events
+
+
+def test_uvicorn_logs_json_lines_like_the_collector() -> None:
+    """uvicorn's own warnings (here: a request that is not HTTP) are JSON lines too."""
+    with _collector() as (process, started):
+        with socket.create_connection(("127.0.0.1", started["http_port"])) as conn:
+            conn.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+            assert conn.recv(4096).startswith(b"HTTP/1.1 400")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+        assert process.stderr is not None
+        lines = [line for line in process.stderr.read().splitlines() if line.strip()]
+    entries = [_json_line(line) for line in lines]
+    ours = [e for e in entries if e]
+    assert any(
+        e["logger"] == "uvicorn.error"
+        and e["event"] == "Invalid HTTP request received."
+        and e["level"] == "warning"
+        for e in ours
+    )
+    # Every line is JSON, but for grpc core's native lines (which do not come from Python).
+    assert all(entry or b"grpc" in line.lower() for entry, line in zip(entries, lines, strict=True))
 
 
 def test_sidecar_drains_its_queue_on_sigterm() -> None:

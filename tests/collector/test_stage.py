@@ -78,9 +78,7 @@ def test_buffer_finishes_oldest_traces_early_before_refusing() -> None:
     budget = MemoryBudget(limit_bytes=100 * DECODED_SPAN_BYTES, limit_spans=100)
     sink = AnalysisStage(MemoryStore(), budget, trace_timeout_s=60.0, retention_s=0)
     for seed in range(30):  # 30 traces x 5 spans = 150 spans through a 100-span budget
-        decoded = _decode_pb(
-            make_request(5, spans_per_trace=5, seed=seed + 10).SerializeToString()
-        )
+        decoded = _decode_pb(make_request(5, spans_per_trace=5, seed=seed + 10).SerializeToString())
         sink.submit(decoded.spans)
     assert sink.assembler.traces_finished_early > 0
     assert budget.used_spans <= 80

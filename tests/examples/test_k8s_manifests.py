@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
+from podtrace_collector.api.hosts import AllowedHosts
 from podtrace_collector.config import CollectorConfig, load_config
 from podtrace_collector.query.verdict import HEALTHY, INSUFFICIENT_DATA, REGRESSED
 
@@ -241,3 +242,21 @@ def test_the_gateway_they_point_at_exists() -> None:
     (deployment,) = _of_kind(gateway, "Deployment").values()
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert {_sidecar(name)["image"] for name in TRACED} == {container["image"]}
+
+
+def test_the_gateway_api_answers_the_names_it_is_reached_by() -> None:
+    """The gateway's --api-allowed-hosts admits both Services' names, as the Argo template and
+    the docs use them (in-namespace, namespaced and fully qualified)."""
+    (deployment,) = _of_kind(_load("gateway.yaml"), "Deployment").values()
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    config = load_config(container["command"][2:], {})
+    hosts = AllowedHosts(_no_app, allowed=config.api_allowed_hosts)
+    argo_host = urlsplit(METRIC["provider"]["web"]["url"]).hostname
+    names = {argo_host, "podtrace-api", "podtrace-api.podtrace"}
+    names |= {f"{s}.podtrace.svc.cluster.local" for s in ("podtrace-api", "podtrace-gateway")}
+    assert all(hosts.allows(name) for name in names if name)
+    assert not hosts.allows("podtrace-api.evil.example")
+
+
+async def _no_app(scope: object, receive: object, send: object) -> None:
+    raise AssertionError("unreachable")

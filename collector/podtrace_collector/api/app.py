@@ -6,14 +6,15 @@ from any route, is one JSON envelope ``{"error": {"code": "...", "message": "...
 (``api.errors``); validation errors are 400s with a message naming the parameter, and an
 unexpected exception is a 500 that never shows a traceback.  With ``--api-token`` every path
 except ``/healthz``, ``/readyz``, the page (``/`` and ``/static/*``) and the OpenAPI description
-(``/openapi.json``, ``/docs``) needs ``Authorization: Bearer TOKEN``.
+(``/openapi.json``, ``/docs``) needs ``Authorization: Bearer TOKEN``.  Requests are answered
+only for allowed ``Host`` names (``api.hosts``: IP addresses, localhost, ``--api-allowed-hosts``).
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -23,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from podtrace_collector.api import routes
 from podtrace_collector.api.errors import HTTP_CODES, error_response, query_error_response
+from podtrace_collector.api.hosts import AllowedHosts
 from podtrace_collector.errors import QueryError
 from podtrace_collector.metrics import CONTENT_TYPE_LATEST, CollectorMetrics
 from podtrace_collector.store.base import Store
@@ -39,6 +41,7 @@ def create_app(
     metrics: CollectorMetrics,
     store: Store | None = None,
     api_token: str | None = None,
+    allowed_hosts: Sequence[str] = (),
     is_ready: Callable[[], bool] = lambda: True,
 ) -> FastAPI:
     """Build the API application.
@@ -47,6 +50,8 @@ def create_app(
         metrics: the collector's metrics; ``/metrics`` renders its registry.
         store: the ``Store`` the query routes read, if any (a sidecar has none).
         api_token: the bearer token every non-open path needs (``--api-token``), if any.
+        allowed_hosts: ``Host`` names answered besides IP addresses and localhost
+            (``--api-allowed-hosts``).
         is_ready: whether receivers are bound and the store is open (``/readyz``).
     """
     app = FastAPI(
@@ -59,6 +64,7 @@ def create_app(
     app.state.store = store
     _add_error_handlers(app)
     _add_token_check(app, api_token)
+    app.add_middleware(AllowedHosts, allowed=allowed_hosts)  # outermost: checked first
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

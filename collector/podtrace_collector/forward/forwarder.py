@@ -12,9 +12,12 @@ a headless Service) is expanded to one endpoint per address and re-resolved ever
 Each endpoint has a ``Lane``: a queue bounded in spans (``--forward-queue-spans``) and a thread
 that sends batches (serialized requests concatenate into one request) and retries retryable
 failures with exponential backoff, honouring ``Retry-After``/``RetryInfo``.  Every queued byte is
-also reserved in the shared ``MemoryBudget``.  Losses are counted by reason: the queue is full
-(``forward_queue_full``), the upstream refused permanently (``forward_rejected``), the budget is
-exhausted in a gateway (``forward_over_budget``), or the drain on shutdown ran out of time
+also reserved in the shared ``MemoryBudget``.  A sidecar, where forwarding is the only
+destination, refuses a request its queues cannot take (retryably when a queue is full, for good
+when the request is larger than a whole queue), so that the client keeps it.  A gateway has
+already analysed what it forwards, so it drops and counts instead, by reason: the queue is full
+(``forward_queue_full``), the budget is exhausted (``forward_over_budget``).  Other losses: the
+upstream refused permanently (``forward_rejected``), or the drain on shutdown ran out of time
 (``shutdown``).
 """
 
@@ -168,12 +171,14 @@ class Forwarder:
         Args:
             request: the (possibly enriched) ``LeanRequest``.
             accepted: the spans to forward, or ``None`` for all of the request's spans.
-            refuse: raise ``Overloaded`` when the budget is exhausted (sidecar) instead of
-                dropping and counting (gateway, where the analysis already took the spans).
+            refuse: refuse what the budget or a queue cannot take (sidecar) instead of
+                dropping and counting it (gateway, where the analysis already took the spans).
             body: the request's original bytes, when it was not modified.
 
         Raises:
-            Overloaded: ``refuse`` is set and the budget is exhausted; nothing was queued.
+            Overloaded: ``refuse`` is set and the budget is exhausted or a queue is full; nothing
+                was queued.
+            TooLarge: ``refuse`` is set and the request can never fit the budget or a queue.
         """
         if self._closing:
             raise Overloaded("forwarder is shutting down")
@@ -185,11 +190,19 @@ class Forwarder:
         ]
         n_bytes = sum(len(p) + ITEM_OVERHEAD_BYTES for _, p, _ in plan)
         n_spans = sum(n for _, _, n in plan)
+        if refuse:
+            self._budget.reserve(n_bytes, n_spans)
+            try:
+                _hold_room(plan)
+            except (Overloaded, TooLarge):
+                self._budget.release(n_bytes, n_spans)
+                raise
+            for lane, payload, n in plan:
+                lane.put(payload, n)
+            return
         try:
             self._budget.reserve(n_bytes, n_spans)
         except (Overloaded, TooLarge):
-            if refuse:
-                raise
             self._metrics.drop(DROP_FORWARD_OVER_BUDGET, n_spans)
             return
         for lane, payload, n in plan:
@@ -282,6 +295,32 @@ class Forwarder:
             for group in self._groups:
                 if group.expand:
                     self._set_endpoints(group, self._endpoints(group))
+
+
+def _hold_room(plan: list[tuple[Lane, bytes, int]]) -> None:
+    """Hold room in every lane of ``plan``, all or nothing.
+
+    Raises:
+        TooLarge: a part is larger than its lane's whole queue: it could never be queued.
+        Overloaded: a lane's queue is too full now (its upstream is slow or down): retry later.
+    """
+    held: list[tuple[Lane, int]] = []
+    for lane, _, n in plan:
+        if n > lane.queue_spans:
+            refusal: Exception = TooLarge(
+                f"a request of {n} spans for {lane.target.url} is larger than the whole forward"
+                f" queue ({lane.queue_spans} spans, --forward-queue-spans); send smaller batches"
+            )
+        elif lane.reserve(n):
+            held.append((lane, n))
+            continue
+        else:
+            refusal = Overloaded(
+                f"the forward queue for {lane.target.url} is full ({lane.queue_spans} spans)"
+            )
+        for other, m in held:
+            other.cancel(m)
+        raise refusal
 
 
 def _is_name(target: Target) -> bool:

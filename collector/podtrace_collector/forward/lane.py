@@ -70,16 +70,37 @@ class Lane:
     def start(self) -> None:
         self._thread.start()
 
+    @property
+    def queue_spans(self) -> int:
+        """The queue's bound, in spans."""
+        return self._queue_spans
+
     def offer(self, payload: bytes, n_spans: int) -> bool:
         """Queue a serialized request; ``False`` (nothing queued) when the bound is reached."""
+        if not self.reserve(n_spans):
+            return False
+        self.put(payload, n_spans)
+        return True
+
+    def reserve(self, n_spans: int) -> bool:
+        """Hold room for ``n_spans`` (``put`` them, or ``cancel``); ``False`` past the bound."""
         with self._cond:
             if self._deadline is not None or self._spans + n_spans > self._queue_spans:
                 return False
-            self._items.append((payload, n_spans))
             self._spans += n_spans
+        return True
+
+    def cancel(self, n_spans: int) -> None:
+        """Give back room held with ``reserve``."""
+        with self._cond:
+            self._spans -= n_spans
+
+    def put(self, payload: bytes, n_spans: int) -> None:
+        """Queue a serialized request into room held with ``reserve``."""
+        with self._cond:
+            self._items.append((payload, n_spans))
             self._cond.notify()
         self._gauge.set(self._spans)
-        return True
 
     def take_all(self) -> list[tuple[bytes, int]]:
         """Remove and return every queued item (not the batch in flight)."""

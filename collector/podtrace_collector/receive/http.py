@@ -8,8 +8,13 @@ Answers are in the request's encoding: ``200`` with an ``ExportTraceServiceRespo
 ``400`` undecodable, ``401`` missing/bad ``--otlp-token``, ``404`` other paths, ``405`` wrong
 method, ``413`` body over ``--max-body-bytes`` (checked while reading, and again while
 decompressing, so neither a large body nor a zip bomb is ever held whole), ``415`` unsupported
-media type or content encoding, ``429`` with ``Retry-After`` when a budget is exhausted, ``503``
-with ``Retry-After`` while shutting down.
+media type or content encoding, ``429`` with ``Retry-After`` when a budget is exhausted or
+admission refuses (``receive/admission.py``), ``503`` with ``Retry-After`` while shutting down.
+A refused request's body is read and discarded first (up to ``DRAIN_MAX_BYTES``), so that a
+client that sends its whole body before reading (urllib) reads the answer instead of a reset.
+
+The body is read on the event loop; decompressing, decoding and handing on run on two worker
+threads, so that the loop keeps answering (and refusing) while exports are in progress.
 
 ``POST /v1/traces`` is served by ``OtlpHttpApp`` directly at the ASGI level: it is the one hot
 endpoint, and FastAPI's routing, middleware stack and ``Request`` object cost about a fifth of the
@@ -19,11 +24,14 @@ application: ``405`` (with ``Allow: POST``) on the path, ``404`` elsewhere, as a
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import math
 import zlib
 from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from google.protobuf import json_format
@@ -31,6 +39,7 @@ from google.rpc import status_pb2  # type: ignore[import-untyped]
 
 from podtrace_collector.ingest.pipeline import Ingest
 from podtrace_collector.metrics import CollectorMetrics
+from podtrace_collector.receive.admission import Admission
 from podtrace_collector.receive.decode import encode_response, parse_json
 from podtrace_collector.receive.status import INTERNAL, answer_for, retry_after_s, rpc_code
 
@@ -41,6 +50,8 @@ PATH = "/v1/traces"
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _PROTOBUF_TYPES = frozenset({"application/x-protobuf", "application/protobuf"})
+# The most of a refused request's body read and discarded before answering (see ``_Body.drain``).
+DRAIN_MAX_BYTES = 128 * 1024 * 1024
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -65,6 +76,7 @@ class OtlpHttpApp:
     Args:
         ingest: the receivers' shared pipeline.
         metrics: where request outcomes are counted.
+        admission: the receivers' shared admission control.
         max_body_bytes: the largest body accepted, before and after decompression.
         token: the bearer token required on exports, if any.
     """
@@ -73,31 +85,42 @@ class OtlpHttpApp:
         self,
         ingest: Ingest,
         metrics: CollectorMetrics,
+        admission: Admission,
         *,
         max_body_bytes: int,
         token: str | None = None,
     ) -> None:
         self._ingest = ingest
         self._metrics = metrics
+        self._admission = admission
         self._limit = max_body_bytes
         self._expected = f"Bearer {token}".encode() if token else None
+        # Decoding runs here, off the event loop, which then stays free to answer (and refuse).
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="podtrace-http")
+
+    def close(self) -> None:
+        """Stop the export workers (after the server has stopped)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
-            await self._not_served(scope, send)
+            await self._not_served(scope, receive, send)
             return
         headers = _headers(scope)
         is_json = _media_type(headers) == JSON
+        body = _Body(receive, self._admission)
         try:
             self._check_token(headers)
             is_json = _check_media_type(headers)
-            body = await _read_body(headers, receive, self._limit)
-            rejected, message = _export(self._ingest, body, is_json=is_json)
+            encoding = _content_encoding(headers)
+            raw = await body.read(headers, self._limit)
+            rejected, message = await self._export(raw, encoding, is_json)
         except _ClientGone:
             self._metrics.requests.labels(TRANSPORT, "client_gone").inc()
             return
         except _Refusal as refusal:
             self._metrics.requests.labels(TRANSPORT, refusal.outcome).inc()
+            await body.drain()
             await _respond(
                 send,
                 *_status_body(refusal.status, str(refusal), is_json),
@@ -105,9 +128,20 @@ class OtlpHttpApp:
                 refusal.headers,
             )
             return
+        finally:
+            body.release()
         self._metrics.requests.labels(TRANSPORT, "partial" if rejected else "ok").inc()
         content = encode_response(rejected, message, as_json=is_json)
         await _respond(send, content, JSON if is_json else PROTOBUF, 200, None)
+
+    async def _export(self, raw: bytes, encoding: str, is_json: bool) -> tuple[int, str]:
+        if not self._admission.try_enter():
+            raise _refusal(self._admission.busy())
+        try:
+            work = partial(_decompress_and_export, self._ingest, raw, encoding, self._limit)
+            return await asyncio.get_running_loop().run_in_executor(self._pool, work, is_json)
+        finally:
+            self._admission.leave()
 
     def _check_token(self, headers: dict[bytes, bytes]) -> None:
         if self._expected is None:
@@ -117,7 +151,7 @@ class OtlpHttpApp:
             refusal.headers["WWW-Authenticate"] = "Bearer"
             raise refusal
 
-    async def _not_served(self, scope: Scope, send: Send) -> None:
+    async def _not_served(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Anything but ``POST /v1/traces``: 405 on the path, 404 elsewhere."""
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
@@ -135,18 +169,75 @@ class OtlpHttpApp:
             message = f"no such path: OTLP/HTTP traces are received on POST {PATH}"
         self._metrics.requests.labels(TRANSPORT, outcome).inc()
         as_json = _media_type(_headers(scope)) == JSON
+        await _Body(receive, self._admission).drain()
         await _respond(send, *_status_body(status, message, as_json), status, extra)
+
+
+class _Body:
+    """One request body: read within the limits, its bytes held in admission until released."""
+
+    __slots__ = ("_admission", "_complete", "_held", "_receive")
+
+    def __init__(self, receive: Receive, admission: Admission) -> None:
+        self._receive = receive
+        self._admission = admission
+        self._held = 0
+        self._complete = False
+
+    async def read(self, headers: dict[bytes, bytes], limit: int) -> bytes:
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            raise _too_large(limit)
+        chunks: list[bytes] = []
+        size = 0
+        while not self._complete:
+            chunk = await self._next()
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            if not self._admission.hold_bytes(len(chunk)):
+                raise _refusal(self._admission.busy())
+            self._held += len(chunk)
+            chunks.append(chunk)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def drain(self) -> None:
+        """Read and discard what is left (bounded), so that the client can read our answer.
+
+        A client such as urllib sends its whole body before reading the answer: closing the
+        connection on unread data resets it, and the client sees the reset, not the answer.
+        """
+        drained = 0
+        try:
+            while not self._complete and drained <= DRAIN_MAX_BYTES:
+                drained += len(await self._next())
+        except _ClientGone:
+            pass
+
+    def release(self) -> None:
+        self._admission.release_bytes(self._held)
+        self._held = 0
+
+    async def _next(self) -> bytes:
+        message = await self._receive()
+        if message["type"] == "http.disconnect":
+            self._complete = True
+            raise _ClientGone
+        self._complete = not message.get("more_body", False)
+        chunk: bytes = message.get("body", b"")
+        return chunk
 
 
 def create_otlp_app(
     ingest: Ingest,
     metrics: CollectorMetrics,
+    admission: Admission,
     *,
     max_body_bytes: int,
     token: str | None = None,
 ) -> OtlpHttpApp:
     """The OTLP/HTTP application (serve it with uvicorn on ``--http-port``)."""
-    return OtlpHttpApp(ingest, metrics, max_body_bytes=max_body_bytes, token=token)
+    return OtlpHttpApp(ingest, metrics, admission, max_body_bytes=max_body_bytes, token=token)
 
 
 def _status_body(status: int, message: str, as_json: bool) -> tuple[bytes, str]:
@@ -169,21 +260,28 @@ async def _respond(
     await send({"type": "http.response.body", "body": content})
 
 
-def _export(ingest: Ingest, body: bytes, *, is_json: bool) -> tuple[int, str]:
+def _decompress_and_export(
+    ingest: Ingest, raw: bytes, encoding: str, limit: int, is_json: bool
+) -> tuple[int, str]:
+    """Runs on the export workers: decompress, decode, hand on."""
+    body = _decompress(raw, encoding, limit) if encoding in ("gzip", "deflate") else raw
     try:
         result = ingest.export(parse_json(body)) if is_json else ingest.export_protobuf(body)
     except Exception as exc:
-        answer = answer_for(exc)
-        if answer is INTERNAL:  # a bug downstream: log it, never leak a traceback
-            logger.error("export failed", exc_info=exc)
-            raise _Refusal(answer.http_status, "internal error; see the collector's log",
-                           answer.outcome) from exc  # fmt: skip
-        refusal = _Refusal(answer.http_status, str(exc), answer.outcome)
-        if answer.retryable:
-            delay = max(1, math.ceil(retry_after_s(exc)))
-            refusal.headers["Retry-After"] = str(delay)
-        raise refusal from exc
+        raise _refusal(exc) from exc
     return result.rejected, result.message
+
+
+def _refusal(exc: Exception) -> _Refusal:
+    answer = answer_for(exc)
+    if answer is INTERNAL:  # a bug downstream: log it, never leak a traceback
+        logger.error("export failed", exc_info=exc)
+        message = "internal error; see the collector's log"
+        return _Refusal(answer.http_status, message, answer.outcome)
+    refusal = _Refusal(answer.http_status, str(exc), answer.outcome)
+    if answer.retryable:
+        refusal.headers["Retry-After"] = str(max(1, math.ceil(retry_after_s(exc))))
+    return refusal
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:
@@ -214,31 +312,11 @@ def _check_media_type(headers: dict[bytes, bytes]) -> bool:
     )
 
 
-async def _read_body(headers: dict[bytes, bytes], receive: Receive, limit: int) -> bytes:
-    raw_encoding = headers.get(b"content-encoding", b"identity").decode("latin-1")
-    encoding = raw_encoding.strip().lower()
+def _content_encoding(headers: dict[bytes, bytes]) -> str:
+    encoding = headers.get(b"content-encoding", b"identity").decode("latin-1").strip().lower()
     if encoding not in ("identity", "", "gzip", "deflate"):
         raise _Refusal(415, f"unsupported content encoding {encoding!r}", "unsupported_encoding")
-    declared = headers.get(b"content-length", b"")
-    if declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _ClientGone
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    if encoding in ("gzip", "deflate"):
-        return _decompress(body, encoding, limit)
-    return body
+    return encoding
 
 
 def _decompress(body: bytes, encoding: str, limit: int) -> bytes:

@@ -15,6 +15,7 @@ import grpc
 from google.rpc import code_pb2  # type: ignore[import-untyped]
 
 from podtrace_collector.errors import (
+    Busy,
     DecodeError,
     IngestError,
     Overloaded,
@@ -33,9 +34,10 @@ class Answer:
     retryable: bool = False  # Retry-After / RetryInfo attached
 
 
-# Most specific first: ``ShuttingDown`` is an ``Overloaded``.
+# Most specific first: ``ShuttingDown`` and ``Busy`` are ``Overloaded``.
 _TABLE: tuple[tuple[type[IngestError], Answer], ...] = (
     (ShuttingDown, Answer(503, grpc.StatusCode.UNAVAILABLE, "unavailable", retryable=True)),
+    (Busy, Answer(429, grpc.StatusCode.RESOURCE_EXHAUSTED, "busy", retryable=True)),
     (Overloaded, Answer(429, grpc.StatusCode.RESOURCE_EXHAUSTED, "overloaded", retryable=True)),
     (TooLarge, Answer(413, grpc.StatusCode.RESOURCE_EXHAUSTED, "too_large")),
     (DecodeError, Answer(400, grpc.StatusCode.INVALID_ARGUMENT, "bad_request")),

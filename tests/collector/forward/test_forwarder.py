@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
+import grpc
 import httpx
 import pytest
+from google.rpc import status_pb2
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -157,20 +161,62 @@ def test_gateway_down_queue_retries_and_counts_drops(
     target = f"grpc://127.0.0.1:{gateways[1].grpc_port}"
     assert metric(text, "podtrace_forward_retries_total", target=target) > 0
 
+    # Past the queue's bound the sidecar refuses (429): the app's SDK keeps the spans and
+    # retries, and once the gateway is back every span arrives, none dropped.
     gateways[1].stop(1.0)
-    before = len(sinks[1].spans)
-    more = emit(300)  # about 600 spans for the stopped gateway: past the bound
-    _wait(lambda: _queued(sidecar, gateways[0]) == 0)  # emit() returned: the rest is queued
-    gateways[1] = _restart(gateways[1], sinks[1])
-    _wait(lambda: sidecar.forwarder.queued_spans() == 0)  # type: ignore[union-attr]
+    with ThreadPoolExecutor(1) as pool:
+        emitting = pool.submit(emit, 300)  # about 600 spans for the stopped gateway
+        _wait(lambda: metric(sidecar.metrics.render().decode(), "podtrace_spans_refused_total") > 0)
+        gateways[1] = _restart(gateways[1], sinks[1])
+        more = emitting.result(timeout=60)
+    _wait(
+        lambda: (
+            sidecar.forwarder.queued_spans() == 0
+            and sum(len(s.spans) for s in sinks) >= len(sent) + len(more)
+        )
+    )  # type: ignore[union-attr]
     provider.shutdown()
-    arrived = len(sinks[1].spans) - before
     text = httpx.get(f"http://127.0.0.1:{sidecar.api_port}/metrics").text
-    dropped = metric(text, "podtrace_spans_dropped_total", reason="forward_queue_full")
-    assert dropped > 0
-    assert arrived <= 400
-    assert len(sinks[0].ids()) + len(sinks[1].ids()) + dropped == len(sent) + len(more)
-    assert len(set(sinks[0].ids() + sinks[1].ids())) == len(sinks[0].ids() + sinks[1].ids())
+    assert metric(text, "podtrace_spans_dropped_total", reason="forward_queue_full") == 0
+    assert metric(text, "podtrace_otlp_requests_total", transport="http", outcome="overloaded") > 0
+    assert sorted(sinks[0].ids() + sinks[1].ids()) == sorted(sent + more)
+
+
+def test_sidecar_refuses_what_its_queue_cannot_take() -> None:
+    """Gateway unreachable, 100-span queue: 60 spans are queued (200); 60 more do not fit now
+    (429 + Retry-After / RESOURCE_EXHAUSTED + RetryInfo); 101 never fit (413 / no RetryInfo).
+    Nothing accepted is dropped."""
+    config = test_config(mode="sidecar", forward=("grpc://127.0.0.1:9",), forward_queue_spans=100)
+    with (
+        running(config, pod_attributes={}) as sidecar,
+        grpc.insecure_channel(f"127.0.0.1:{sidecar.grpc_port}") as channel,
+    ):
+        url = f"http://127.0.0.1:{sidecar.http_port}/v1/traces"
+        headers = {"Content-Type": "application/x-protobuf"}
+
+        def post(n: int, seed: int) -> httpx.Response:
+            body = make_request(n, seed=seed).SerializeToString()
+            return httpx.post(url, content=body, headers=headers)
+
+        assert post(60, seed=1).status_code == 200
+        full = post(60, seed=2)
+        assert full.status_code == 429 and int(full.headers["retry-after"]) >= 1
+        assert "forward queue" in status_pb2.Status.FromString(full.content).message
+        too_large = post(101, seed=3)
+        assert too_large.status_code == 413 and "retry-after" not in too_large.headers
+        stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as busy:
+            stub.Export(make_request(60, seed=4), timeout=5)
+        assert busy.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "grpc-status-details-bin" in dict(busy.value.trailing_metadata() or ())
+        with pytest.raises(grpc.RpcError) as never:
+            stub.Export(make_request(101, seed=5), timeout=5)
+        assert never.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "grpc-status-details-bin" not in dict(never.value.trailing_metadata() or ())
+        text = sidecar.metrics.render().decode()
+        assert sidecar.forwarder is not None and sidecar.forwarder.queued_spans() == 60
+    assert metric(text, "podtrace_spans_refused_total") == 60 + 101 + 60 + 101
+    assert metric(text, "podtrace_spans_dropped_total", reason="forward_queue_full") == 0
 
 
 def test_retry_after_is_honoured_over_http() -> None:

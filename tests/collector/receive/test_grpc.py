@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
@@ -13,6 +16,7 @@ from podtrace_collector.collector import Collector
 
 from tests.collector.otlp_helpers import (
     RecordingSink,
+    SlowSink,
     kv,
     make_request,
     metric,
@@ -196,3 +200,59 @@ def test_a_failing_stage_is_internal_and_logged(caplog: pytest.LogCaptureFixture
     assert "analysis bug" not in (info.value.details() or "")
     assert "export failed" in caplog.text
     assert metric(text, "podtrace_otlp_requests_total", transport="grpc", outcome="error") == 1
+
+
+def _retry_delay_s(error: grpc.RpcError) -> float | None:
+    """The RetryInfo delay an error carries, ``None`` without one."""
+    details = dict(error.trailing_metadata() or ()).get("grpc-status-details-bin")
+    if details is None:
+        return None
+    retry = error_details_pb2.RetryInfo()
+    found = [d for d in status_pb2.Status.FromString(details).details if d.Unpack(retry)]
+    return retry.retry_delay.ToNanoseconds() / 1e9 if found else None
+
+
+def test_more_senders_than_admitted_get_retry_info_promptly_and_counted() -> None:
+    """48 senders at once, 8 exports admitted: every refusal is RESOURCE_EXHAUSTED with
+    RetryInfo, answered at once (not after the queued exports), and counted."""
+    # 8 of the largest requests fill the budget: 8 exports in progress at most.
+    config = test_config(max_body_bytes=64 * 1024, memory_limit_bytes=8 * 64 * 1024)
+    sink = SlowSink(1.0)
+    senders = 48
+    with running(config, sink=sink) as collector:
+        assert collector.admission.max_exports == 8
+        channels = [
+            grpc.insecure_channel(f"127.0.0.1:{collector.grpc_port}") for _ in range(senders)
+        ]
+        for channel in channels:
+            grpc.channel_ready_future(channel).result(timeout=5)
+        start = threading.Barrier(senders)
+
+        def send(i: int) -> tuple[str, float, float | None]:
+            stub = trace_service_pb2_grpc.TraceServiceStub(channels[i])
+            start.wait()
+            t0 = time.monotonic()
+            try:
+                stub.Export(make_request(2, seed=1000 + i), timeout=30)
+            except grpc.RpcError as error:
+                return error.code().name, time.monotonic() - t0, _retry_delay_s(error)
+            return "OK", time.monotonic() - t0, None
+
+        with ThreadPoolExecutor(senders) as pool:
+            results = list(pool.map(send, range(senders)))
+        for channel in channels:
+            channel.close()
+        text = collector.metrics.render().decode()
+    refused = [r for r in results if r[0] != "OK"]
+    accepted = [r for r in results if r[0] == "OK"]
+    assert refused and accepted
+    assert {code for code, _, _ in refused} == {"RESOURCE_EXHAUSTED"}
+    assert all(delay is not None and delay >= 1 for _, _, delay in refused)
+    # Admitted exports take 1 s each on 4 workers; a refusal never waits for them.
+    assert max(elapsed for _, elapsed, _ in refused) < 0.9
+    busy = metric(text, "podtrace_otlp_requests_total", transport="grpc", outcome="busy")
+    assert busy == len(refused)
+    assert metric(text, "podtrace_otlp_requests_total", transport="grpc", outcome="ok") == len(
+        accepted
+    )
+    assert len(sink.spans) == 2 * len(accepted)

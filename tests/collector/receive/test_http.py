@@ -5,9 +5,14 @@ from __future__ import annotations
 import gzip
 import json
 import socket
+import threading
 import time
+import urllib.error
+import urllib.request
 import zlib
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -19,12 +24,15 @@ from podtrace_collector.collector import Collector
 
 from tests.collector.otlp_helpers import (
     RecordingSink,
+    SlowSink,
     make_request,
     metric,
     running,
     test_config,
     to_json,
 )
+
+PROTOBUF = {"Content-Type": "application/x-protobuf"}
 
 
 @pytest.fixture(scope="module")
@@ -308,3 +316,58 @@ def test_request_larger_than_the_whole_budget_is_413_not_429() -> None:
         assert ok.status_code == 200
         text = httpx.get(f"http://127.0.0.1:{c.api_port}/metrics").text
         assert metric(text, "podtrace_spans_refused_total") == 50
+
+
+def test_overload_is_answered_promptly_with_200_or_429() -> None:
+    """48 senders at once, 8 exports admitted: every answer comes promptly, 200 or 429 with
+    Retry-After (counted); none waits behind the others until it times out."""
+    config = test_config(max_body_bytes=64 * 1024, memory_limit_bytes=8 * 64 * 1024)
+    sink = SlowSink(0.05)
+    senders, rounds = 48, 4
+    with running(config, sink=sink) as collector:
+        url = f"http://127.0.0.1:{collector.http_port}/v1/traces"
+        start = threading.Barrier(senders)
+
+        def send(i: int) -> list[tuple[int, float, str | None]]:
+            out = []
+            with httpx.Client(timeout=10) as client:
+                start.wait()
+                for n in range(rounds):
+                    body = make_request(2, seed=10_000 + i * rounds + n).SerializeToString()
+                    t0 = time.monotonic()
+                    answer = client.post(url, content=body, headers=PROTOBUF)
+                    out.append(
+                        (
+                            answer.status_code,
+                            time.monotonic() - t0,
+                            answer.headers.get("retry-after"),
+                        )
+                    )
+            return out
+
+        with ThreadPoolExecutor(senders) as pool:
+            results = [r for rs in pool.map(send, range(senders)) for r in rs]
+        text = collector.metrics.render().decode()
+    statuses = Counter(status for status, _, _ in results)
+    assert set(statuses) == {200, 429}
+    assert all(retry == "1" for status, _, retry in results if status == 429)
+    # Admitted exports wait at most 8 x 50 ms on 2 workers; refusals do not wait at all.
+    assert max(elapsed for _, elapsed, _ in results) < 3.0
+    assert (
+        metric(text, "podtrace_otlp_requests_total", transport="http", outcome="busy")
+        == (statuses[429])
+    )
+    assert len(sink.spans) == 2 * statuses[200]
+
+
+@pytest.mark.parametrize("mib", [20, 80])
+def test_a_large_body_from_urllib_gets_a_readable_413(url: str, mib: int) -> None:
+    """urllib sends its whole body before reading (and asks to close): it reads the 413 rather
+    than a connection reset, because the collector reads and discards the body first."""
+    request = urllib.request.Request(
+        url, data=bytes(mib * 1024 * 1024), headers=PROTOBUF, method="POST"
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 413
+    assert "larger than" in status_pb2.Status.FromString(refused.value.read()).message

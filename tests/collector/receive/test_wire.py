@@ -217,9 +217,7 @@ def _wrap(span: bytes, resource: bytes = b"") -> bytes:
 
 
 _T = (1_700_000_000 * 10**9).to_bytes(8, "little")  # a valid time: the span is accepted
-_IDS = (
-    _field(1, 2, b"\x01" * 16) + _field(2, 2, b"\x02" * 8) + _field(7, 1, _T) + _field(8, 1, _T)
-)
+_IDS = _field(1, 2, b"\x01" * 16) + _field(2, 2, b"\x02" * 8) + _field(7, 1, _T) + _field(8, 1, _T)
 
 
 @needs_scanner
