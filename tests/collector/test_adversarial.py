@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import queue
 import resource
@@ -66,6 +67,81 @@ def test_poison_span_is_rejected_and_later_writes_persist(tmp_path: Path) -> Non
     finally:
         store.close()
     assert workloads == {"shop/cart"}
+
+
+_JSON_POISON = {
+    "resourceSpans": [
+        {
+            "scopeSpans": [
+                {
+                    "spans": [
+                        {
+                            "traceId": "01" * 16,
+                            "spanId": "02" * 8,
+                            "name": "x",
+                            "startTimeUnixNano": "1",
+                            "endTimeUnixNano": str(2**64 - 1),
+                        }
+                    ]
+                }
+            ]
+        }
+    ]
+}
+
+
+def _corpus() -> dict[str, tuple[bytes, dict[str, str]]]:
+    """Hostile request bodies (and their headers), each of which once hurt a collector."""
+    deep_json = b'{"resourceSpans": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+    good = _now_request(3, service="cart", seed=9)
+    far = ExportTraceServiceRequest()
+    far.CopyFrom(good)
+    for span in far.resource_spans[0].scope_spans[0].spans:
+        span.start_time_unix_nano = span.end_time_unix_nano = 2**64 - 1
+    body = good.SerializeToString()
+    return {
+        "poison span": (POISON, PROTOBUF),
+        "spans in 2554": (far.SerializeToString(), PROTOBUF),
+        "truncated": (body[: len(body) // 2], PROTOBUF),
+        "garbage": (bytes(range(256)) * 8, PROTOBUF),
+        "gzip bomb": (
+            gzip.compress(bytes(50 * 1024 * 1024)),
+            PROTOBUF | {"Content-Encoding": "gzip"},
+        ),
+        "corrupt gzip": (b"\x1f\x8b" + bytes(30), PROTOBUF | {"Content-Encoding": "gzip"}),
+        "deep JSON": (deep_json, {"Content-Type": "application/json"}),
+        "JSON poison": (json.dumps(_JSON_POISON).encode(), {"Content-Type": "application/json"}),
+    }
+
+
+def test_hostile_corpus_gets_clear_answers_and_the_gateway_keeps_storing(tmp_path: Path) -> None:
+    """Every body of the corpus, over both transports: 200 (partial success), 400 or 413, never
+    a 5xx; afterwards a good request is accepted and stored."""
+    db = tmp_path / "podtrace.db"
+    with running(test_config(store=f"sqlite:///{db}", trace_timeout_s=0.2)) as gateway:
+        url = f"http://127.0.0.1:{gateway.http_port}/v1/traces"
+        with grpc.insecure_channel(f"127.0.0.1:{gateway.grpc_port}") as channel:
+            export = channel.unary_unary(f"/{SERVICE}/Export")
+            for name, (body, headers) in _corpus().items():
+                answer = httpx.post(url, content=body, headers=headers, timeout=30)
+                assert answer.status_code in (200, 400, 413), name
+                if headers.get("Content-Type") == PROTOBUF["Content-Type"] and not (
+                    headers.get("Content-Encoding")
+                ):
+                    try:
+                        export(body, timeout=30)
+                    except grpc.RpcError as error:
+                        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, name
+        good = _now_request(4, service="cart", seed=3).SerializeToString()
+        assert httpx.post(url, content=good, headers=PROTOBUF).status_code == 200
+        text = gateway.metrics.render().decode()
+        assert metric(text, "podtrace_otlp_requests_total", transport="http", outcome="error") == 0
+        assert metric(text, "podtrace_otlp_requests_total", transport="grpc", outcome="error") == 0
+    store = open_store(f"sqlite:///{db}")
+    try:
+        assert {key[0] for key in store.revisions()} == {"shop/cart"}
+    finally:
+        store.close()
 
 
 @contextmanager
