@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from podtrace import _env, _export, _instrument, _processes, _signals
+from podtrace._endpoints import EndpointError
 from podtrace._exporters import make_exporter
 from podtrace._k8s import KubernetesResourceDetector
 from podtrace._log import warn_once
@@ -121,6 +122,9 @@ def _counting_exporter(
 
     try:
         exporter = build()
+    except EndpointError as exc:
+        warn_once(logger, "exporter", "podtrace: %s; no spans will be exported", exc)
+        return None
     except Exception as exc:  # e.g. an unreadable certificate: trace nothing, run the app
         warn_once(logger, "exporter", "podtrace: no span exporter (%r); spans dropped", exc)
         return None

@@ -2,8 +2,10 @@
 
 Defaults differ from the bare SDK in one way only: when no ``OTEL_EXPORTER_OTLP_*TIMEOUT`` is
 set, the export timeout is 2 s instead of 10 s, so a missing sidecar never stalls a flush or the
-process's exit for long. Everything else (headers, compression, certificates, endpoints) is left
-to the exporters, which read the same variables as everywhere else.
+process's exit for long. Endpoints are checked first (:mod:`podtrace._endpoints`: a bare
+``HOST:PORT`` means ``http://``, anything else that is not an http(s) URL is refused with a
+clear message). Everything else (headers, compression, certificates) is left to the exporters,
+which read the same variables as everywhere else.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
-from podtrace import _env
+from podtrace import _endpoints, _env
 from podtrace._log import warn_once
 
 if TYPE_CHECKING:
@@ -61,20 +63,6 @@ def resolve_timeout_s(timeout_s: float | None) -> float | None:
     return _env.DEFAULT_EXPORT_TIMEOUT_S
 
 
-def http_endpoint(endpoint: str) -> str:
-    """A base URL gets the traces path, like ``OTEL_EXPORTER_OTLP_ENDPOINT`` does."""
-    base = endpoint.rstrip("/")
-    return base if base.endswith("/v1/traces") else base + "/v1/traces"
-
-
-def grpc_endpoint(endpoint: str) -> str:
-    """``host:port`` means plaintext (the sidecar); use ``https://`` for TLS.
-
-    The SDK would otherwise read a scheme-less ``localhost:4317`` as a TLS target.
-    """
-    return endpoint if "://" in endpoint else "http://" + endpoint
-
-
 def make_exporter(
     endpoint: str | None, protocol: str | None, timeout_s: float | None
 ) -> SpanExporter | None:
@@ -101,13 +89,31 @@ def _otlp(endpoint: str | None, protocol: str, timeout_s: float | None) -> SpanE
         )
 
         return GrpcExporter(
-            endpoint=grpc_endpoint(endpoint) if endpoint else None, timeout=timeout_s
+            endpoint=_endpoints.grpc_target(endpoint) if endpoint else None, timeout=timeout_s
         )
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
         OTLPSpanExporter as HttpExporter,
     )
 
-    return HttpExporter(endpoint=http_endpoint(endpoint) if endpoint else None, timeout=timeout_s)
+    return HttpExporter(endpoint=_http_url(endpoint), timeout=timeout_s)
+
+
+def _http_url(endpoint: str | None) -> str | None:
+    if endpoint:
+        return _endpoints.http_traces_url(endpoint)
+    found = _endpoints.http_from_environment()
+    if found is None:
+        return None  # the exporter's default: the sidecar on localhost
+    if found.scheme_added:
+        warn_once(
+            logger,
+            f"scheme-{found.variable}",
+            "podtrace: %s has no scheme (the OTLP specification wants http:// or https://); "
+            "exporting to %s",
+            found.variable,
+            found.url,
+        )
+    return found.url
 
 
 def hasten_for_exit(exporter: object, timeout_s: float) -> bool:

@@ -6,6 +6,10 @@ environment (the command, and processes it spawns) imports it at start-up and ca
 :func:`podtrace.init`. The flags become the standard ``OTEL_*`` variables for the child, so
 what the child sees is exactly what it would see configured by hand. Then the command is exec'd:
 same pid, same signals, same exit status.
+
+Before the exec, what would make the program run untraced without a word is refused with one
+clear message: an endpoint that is not an http(s) URL (exit status 2), and a command whose Python
+cannot import podtrace (exit status 125; see :mod:`podtrace._interpreter`).
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ import shutil
 import sys
 from collections.abc import Mapping
 
-from podtrace import _env
-from podtrace._exporters import GRPC, grpc_endpoint, http_endpoint, resolve_protocol
+from podtrace import _endpoints, _env, _interpreter
+from podtrace._exporters import GRPC, resolve_protocol
 
 BOOTSTRAP_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bootstrap")
 
@@ -31,7 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--service-name", help="service.name (sets OTEL_SERVICE_NAME)")
     parser.add_argument("--protocol", choices=["http/protobuf", "grpc"], help="OTLP protocol")
     parser.add_argument(
-        "--endpoint", help="OTLP endpoint (default http://localhost:4318, grpc localhost:4317)"
+        "--endpoint",
+        help="OTLP endpoint URL, or HOST:PORT for plaintext "
+        "(default http://localhost:4318, grpc localhost:4317)",
     )
     parser.add_argument(
         "--no-instrument",
@@ -43,7 +49,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def child_environment(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, str]:
-    """The environment the command runs with: bootstrap on PYTHONPATH, flags as OTEL_* vars."""
+    """The environment the command runs with: bootstrap on PYTHONPATH, flags as OTEL_* vars.
+
+    Raises:
+        EndpointError: ``--endpoint``, or for OTLP/HTTP the standard endpoint variable, is not
+            an http(s) URL (or ``HOST:PORT``).
+    """
     env = dict(environ)
     parts = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != BOOTSTRAP_DIR]
     env["PYTHONPATH"] = os.pathsep.join([BOOTSTRAP_DIR, *parts])
@@ -52,19 +63,19 @@ def child_environment(args: argparse.Namespace, environ: Mapping[str, str]) -> d
         env[_env.OTEL_SERVICE_NAME] = args.service_name
     if args.protocol:
         env[_env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL] = args.protocol
+    protocol = resolve_protocol(args.protocol, env)
     if args.endpoint:
-        protocol = resolve_protocol(args.protocol, env)
-        endpoint = (
-            grpc_endpoint(args.endpoint) if protocol == GRPC else http_endpoint(args.endpoint)
-        )
-        env[_env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT] = endpoint
+        check = _endpoints.grpc_target if protocol == GRPC else _endpoints.http_traces_url
+        env[_env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT] = check(args.endpoint, what="--endpoint")
+    elif protocol != GRPC:
+        _endpoints.http_from_environment(env)  # a bare HOST:PORT is fixed (and said) in the child
     if args.no_instrument:
         env[_env.OTEL_PYTHON_DISABLED_INSTRUMENTATIONS] = "*"
     return env
 
 
 def main(argv: list[str]) -> int:
-    """Parse ``argv`` and exec the command; returns only on a usage error (exit code 2/127)."""
+    """Parse ``argv`` and exec the command; returns only when it refuses to (2, 125 or 127)."""
     args = _parser().parse_args(argv)
     command = list(args.command)
     if command[:1] == ["--"]:
@@ -78,7 +89,15 @@ def main(argv: list[str]) -> int:
     if executable is None:
         print(f"podtrace run: command not found: {command[0]}", file=sys.stderr)
         return 127
-    env = child_environment(args, os.environ)
+    try:
+        env = child_environment(args, os.environ)
+    except _endpoints.EndpointError as exc:
+        print(f"podtrace run: {exc}", file=sys.stderr)
+        return 2
+    python = _interpreter.command_python(executable, os.environ.get("PATH"))
+    if python is not None and _interpreter.cannot_import_podtrace(python, os.environ):
+        print(_interpreter.advice(command[0], python), file=sys.stderr)
+        return 125
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(executable, command, env)

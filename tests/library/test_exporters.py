@@ -12,13 +12,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExportResult
 from otlp_receiver import OtlpReceiver
 
-from podtrace._exporters import (
-    hasten_for_exit,
-    http_endpoint,
-    make_exporter,
-    resolve_protocol,
-    resolve_timeout_s,
-)
+from podtrace._exporters import hasten_for_exit, make_exporter, resolve_protocol, resolve_timeout_s
 
 
 def test_protocol_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -43,19 +37,6 @@ def test_timeout_default_is_short(monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_timeout_s(0.5) == 0.5
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "7")
     assert resolve_timeout_s(None) is None
-
-
-@pytest.mark.parametrize(
-    ("given", "url"),
-    [
-        ("http://gw:4318", "http://gw:4318/v1/traces"),
-        ("http://gw:4318/", "http://gw:4318/v1/traces"),
-        ("http://gw:4318/v1/traces", "http://gw:4318/v1/traces"),
-    ],
-)
-def test_http_endpoint(given: str, url: str) -> None:
-    """A base URL gets /v1/traces once."""
-    assert http_endpoint(given) == url
 
 
 def test_default_endpoints() -> None:

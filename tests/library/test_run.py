@@ -1,4 +1,4 @@
-"""`podtrace run`: the child environment, zero-code start-up, gunicorn prefork workers."""
+"""`podtrace run`: the child environment, zero-code start-up, prefork workers, clear refusals."""
 
 from __future__ import annotations
 
@@ -7,12 +7,15 @@ import os
 import signal
 import subprocess
 import sys
+import sysconfig
 import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 from otlp_receiver import OtlpReceiver
 
+import podtrace
 from podtrace import _run
 
 
@@ -150,3 +153,137 @@ def test_apps_own_sitecustomize_still_runs(
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["True", "TracerProvider"]
+
+
+# --- refusing what would run untraced or export nowhere -----------------------------------------
+
+SPAN = (
+    "from opentelemetry import trace\ntrace.get_tracer('app').start_span('job').end()\nprint('ran')"
+)
+
+
+def _podtrace_run(
+    env: dict[str, str], *argv: str, timeout_s: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "podtrace._cli", "run", *argv],
+        env=env, capture_output=True, text=True, timeout=timeout_s,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def other_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Python of another environment, without podtrace (as when podtrace came from pipx)."""
+    root = tmp_path_factory.mktemp("other-env")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
+    return root / "bin" / "python"
+
+
+def _write_launchers(tmp_path: Path, other_python: Path) -> None:
+    console = tmp_path / "bin" / "myapp"  # how pip writes console scripts (gunicorn, uvicorn…)
+    console.parent.mkdir()
+    console.write_text(f"#!{other_python}\nprint('ran')\n")
+    via_env = tmp_path / "bin" / "envapp"
+    via_env.write_text("#!/usr/bin/env python\nprint('ran')\n")
+    for script in (console, via_env):
+        script.chmod(0o755)
+
+
+@pytest.mark.parametrize(
+    "form", ["interpreter path", "python on PATH", "console script", "env shebang"]
+)
+def test_a_python_that_cannot_import_podtrace_is_refused(
+    form: str, other_python: Path, child_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Exit 125 before the program starts, saying which Python and what to install where."""
+    _write_launchers(tmp_path, other_python)
+    child_env["PATH"] = os.pathsep.join([str(tmp_path / "bin"), str(other_python.parent),
+                                         child_env["PATH"]])  # fmt: skip
+    command = {
+        "interpreter path": [str(other_python), "-c", "print('ran')"],
+        "python on PATH": ["python", "-c", "print('ran')"],
+        "console script": ["myapp"],
+        "env shebang": ["envapp"],
+    }[form]
+    proc = _podtrace_run(child_env, "--", *command)
+    assert proc.returncode == 125, proc.stderr
+    assert proc.stdout == ""  # the program was not started
+    assert "cannot import podtrace" in proc.stderr
+    assert f"{other_python} -m pip install podtrace" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_another_python_that_can_import_podtrace_runs_traced(
+    other_python: Path, receiver: OtlpReceiver, child_env: dict[str, str]
+) -> None:
+    """The check asks the other Python; when it can import podtrace, the program is traced."""
+    child_env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(podtrace.__file__).parents[1]), sysconfig.get_paths()["purelib"]]
+    )
+    proc = _podtrace_run(
+        child_env, "--endpoint", receiver.http_endpoint, "--", str(other_python), "-c", SPAN
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ran"
+    assert receiver.wait_for(lambda s: len(s) >= 1, timeout_s=5)[0].name == "job"
+
+
+def test_a_command_not_visibly_python_runs_and_the_bootstrap_says_why(
+    other_python: Path, child_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A shell script is not checked; the other Python it starts says it runs untraced."""
+    script = tmp_path / "start.sh"
+    script.write_text(f"#!/bin/sh\nexec {other_python} -c \"print('ran')\"\n")
+    script.chmod(0o755)
+    proc = _podtrace_run(child_env, "--", str(script))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ran"
+    assert f"{other_python} cannot import podtrace, so this program runs without tracing" in (
+        proc.stderr
+    )
+    assert "Traceback" not in proc.stderr
+
+
+def test_an_endpoint_without_scheme_is_http(
+    receiver: OtlpReceiver, child_env: dict[str, str]
+) -> None:
+    """--endpoint 127.0.0.1:PORT over OTLP/HTTP exports (it used to fail every export)."""
+    proc = _podtrace_run(
+        child_env, "--endpoint", f"127.0.0.1:{receiver.http_port}", "--", sys.executable, "-c", SPAN
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert receiver.wait_for(lambda s: len(s) >= 1, timeout_s=5)[0].name == "job"
+
+
+def test_a_variable_without_scheme_is_http_with_a_warning(
+    receiver: OtlpReceiver, child_env: dict[str, str]
+) -> None:
+    """OTEL_EXPORTER_OTLP_ENDPOINT=HOST:PORT exports, and the child says what it used."""
+    child_env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"127.0.0.1:{receiver.http_port}"
+    proc = _podtrace_run(child_env, "--", sys.executable, "-c", SPAN)
+    assert proc.returncode == 0, proc.stderr
+    assert receiver.wait_for(lambda s: len(s) >= 1, timeout_s=5)[0].name == "job"
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT has no scheme" in proc.stderr
+    assert f"http://127.0.0.1:{receiver.http_port}/v1/traces" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "variables", "says"),
+    [
+        (["--endpoint", "ftp://gw:4318"], {}, "--endpoint 'ftp://gw:4318': the scheme must be"),
+        (["--endpoint", "gw"], {}, "--endpoint 'gw' has no scheme"),
+        (["--protocol", "grpc", "--endpoint", "gw:x"], {}, "--endpoint 'gw:x': the port"),
+        ([], {"OTEL_EXPORTER_OTLP_ENDPOINT": "gw"}, "OTEL_EXPORTER_OTLP_ENDPOINT 'gw' has no"),
+        ([], {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "tcp://gw:1"}, "OTEL_EXPORTER_OTLP_TRACES_"),
+    ],
+)
+def test_an_unusable_endpoint_is_refused_before_the_program_starts(
+    flags: list[str], variables: dict[str, str], says: str, child_env: dict[str, str]
+) -> None:
+    """Exit 2 with one line naming the flag or variable; the program does not run."""
+    child_env.update(variables)
+    proc = _podtrace_run(child_env, *flags, "--", sys.executable, "-c", "print('ran')")
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.startswith("podtrace run: " + says), proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

@@ -22,6 +22,14 @@ def _init() -> None:
         import podtrace
 
         podtrace.init()
+    except ImportError as exc:  # podtrace is installed for another Python (pipx, say)
+        logging.getLogger("podtrace").warning(
+            "podtrace: %s cannot import %s, so this program runs without tracing; "
+            "install podtrace in this Python's environment (%s -m pip install podtrace)",
+            sys.executable,
+            exc.name or "podtrace",
+            sys.executable,
+        )
     except Exception:  # the program must run even if tracing cannot start
         logging.getLogger("podtrace").warning("podtrace: start-up failed", exc_info=True)
 
