@@ -131,8 +131,8 @@ class Collector:
 
     @property
     def ready(self) -> bool:
-        """Receivers bound and serving, store open."""
-        return self._ready
+        """Receivers bound and serving, store open and writes succeeding."""
+        return self._ready and bool(getattr(self.sink, "healthy", True))
 
     def start(self) -> None:
         """Bind every port and start serving; returns once all servers accept connections.
@@ -169,7 +169,7 @@ class Collector:
             store=self.store,
             api_token=cfg.api_token,
             allowed_hosts=cfg.api_allowed_hosts,
-            is_ready=lambda: self._ready,
+            is_ready=lambda: self.ready,
         )
         self.api_port = self._serve(api, cfg.api_port, "api")
         self._ready = True

@@ -105,4 +105,9 @@ class NoStore(QueryError):
 
 
 class StoreError(CollectorError):
-    """The store could not read or write."""
+    """The store could not read or write; ``transient`` when a retry can succeed (a lock, a
+    full disk, a lost connection), not when the data itself is the cause."""
+
+    def __init__(self, message: str, *, transient: bool = True) -> None:
+        super().__init__(message)
+        self.transient = transient

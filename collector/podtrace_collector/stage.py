@@ -95,6 +95,11 @@ class AnalysisStage:
         self.writer.start()
         self.assembler.start()
 
+    @property
+    def healthy(self) -> bool:
+        """Whether the last store write succeeded (the collector is not ready while it fails)."""
+        return self.writer.healthy
+
     def close(self, timeout_s: float = 10.0) -> None:
         """Flush buffered traces (unfinished traces are analysed as they are) and the writer."""
         self.assembler.close(timeout_s / 2)
@@ -152,9 +157,19 @@ class _StageMetrics(PromCollector):
                 "Minute buckets lost after repeated write failures",
                 w.dropped_buckets,
             ),
+            (
+                "podtrace_store_entries_dropped",
+                "Aggregate entries the store could not hold (a value out of its range)",
+                w.dropped_entries,
+            ),
         ]
         for name, doc, value in counters:
             yield CounterMetricFamily(name, doc, value=value)
+        yield GaugeMetricFamily(
+            "podtrace_store_healthy",
+            "1 while store writes succeed, 0 after a failed write until one succeeds",
+            value=1 if w.healthy else 0,
+        )
         yield GaugeMetricFamily(
             "podtrace_assembler_buffered_spans",
             "Spans waiting in the assembler",

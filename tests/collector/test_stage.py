@@ -12,6 +12,7 @@ from podtrace_collector.stage import AnalysisStage
 from podtrace_collector.store.memory import MemoryStore
 
 from tests.collector.otlp_helpers import make_request, metric, running, test_config
+from tests.collector.store.samples import window
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 
@@ -49,7 +50,7 @@ def test_spans_are_assembled_analysed_and_counted() -> None:
         assert metric(text, "podtrace_spans_deduplicated_total") == 40
         assert metric(text, "podtrace_assembler_buffered_spans") == 0
         assert c.budget.used_spans == 0
-        _wait_for(lambda: c.store.read().traces == 10)
+        _wait_for(lambda: window(c.store).traces == 10)
 
 
 def test_full_budget_refuses_retryably_and_holds_nothing() -> None:

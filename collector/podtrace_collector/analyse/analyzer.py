@@ -28,7 +28,8 @@ How the SPEC §4 definitions map onto ``Aggregates`` (read with ``analyse.reques
   exemplar); ``affected_traces`` counts traces where such a failure reached an entry point,
   ``max_hops`` the largest hop distance of any affected request, ``users`` the union of the users
   of its affected entry points.
-* ``entry_totals[(EW, op)]`` — all entry requests; ``edges[(caller W, callee W)]`` — one call per
+* ``entry_totals[(EW, op)]`` — all entry requests (and those with an ``enduser.id``);
+  ``edges[(caller W, callee W)]`` — one call per
   request with a parent request (asynchronous ones too), errors when it failed, its duration.
 
 Attribution is not exclusive: a request carrying origins in two workload-revisions counts for both.
@@ -45,8 +46,10 @@ from podtrace_collector.aggregate.stats import (
     MAX_EXEMPLARS,
     MAX_USERS,
     Aggregates,
+    Count,
     EdgeStats,
     EntryImpact,
+    EntryTotal,
     Impact,
     OriginStats,
     RevisionStats,
@@ -78,8 +81,7 @@ def operation_of(span: Span) -> str:
 
 def add_trace(agg: Aggregates, trace: TraceAnalysis) -> None:
     """Add one analysed trace into ``agg`` (in place)."""
-    agg.traces += 1
-    agg.spans += len(trace.spans)
+    agg.count(1, len(trace.spans))
     _add_registry(agg, trace)
     reached: set[WorkloadRev] = set()
     for r in trace.requests:
@@ -88,7 +90,10 @@ def add_trace(agg: Aggregates, trace: TraceAnalysis) -> None:
         agg.origins[key].affected_traces += 1
     for (ow, orev), workload in trace.absorbed:
         k = (ow, orev, workload)
-        agg.absorbed[k] = agg.absorbed.get(k, 0) + 1
+        absorbed = agg.absorbed.get(k)
+        if absorbed is None:
+            absorbed = agg.absorbed[k] = Count()
+        absorbed.requests += 1
 
 
 def _add_registry(agg: Aggregates, trace: TraceAnalysis) -> None:
@@ -127,7 +132,12 @@ def _add_request(agg: Aggregates, r: Request, reached: set[WorkloadRev]) -> None
     if parent is None:
         operation = operation_of(r.span)
         k = (r.info.workload, operation)
-        agg.entry_totals[k] = agg.entry_totals.get(k, 0) + 1
+        total = agg.entry_totals.get(k)
+        if total is None:
+            total = agg.entry_totals[k] = EntryTotal()
+        total.requests += 1
+        if span.attributes.get("enduser.id") not in (None, ""):
+            total.with_user += 1
     else:
         k = (parent.info.workload, r.info.workload)
         edge = agg.edges.get(k)

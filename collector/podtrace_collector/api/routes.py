@@ -1,11 +1,11 @@
 """The query API (SPEC §3): ``/api/v1/workloads``, ``rollouts``, ``blast-radius`` and ``graph``.
 
-Thin edges around the pure functions of ``query``: parse the parameters, call the report with
-``read=store.read`` and ``registry=store.revisions()``, return its JSON.  Every problem with a
-request is a domain error (``errors.QueryError``), which the app maps to its HTTP status in one
-table (``api/errors.py``) and renders as ``{"error": {"code", "message"}}``.  Routes are plain
-``def`` functions: FastAPI runs them in its thread pool, where each thread reads SQLite through
-its own connection.
+Thin edges around the pure functions of ``query``: parse the parameters, read what the query
+plans from one snapshot of the store (``Store.read(plan)``), build the answer, return its JSON.
+Every problem with a request is a domain error (``errors.QueryError``), which the app maps to its
+HTTP status in one table (``api/errors.py``) and renders as ``{"error": {"code", "message"}}``.
+Routes are plain ``def`` functions: FastAPI runs them in its thread pool, where each thread reads
+SQLite through its own connection.
 
 ``router`` also carries the web page (``api.page``), so the app includes one router.  The bearer
 token (``--api-token``) is checked by the app for every path, not here.
@@ -23,7 +23,7 @@ from podtrace_collector import query as report
 from podtrace_collector.api import page
 from podtrace_collector.durations import parse_window
 from podtrace_collector.errors import BadRequest, NoStore
-from podtrace_collector.store.base import Store
+from podtrace_collector.store.base import Registry, Store, read_windows
 
 JSON = dict[str, Any]
 MAX_PARAM_CHARS = 512  # longer than any Kubernetes name or time; anything longer is garbage
@@ -94,8 +94,8 @@ def get_workloads(request: Request, since: Since = None, until: Until = None) ->
     """Every workload seen, with its revisions (version, first/last seen, pods) and their
     requests and errors over the window (default: everything retained)."""
     since_s, until_s = _window(since, until, time.time())
-    store = _store(request)
-    return report.workloads(store.read, store.revisions(), since_s=since_s, until_s=until_s)
+    snapshot = _store(request).read(lambda _: report.WorkloadsPlan(since_s, until_s))
+    return report.workloads(snapshot)
 
 
 @api.get("/rollouts", summary="Rollouts, newest first", responses=_ERRORS)
@@ -109,16 +109,12 @@ def get_rollouts(
     verdict with summary counts of its blast radius (judged from its start until now)."""
     now_s = time.time()
     since_s, until_s = _window(since, until, now_s)
-    store = _store(request)
-    return report.rollouts(
-        store.read,
-        store.revisions(),
-        now_s=now_s,
-        since_s=since_s,
-        until_s=until_s,
-        limit=limit,
-        origin_read=store.read,  # each report reads only its revision's impacts
+    snapshot = _store(request).read(
+        lambda registry: report.plan_rollouts(
+            registry, now_s=now_s, since_s=since_s, until_s=until_s, limit=limit
+        )
     )
+    return report.rollouts(snapshot)
 
 
 @api.get(
@@ -158,22 +154,22 @@ def get_blast_radius(
     )
     now_s = time.time()
     since_s, until_s = _window(since, until, now_s)
-    store = _store(request)
-    registry = store.revisions()
-    name, by_version = report.resolve_workload(
-        registry, workload=workload, service=service, version=version
-    )
-    return report.blast_radius(
-        store.read,
-        registry,
-        workload=name,
-        revision=revision if revision is not None else by_version,
-        baseline=baseline,
-        since_s=since_s,
-        until_s=until_s,
-        now_s=now_s,
-        origin_read=store.read,  # read only this revision's impacts, not every origin's
-    )
+
+    def plan(registry: Registry) -> report.BlastPlan:
+        name, by_version = report.resolve_workload(
+            registry, workload=workload, service=service, version=version
+        )
+        return report.plan_blast_radius(
+            registry,
+            workload=name,
+            revision=revision if revision is not None else by_version,
+            baseline=baseline,
+            since_s=since_s,
+            until_s=until_s,
+            now_s=now_s,
+        )
+
+    return report.blast_report(_store(request).read(plan))
 
 
 @api.get("/graph", summary="The service dependency graph", responses=_ERRORS)
@@ -181,7 +177,8 @@ def get_graph(request: Request, since: Since = None, until: Until = None) -> JSO
     """Workloads as nodes and caller→callee edges with calls, errors and latency over the
     window (default: everything retained)."""
     since_s, until_s = _window(since, until, time.time())
-    return report.graph(_store(request).read(since_s, until_s))
+    (window,) = read_windows(_store(request), report.graph_window(since_s, until_s))
+    return report.graph(window)
 
 
 router = APIRouter()

@@ -1,34 +1,45 @@
-"""The query layer: stored ``Aggregates`` in, the JSON answers of the API (SPEC §3) out.
+"""The query layer: the pure read-time core, from stored ``Aggregates`` to the API's answers.
 
-Plain functions, no I/O of their own: each takes the store's reader (``Reader``: start and end in
-Unix seconds, ``None`` for unbounded, returning the merged ``Aggregates``) and/or the revision
-registry (``Registry``), and raises a domain error (``errors.QueryError`` and its kinds) for a
-query it cannot answer.
+No I/O: each answer is planned from the revision registry by a pure function (which windows to
+read, which keys to load), the store answers the plan from one snapshot, and another pure
+function builds the JSON from what was read.  Errors are domain errors (``errors.QueryError``
+and its kinds); the API maps them to HTTP.
 
 - ``resolve_workload`` — ``workload=`` / ``service=[&version=]`` parameters to a workload name
-- ``blast_radius`` — ``GET /api/v1/blast-radius``
-- ``rollouts`` — ``GET /api/v1/rollouts``
-- ``workloads`` — ``GET /api/v1/workloads``
-- ``graph`` — ``GET /api/v1/graph`` (over ``read(since, until)``)
+- ``plan_blast_radius`` → ``blast_report`` — ``GET /api/v1/blast-radius``
+- ``plan_rollouts`` → ``rollouts`` — ``GET /api/v1/rollouts``
+- ``WorkloadsPlan`` → ``workloads`` — ``GET /api/v1/workloads``
+- ``graph_window`` → ``graph`` — ``GET /api/v1/graph``
 """
 
 from __future__ import annotations
 
-from podtrace_collector.query.blast import BEFORE_REVISION, SAME_WINDOW, blast_radius
-from podtrace_collector.query.common import Reader, Registry
-from podtrace_collector.query.graph import graph
-from podtrace_collector.query.inventory import workloads
+from podtrace_collector.query.blast import (
+    BEFORE_REVISION,
+    SAME_WINDOW,
+    BlastPlan,
+    blast_radius,
+    blast_report,
+    plan_blast_radius,
+)
+from podtrace_collector.query.graph import graph, graph_window
+from podtrace_collector.query.inventory import WorkloadsPlan, workloads
 from podtrace_collector.query.resolve import check_workload, resolve_workload
-from podtrace_collector.query.rollouts import rollouts
+from podtrace_collector.query.rollouts import RolloutsPlan, plan_rollouts, rollouts
 
 __all__ = [
     "BEFORE_REVISION",
     "SAME_WINDOW",
-    "Reader",
-    "Registry",
+    "BlastPlan",
+    "RolloutsPlan",
+    "WorkloadsPlan",
     "blast_radius",
+    "blast_report",
     "check_workload",
     "graph",
+    "graph_window",
+    "plan_blast_radius",
+    "plan_rollouts",
     "resolve_workload",
     "rollouts",
     "workloads",

@@ -1,7 +1,9 @@
 """The blast-radius report of one workload revision (SPEC §3 report, §4 definitions).
 
-Plain functions over stored ``Aggregates``: the store's reader is called once for the report's
-window and at most once more for a baseline measured before the revision appeared.
+Two pure steps around one store read: ``plan_blast_radius`` picks the revision, its baseline and
+the windows to read from the registry; the store answers the plan from one snapshot; and
+``blast_radius`` turns the plan and its two windows (the report's window, and the equal window
+just before the revision appeared) into the report.
 """
 
 from __future__ import annotations
@@ -10,17 +12,17 @@ import math
 from dataclasses import dataclass
 
 from podtrace_collector.aggregate.stats import (
+    MAPS,
     MAX_USERS,
     Aggregates,
+    EntryTotal,
     RevisionStats,
-    WorkloadRev,
 )
+from podtrace_collector.aggregate.window import Registry, Snapshot, Window
 from podtrace_collector.errors import BadRequest, BadTime, UnknownRevision
 from podtrace_collector.query.common import (
     JSON,
-    OriginReader,
-    Reader,
-    Registry,
+    Revisions,
     counts_json,
     identities,
     require_revisions,
@@ -34,6 +36,118 @@ SAME_WINDOW = "same_window"
 BEFORE_REVISION = "before_revision"
 
 _MAX_NAME = 320  # longest name echoed back in an error message
+# A report reads every map but the graph's edges.
+_REPORT_MAPS = frozenset(spec.name for spec in MAPS) - {"edges"}
+_NOTHING = Window(maps=frozenset())
+
+
+@dataclass(frozen=True, slots=True)
+class BlastPlan:
+    """What a report needs read: the revision, its baseline, the window, and the two reads."""
+
+    workload: str
+    revision: str
+    stats: RevisionStats  # the revision's registry entry
+    prior: tuple[str, RevisionStats] | None  # the baseline revision, if any
+    first_s: float  # the revision's first span
+    start_s: float
+    end_s: float
+    names: dict[str, tuple[str, str]]  # workload -> (kind, service)
+    windows: tuple[Window, Window]  # the report's window, the window before the revision
+
+
+def plan_blast_radius(
+    registry: Registry,
+    *,
+    workload: str,
+    revision: str | None = None,
+    baseline: str | None = None,
+    since_s: float | None = None,
+    until_s: float | None = None,
+    now_s: float,
+    names: dict[str, tuple[str, str]] | None = None,
+    revisions: Revisions | None = None,
+) -> BlastPlan:
+    """Plan the report of ``workload`` at ``revision`` from the registry.
+
+    Defaults: ``revision`` is the newest revision (by first span seen); the window runs from its
+    first span until ``now_s``; ``baseline`` is the revision first seen before it.  ``names`` and
+    ``revisions`` (the workload's, oldest first) may be given when planning many reports from one
+    registry (``rollouts``), so that each plan does not walk the whole registry again.
+
+    Raises:
+        UnknownWorkload, UnknownRevision: nothing retained of that workload or revision.
+        BadRequest: a malformed name or a baseline equal to the revision.
+        BadTime: a bad window.
+    """
+    check_workload(workload)
+    revs = revisions if revisions is not None else require_revisions(registry, workload)
+    rev, stats = _pick(revs, workload, revision, "revision")
+    prior = (
+        _previous(revs, rev) if baseline is None else _pick(revs, workload, baseline, "baseline")
+    )
+    if prior is not None and prior[0] == rev:
+        raise BadRequest(f"baseline {rev!r} is the revision itself: compare two revisions")
+    first_s = stats.first_seen_ns / 1e9
+    start_s, end_s = _window(first_s, since_s, until_s, now_s)
+    keys = frozenset({(workload, rev)} | ({(workload, prior[0])} if prior else set()))
+    current = Window(start_s, end_s, maps=_REPORT_MAPS, origins=keys, details=keys)
+    before = _NOTHING
+    if prior is not None:
+        b_keys = frozenset({(workload, prior[0])})
+        length = end_s - start_s
+        before = Window(
+            first_s - length, first_s, maps=_REPORT_MAPS, origins=b_keys, details=b_keys
+        )
+    return BlastPlan(
+        workload=workload,
+        revision=rev,
+        stats=stats,
+        prior=prior,
+        first_s=first_s,
+        start_s=start_s,
+        end_s=end_s,
+        names=names if names is not None else identities(registry.items()),
+        windows=(current, before),
+    )
+
+
+def blast_report(snapshot: Snapshot[BlastPlan]) -> JSON:
+    """The report of a snapshot read with a ``BlastPlan``."""
+    current, before = snapshot.windows
+    return blast_radius(snapshot.plan, current, before)
+
+
+def blast_radius(plan: BlastPlan, agg: Aggregates, before: Aggregates) -> JSON:
+    """The blast-radius report (SPEC §3 fields, and more) from the plan's two windows.
+
+    The baseline is measured over the same window when it served at least ``MIN_REQUESTS``
+    requests there after the revision appeared (a canary), else over the equal-length window
+    ending when the revision appeared (``baseline_window.mode`` says which).
+
+    Added fields: ``origin_error_rate`` (and in ``baseline``), ``reasons`` (the verdict in words),
+    ``baseline_window`` (``{start, end, mode}`` or null), ``first_seen`` (the revision's first
+    span), ``affected_users_capped`` (true when a user set hit its cap, making
+    ``affected_users`` a lower bound), ``affected_users_reason`` (why ``affected_users`` is
+    null: no affected entry request carried an ``enduser.id``), ``hops`` on entry points.
+    The window is the one read: whole minutes, since aggregates are kept per minute.
+    """
+    workload, rev = plan.workload, plan.revision
+    current = agg.revisions.get((workload, rev)) or _empty_like(plan.stats)
+    base = None if plan.prior is None else _baseline(plan, agg, before)
+    report: JSON = {
+        "workload": workload,
+        "kind": plan.stats.kind,
+        "service": plan.stats.service or workload.split("/", 1)[1],
+        "revision": rev,
+        "version": plan.stats.version,
+        "window": window_json(*_read_window(plan.start_s, plan.end_s)),
+        "first_seen": window_json(plan.first_s, plan.first_s)["start"],
+        **counts_json(current),
+    }
+    report.update(_verdict_fields(current, base))
+    report.update(_impact_fields(agg, plan.names, workload, rev))
+    return report
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,76 +160,7 @@ class _Baseline:
     mode: str
 
 
-def blast_radius(
-    read: Reader,
-    registry: Registry,
-    *,
-    workload: str,
-    revision: str | None = None,
-    baseline: str | None = None,
-    since_s: float | None = None,
-    until_s: float | None = None,
-    now_s: float,
-    origin_read: OriginReader | None = None,
-) -> JSON:
-    """The blast-radius report of ``workload`` at ``revision`` (SPEC §3 fields, and more).
-
-    Defaults: ``revision`` is the newest revision (by first span seen); the window runs from its
-    first span until ``now_s``; ``baseline`` is the revision first seen before it, measured over
-    the same window when it served at least ``MIN_REQUESTS`` requests there (a canary), else over
-    an equal-length window ending when the revision appeared (``baseline_window.mode`` says which).
-
-    Added fields: ``origin_error_rate`` (and in ``baseline``), ``reasons`` (the verdict in words),
-    ``baseline_window`` (``{start, end, mode}`` or null), ``affected_users_capped`` (true when a
-    user set hit its cap, making ``affected_users`` a lower bound), ``hops`` on entry points.
-
-    ``origin_read`` (``Store.read``), when given, is used instead of ``read`` and asked for the
-    report's origin's impacts only: the same report, without reading every other origin's.
-
-    Raises:
-        UnknownWorkload, UnknownRevision: nothing retained of that workload or revision.
-        BadRequest: a malformed name or a baseline equal to the revision.
-        BadTime: a bad window.
-    """
-    revs = require_revisions(registry, check_workload(workload))
-    rev, stats = _pick(revs, workload, revision, "revision")
-    prior = (
-        _previous(revs, rev) if baseline is None else _pick(revs, workload, baseline, "baseline")
-    )
-    if prior is not None and prior[0] == rev:
-        raise BadRequest(f"baseline {rev!r} is the revision itself: compare two revisions")
-    first_s = stats.first_seen_ns / 1e9
-    start_s, end_s = _window(first_s, since_s, until_s, now_s)
-    agg = _reader(read, origin_read, (workload, rev))(start_s, end_s)
-    current = agg.revisions.get((workload, rev)) or _empty_like(stats)
-    base = None
-    if prior is not None:
-        # The baseline uses revision counters only: no impacts but the prior's are needed.
-        prior_read = _reader(read, origin_read, (workload, prior[0]))
-        base = _baseline(prior_read, agg, workload, prior, first_s, start_s, end_s)
-    report: JSON = {
-        "workload": workload,
-        "kind": stats.kind,
-        "service": stats.service or workload.split("/", 1)[1],
-        "revision": rev,
-        "version": stats.version,
-        "window": window_json(start_s, end_s),
-        **counts_json(current),
-    }
-    report.update(_verdict_fields(current, base))
-    report.update(_impact_fields(agg, registry, workload, rev))
-    return report
-
-
-def _reader(read: Reader, origin_read: OriginReader | None, origin: WorkloadRev) -> Reader:
-    if origin_read is None:
-        return read
-    return lambda start_s, end_s: origin_read(start_s, end_s, origin=origin)
-
-
-def _pick(
-    revs: list[tuple[str, RevisionStats]], workload: str, name: str | None, what: str
-) -> tuple[str, RevisionStats]:
+def _pick(revs: Revisions, workload: str, name: str | None, what: str) -> tuple[str, RevisionStats]:
     if name is None:
         return revs[-1]
     if not name.strip():
@@ -125,11 +170,11 @@ def _pick(
             return r, st
     known = [r for r, _ in revs][-10:]
     raise UnknownRevision(
-        f"workload {workload!r} has no {what} {name[:_MAX_NAME]!r} (newest known: {known})",
+        f"workload {workload!r} has no {what} {name[:_MAX_NAME]!r} (newest known: {known})"
     )
 
 
-def _previous(revs: list[tuple[str, RevisionStats]], rev: str) -> tuple[str, RevisionStats] | None:
+def _previous(revs: Revisions, rev: str) -> tuple[str, RevisionStats] | None:
     i = next(i for i, (r, _) in enumerate(revs) if r == rev)
     return revs[i - 1] if i > 0 else None
 
@@ -148,26 +193,27 @@ def _window(
     return start_s, end_s
 
 
-def _baseline(
-    read: Reader,
-    agg: Aggregates,
-    workload: str,
-    prior: tuple[str, RevisionStats],
-    first_s: float,
-    start_s: float,
-    end_s: float,
-) -> _Baseline:
-    rev, version = prior[0], prior[1].version
-    same = agg.revisions.get((workload, rev))
+def _read_window(start_s: float, end_s: float) -> tuple[float, float]:
+    """The whole minutes a read of ``[start_s, end_s)`` covers: what the counts are over."""
+    if start_s == end_s:
+        return start_s, end_s  # empty: nothing is read
+    return math.floor(start_s / 60) * 60, math.ceil(end_s / 60) * 60
+
+
+def _baseline(plan: BlastPlan, agg: Aggregates, before: Aggregates) -> _Baseline:
+    assert plan.prior is not None
+    rev, life = plan.prior
+    same = agg.revisions.get((plan.workload, rev))
     # Windows resolve to whole minutes, so a baseline that stopped just before R appeared can
     # still have requests "in" R's window: only a baseline seen after R's first span ran alongside.
-    alongside = prior[1].last_seen_ns >= first_s * 1e9
+    alongside = life.last_seen_ns >= plan.first_s * 1e9
     if same is not None and same.requests >= MIN_REQUESTS and alongside:
-        return _Baseline(rev, version, same, start_s, end_s, SAME_WINDOW)
+        return _Baseline(rev, life.version, same, plan.start_s, plan.end_s, SAME_WINDOW)
     # Too few requests alongside the revision: compare with the time just before it appeared.
-    b_start, b_end = first_s - (end_s - start_s), first_s
-    before = read(b_start, b_end).revisions.get((workload, rev)) or RevisionStats()
-    return _Baseline(rev, version, before, b_start, b_end, BEFORE_REVISION)
+    window = plan.windows[1]
+    assert window.start_s is not None and window.end_s is not None
+    stats = before.revisions.get((plan.workload, rev)) or RevisionStats()
+    return _Baseline(rev, life.version, stats, window.start_s, window.end_s, BEFORE_REVISION)
 
 
 def _verdict_fields(current: RevisionStats, base: _Baseline | None) -> JSON:
@@ -176,13 +222,15 @@ def _verdict_fields(current: RevisionStats, base: _Baseline | None) -> JSON:
     if base is not None:
         counts = counts_json(base.stats)
         out["baseline"] = {"revision": base.revision, "version": base.version, **counts}
-        out["baseline_window"] = {**window_json(base.start_s, base.end_s), "mode": base.mode}
+        window = window_json(*_read_window(base.start_s, base.end_s))
+        out["baseline_window"] = {**window, "mode": base.mode}
     out.update(verdict=verdict.verdict, p_value=verdict.p_value, reasons=list(verdict.reasons))
     return out
 
 
-def _impact_fields(agg: Aggregates, registry: Registry, workload: str, rev: str) -> JSON:
-    names = identities(registry.items(), agg.revisions.items())
+def _impact_fields(
+    agg: Aggregates, names: dict[str, tuple[str, str]], workload: str, rev: str
+) -> JSON:
     totals = agg.requests_by_workload()
     affected: list[JSON] = [
         {
@@ -203,7 +251,7 @@ def _impact_fields(agg: Aggregates, registry: Registry, workload: str, rev: str)
         users |= origin.users
     # OriginStats.max_hops already covers these; taking them too keeps max_hops >= every hops.
     hops = [a["hops"] for a in affected] + [e["hops"] for e in entries]
-    return {
+    out: JSON = {
         "affected_services": affected,
         "entrypoints": entries,
         "contained_by": _contained_by(agg, names, workload, rev),
@@ -211,8 +259,22 @@ def _impact_fields(agg: Aggregates, registry: Registry, workload: str, rev: str)
         "affected_traces": origin.affected_traces if origin else 0,
         "affected_users": len(users),
         "affected_users_capped": capped,
+        "affected_users_reason": None,
         "exemplar_trace_ids": list(origin.exemplars) if origin else [],
     }
+    if entries and not users and not _users_recorded(agg, entries):
+        out["affected_users"] = None
+        out["affected_users_reason"] = "no enduser.id on entry spans"
+    return out
+
+
+def _users_recorded(agg: Aggregates, entries: list[JSON]) -> bool:
+    """Whether any request of the affected entry operations carried an ``enduser.id``."""
+    return any(
+        (total := agg.entry_totals.get((e["workload"], e["operation"]))) is not None
+        and total.with_user > 0
+        for e in entries
+    )
 
 
 def _entrypoints(
@@ -231,7 +293,7 @@ def _entrypoints(
                 "operation": op,
                 "hops": imp.min_hops,
                 "affected_requests": imp.affected_requests,
-                "requests": agg.entry_totals.get((w, op), 0),
+                "requests": _requests(agg.entry_totals.get((w, op))),
                 "affected_users": len(imp.users),
             }
         )
@@ -245,12 +307,16 @@ def _contained_by(
     agg: Aggregates, names: dict[str, tuple[str, str]], workload: str, rev: str
 ) -> list[JSON]:
     out: list[JSON] = [
-        {"workload": w, "service": _service(names, w), "absorbed_requests": n}
+        {"workload": w, "service": _service(names, w), "absorbed_requests": n.requests}
         for (ow, orev, w), n in agg.absorbed.items()
-        if ow == workload and orev == rev and n > 0
+        if ow == workload and orev == rev and n.requests > 0
     ]
     out.sort(key=lambda c: (-c["absorbed_requests"], c["workload"]))
     return out
+
+
+def _requests(count: EntryTotal | None) -> int:
+    return 0 if count is None else count.requests
 
 
 def _service(names: dict[str, tuple[str, str]], workload: str) -> str:

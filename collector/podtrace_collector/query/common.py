@@ -1,47 +1,57 @@
-"""Shared pieces of the query layer: the reader and registry types and JSON building blocks."""
+"""Shared pieces of the query layer: the registry grouped by workload and JSON building blocks."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+import difflib
+from collections.abc import Iterable
+from typing import Any
 
 from podtrace_collector.aggregate.histogram import Histogram
-from podtrace_collector.aggregate.stats import Aggregates, RevisionStats, WorkloadRev
+from podtrace_collector.aggregate.stats import RevisionStats, WorkloadRev
+from podtrace_collector.aggregate.window import Registry
 from podtrace_collector.durations import format_time
 from podtrace_collector.errors import UnknownWorkload
 
-# ``Store.read``: all minute buckets overlapping ``[start_s, end_s)`` merged (``None``: unbounded).
-Reader = Callable[[float | None, float | None], Aggregates]
-
-
-class OriginReader(Protocol):
-    """``Store.read`` with its ``origin`` filter: origin-keyed maps hold that origin's keys only."""
-
-    def __call__(
-        self, start_s: float | None, end_s: float | None, *, origin: WorkloadRev | None = None
-    ) -> Aggregates: ...
-
-
-# ``Store.revisions()``: every retained workload-revision with first/last seen, pods, version.
-Registry = Mapping[WorkloadRev, RevisionStats]
 JSON = dict[str, Any]
 
 
-def revisions_of(registry: Registry, workload: str) -> list[tuple[str, RevisionStats]]:
-    """The workload's revisions, oldest first (by first span seen, then name for a stable order)."""
+Revisions = list[tuple[str, RevisionStats]]
+
+
+def by_workload(registry: Registry) -> dict[str, Revisions]:
+    """Each workload's revisions, oldest first (by first span seen, then name): one pass."""
+    out: dict[str, Revisions] = {}
+    for (w, r), st in registry.items():
+        out.setdefault(w, []).append((r, st))
+    for revs in out.values():
+        revs.sort(key=lambda item: (item[1].first_seen_ns, item[0]))
+    return out
+
+
+def require_revisions(registry: Registry, workload: str) -> Revisions:
+    """The workload's revisions, oldest first.
+
+    Raises:
+        UnknownWorkload: none are retained; the message names the closest known workloads.
+    """
     revs = [(r, st) for (w, r), st in registry.items() if w == workload]
+    if not revs:
+        raise UnknownWorkload(unknown_workload_message(workload, {w for w, _ in registry}))
     revs.sort(key=lambda item: (item[1].first_seen_ns, item[0]))
     return revs
 
 
-def require_revisions(registry: Registry, workload: str) -> list[tuple[str, RevisionStats]]:
-    """``revisions_of``, raising 404 ``unknown_workload`` when there are none."""
-    revs = revisions_of(registry, workload)
-    if not revs:
-        raise UnknownWorkload(
-            f"unknown workload {workload!r}: no spans from it are retained",
-        )
-    return revs
+def unknown_workload_message(workload: str, known: Iterable[str]) -> str:
+    """Says the workload is unknown and names the closest known ones (or all, when few)."""
+    names = sorted(set(known))
+    if not names:
+        return f"unknown workload {workload!r}: no spans from any workload are retained yet"
+    close = difflib.get_close_matches(workload, names, n=5, cutoff=0.5)
+    hint = close if close else names[:10]
+    what = (
+        "closest known" if close else f"known ({len(names)} in all)" if len(names) > 10 else "known"
+    )
+    return f"unknown workload {workload!r}: no spans from it are retained ({what}: {hint})"
 
 
 def identities(*sources: Iterable[tuple[WorkloadRev, RevisionStats]]) -> dict[str, tuple[str, str]]:

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from podtrace_collector.aggregate.stats import Aggregates, RevisionStats
+from podtrace_collector.aggregate.window import Window
 from podtrace_collector.query.common import JSON, identities, merged_latency, rate
+
+
+def graph_window(since_s: float | None, until_s: float | None) -> Window:
+    """What the graph reads: revisions and edges, every key's histograms."""
+    return Window(since_s, until_s, maps=frozenset({"revisions", "edges"}))
 
 
 def graph(aggs: Aggregates) -> JSON:

@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from podtrace_collector.aggregate.stats import RevisionStats
-from podtrace_collector.query.common import (
-    JSON,
-    Reader,
-    Registry,
-    identities,
-    rate,
-    time_or_none,
-)
+from podtrace_collector.aggregate.window import Snapshot, Window
+from podtrace_collector.query.common import JSON, identities, rate, time_or_none
 
 
-def workloads(
-    read: Reader,
-    registry: Registry,
-    *,
-    since_s: float | None = None,
-    until_s: float | None = None,
-) -> JSON:
+@dataclass(frozen=True, slots=True)
+class WorkloadsPlan:
+    """The inventory's window: the revisions map only."""
+
+    since_s: float | None
+    until_s: float | None
+
+    @property
+    def windows(self) -> list[Window]:
+        return [Window(self.since_s, self.until_s, maps=frozenset({"revisions"}))]
+
+
+def workloads(snapshot: Snapshot[WorkloadsPlan]) -> JSON:
     """``{"workloads": [...]}`` sorted by name, revisions newest first (SPEC §3).
 
     A revision is listed when it served requests in the window or its lifetime (first to last
@@ -27,7 +29,8 @@ def workloads(
     are over everything retained; ``pods`` (a count), ``requests``, ``errors``, ``origin_errors``
     and ``error_rate`` are over the window.  Each workload also carries its window totals.
     """
-    agg = read(since_s, until_s)
+    registry, (agg,) = snapshot.registry, snapshot.windows
+    since_s, until_s = snapshot.plan.since_s, snapshot.plan.until_s
     keys = {k for k in registry if _overlaps(registry[k], since_s, until_s)} | agg.revisions.keys()
     names = identities(registry.items(), agg.revisions.items())
     by_workload: dict[str, list[tuple[int, str, JSON]]] = {}

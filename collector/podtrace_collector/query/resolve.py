@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
+from podtrace_collector.aggregate.window import Registry
 from podtrace_collector.errors import BadRequest, UnknownRevision, UnknownWorkload
-from podtrace_collector.query.common import Registry, require_revisions
+from podtrace_collector.query.common import require_revisions
 
 _MAX_NAME = 320
 # NAMESPACE/NAME: a namespace without "/", a name (a service.name may hold "/"), no control chars.
@@ -22,7 +23,7 @@ def resolve_workload(
     """Turn the ``workload=`` or ``service=[&version=]`` parameters into (workload, revision).
 
     Args:
-        registry: the revision registry (``Store.revisions()``).
+        registry: the revision registry.
         workload: ``namespace/name``.
         service: a ``service.name``, for services outside Kubernetes (or any service).
         version: a ``service.version``: picks the newest revision with that version.

@@ -1,38 +1,17 @@
-"""``Aggregates`` to SQLite rows and back, in the column order of ``_schema``."""
+"""``Aggregates`` to SQLite rows and back, generically over the declared maps and fields."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from podtrace_collector.aggregate.fields import MAX_ITEMS, extend_capped
 from podtrace_collector.aggregate.histogram import Histogram
-from podtrace_collector.aggregate.stats import (
-    Aggregates,
-    Impact,
-    RevisionStats,
-)
-from podtrace_collector.store import _lazy
+from podtrace_collector.aggregate.stats import Aggregates, RevisionStats
 from podtrace_collector.store import _schema as s
 
 Row = tuple[Any, ...]
-Window = tuple[int, ...]  # _schema.window_params
-
-# After a prune: forget revisions with no retained minute, recount the others over what remains.
-_SAME_REV = (
-    f"r.span_s = {s.TIERS[-1]}"
-    " AND r.workload = registry.workload AND r.revision = registry.revision"
-)
-REGISTRY_PRUNE = (
-    f"DELETE FROM registry WHERE NOT EXISTS (SELECT 1 FROM revisions AS r WHERE {_SAME_REV})",
-    "UPDATE registry SET "
-    + ", ".join(
-        f"{c} = (SELECT COALESCE(SUM(r.{c}), 0) FROM revisions AS r WHERE {_SAME_REV})"
-        for c in ("requests", "errors", "origin_errors")
-    ),
-)
-
 
 # One encoder for every JSON column: ``json.dumps`` with options builds a new encoder per call,
 # which was a third of the cost of encoding the small values the writer merges by the thousand.
@@ -43,117 +22,114 @@ def dump_list(items: Iterable[str]) -> str:
     return _ENCODE(list(items))
 
 
-def dump_counts(counts: Mapping[int, int]) -> str:
-    return _ENCODE({str(b): c for b, c in counts.items()})
-
-
 def dump_str_counts(counts: Mapping[str, int]) -> str:
-    """Histogram counts already keyed by their JSON strings (``_lazy.merge_counts``)."""
+    """Histogram counts keyed by their JSON strings (``merge_counts``)."""
     return _ENCODE(dict(counts))
 
 
-def _hist(h: Histogram) -> str:
-    return dump_counts(h.counts)
+def _encode_value(value: Any, merge: str) -> Any:
+    if merge == "hist":
+        return _ENCODE({str(b): c for b, c in value.counts.items()})
+    if merge == "set":
+        return dump_list(sorted(value))
+    if merge == "list":
+        return dump_list(value)
+    return value
 
 
 def encode(buckets: Mapping[int, Aggregates]) -> dict[str, list[Row]]:
-    """Rows per table for a batch of minutes (every minute gets a ``totals`` row)."""
+    """Rows per table for a batch of minutes: ``(bucket, *key, *values)`` in column order."""
     out: dict[str, list[Row]] = {t.name: [] for t in s.BUCKET_TABLES}
     for bucket, a in sorted(buckets.items()):
         if not isinstance(bucket, int) or isinstance(bucket, bool):
             raise TypeError(f"bucket keys are Unix seconds (int), not {bucket!r}")
-        out["revisions"] += [
-            (bucket, w, r, v.kind, v.service, v.version, v.first_seen_ns, v.last_seen_ns,
-             dump_list(sorted(v.pods)), v.requests, v.errors, v.origin_errors,
-             _hist(v.latency), _hist(v.self_time))
-            for (w, r), v in a.revisions.items()
-        ]  # fmt: skip
-        out["impacts"] += [
-            (bucket, *k, v.affected_requests, v.min_hops) for k, v in a.impacts.items()
-        ]
-        out["entry_impacts"] += [
-            (bucket, *k, v.affected_requests, v.min_hops, dump_list(sorted(v.users)))
-            for k, v in a.entry_impacts.items()
-        ]
-        out["absorbed"] += [(bucket, *k, n) for k, n in a.absorbed.items()]
-        out["origins"] += [
-            (bucket, *k, v.affected_traces, v.max_hops, dump_list(sorted(v.users)),
-             dump_list(v.exemplars))
-            for k, v in a.origins.items()
-        ]  # fmt: skip
-        out["entry_totals"] += [(bucket, *k, n) for k, n in a.entry_totals.items()]
-        out["edges"] += [
-            (bucket, *k, v.calls, v.errors, _hist(v.latency)) for k, v in a.edges.items()
-        ]
-        out["totals"].append((bucket, a.traces, a.spans))
+        for t in s.BUCKET_TABLES:
+            rows = out[t.name]
+            values = t.values
+            for key, stats in getattr(a, t.name).items():
+                cols = [_encode_value(getattr(stats, c), m) for c, m in values]
+                rows.append((bucket, *key, *cols))
     return out
+
+
+_REGISTRY_COLS = [i for i, (_, m) in enumerate(s.REVISIONS.values) if m != "hist"]
 
 
 def registry_rows(rows: Mapping[str, list[Row]]) -> list[Row]:
     """Registry upsert rows from revision rows: no bucket, no histograms."""
-    return [r[1:12] for r in rows["revisions"]]
+    n_keys = len(s.REVISIONS.keys)
+    return [
+        (*r[1 : 1 + n_keys], *(r[1 + n_keys + i] for i in _REGISTRY_COLS))
+        for r in rows[s.REVISIONS.name]
+    ]
 
 
-def registry_stats(d: Mapping[str, Any]) -> RevisionStats:
-    """A registry row (by column name) as ``RevisionStats`` with empty histograms."""
-    return RevisionStats(
-        kind=d["kind"],
-        service=d["service"],
-        version=d["version"],
-        first_seen_ns=d["first_seen_ns"],
-        last_seen_ns=d["last_seen_ns"],
-        pods=set(json.loads(d["pods"])),
-        requests=d["requests"],
-        errors=d["errors"],
-        origin_errors=d["origin_errors"],
-    )
+def registry_stats(row: Row) -> tuple[tuple[str, ...], RevisionStats]:
+    """A registry row (keys, then values in ``REGISTRY`` order) as ``RevisionStats``."""
+    n_keys = len(s.REGISTRY.keys)
+    stats = RevisionStats()
+    for (col, merge), value in zip(s.REGISTRY.values, row[n_keys:], strict=True):
+        setattr(stats, col, set(json.loads(value)) if merge == "set" else value)
+    return tuple(row[:n_keys]), stats
 
 
-def decode(
-    db: sqlite3.Connection,
-    window: Window,
-    fetch: _lazy.Fetch,
-    origin: tuple[str, str] | None = None,
-) -> Aggregates:
-    """The window's minutes merged: counters summed in SQL, histograms/sets/lists lazy.
+def new_stats(t: s.Table, scalars: Iterable[Any]) -> Any:
+    """A stats object of ``t`` with its counters set (histograms and sets empty)."""
+    assert t.spec is not None
+    stats = t.spec.stats()
+    for (col, _), value in zip(t.scalars, scalars, strict=True):
+        setattr(stats, col, value)
+    return stats
 
-    With ``origin``, the maps of ``_schema.ORIGIN_TABLES`` hold that origin's keys only.
+
+def load_heavy(t: s.Table, stats: Any, values: list[list[str]]) -> None:
+    """Merge a key's JSON rows (per heavy column, in time order) into ``stats``."""
+    for (col, merge), rows in zip(t.heavy, values, strict=True):
+        if merge == "hist":
+            setattr(stats, col, Histogram({int(b): c for b, c in merge_counts(rows).items()}))
+        elif merge == "set":
+            setattr(stats, col, merge_set(rows))
+        else:
+            setattr(stats, col, merge_list(rows))
+
+
+def merge_counts(rows: list[str]) -> dict[str, int]:
+    """Histogram JSON rows added bin by bin, keys left as the strings they are stored as.
+
+    Every key is written as ``str(int)``, so equal bins have equal strings: adding by string and
+    converting once at the end does one ``int()`` per distinct bin instead of one per bin per row.
+    The rows are parsed as one JSON array: the decoder then makes each distinct key string once
+    and reuses it, so the additions below hit the dict by identity; that halves a merge's cost.
     """
-    a = Aggregates()
+    if not rows:
+        return {}
+    parsed: list[dict[str, int]] = json.loads(f"[{','.join(rows)}]")
+    counts = parsed[0]
+    get = counts.get
+    for row in parsed[1:]:
+        for b, c in row.items():
+            counts[b] = get(b, 0) + c
+    return counts
 
-    def rows(t: s.Table) -> sqlite3.Cursor:
-        if origin is not None and t in s.ORIGIN_TABLES:
-            return db.execute(s.read_sql(t, origin=True), (*origin, *window))
-        return db.execute(s.read_sql(t), window)
 
-    def src(t: s.Table, key: tuple[str, ...]) -> _lazy.Source:
-        return _lazy.Source(t, key, fetch)
+def merge_set(rows: list[str]) -> set[str]:
+    """The capped union of JSON lists, in row order."""
+    out: set[str] = set()
+    for raw in rows:
+        items = json.loads(raw)
+        if len(out) + len(items) <= MAX_ITEMS:  # cannot reach the cap: add them all in C
+            out.update(items)
+            continue
+        for x in items:
+            if len(out) >= MAX_ITEMS:
+                return out
+            out.add(x)
+    return out
 
-    for w, r, kind, service, version, first, last, req, err, orig in rows(s.REVISIONS):
-        a.revisions[(w, r)] = _lazy.make(
-            _lazy.LazyRevisionStats, src(s.REVISIONS, (w, r)), kind=kind, service=service,
-            version=version, first_seen_ns=first, last_seen_ns=last, requests=req, errors=err,
-            origin_errors=orig,
-        )  # fmt: skip
-    for ow, orv, w, n, hops in rows(s.IMPACTS):
-        a.impacts[(ow, orv, w)] = Impact(n, hops)
-    for *k4, n, hops in rows(s.ENTRY_IMPACTS):
-        a.entry_impacts[tuple(k4)] = _lazy.make(
-            _lazy.LazyEntryImpact, src(s.ENTRY_IMPACTS, tuple(k4)), affected_requests=n,
-            min_hops=hops,
-        )  # fmt: skip
-    for ow, orv, w, n in rows(s.ABSORBED):
-        a.absorbed[(ow, orv, w)] = n
-    for w, r, traces, hops in rows(s.ORIGINS):
-        a.origins[(w, r)] = _lazy.make(
-            _lazy.LazyOriginStats, src(s.ORIGINS, (w, r)), affected_traces=traces, max_hops=hops
-        )
-    for w, op, n in rows(s.ENTRY_TOTALS):
-        a.entry_totals[(w, op)] = n
-    for caller, callee, calls, errors in rows(s.EDGES):
-        a.edges[(caller, callee)] = _lazy.make(
-            _lazy.LazyEdgeStats, src(s.EDGES, (caller, callee)), calls=calls, errors=errors
-        )
-    traces, spans = rows(s.TOTALS).fetchone()
-    a.traces, a.spans = traces or 0, spans or 0
-    return a
+
+def merge_list(rows: list[str]) -> list[str]:
+    """The capped concatenation of JSON lists, in row order, without repeats."""
+    out: list[str] = []
+    for raw in rows:
+        extend_capped(out, json.loads(raw))
+    return out

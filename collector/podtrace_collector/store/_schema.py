@@ -1,31 +1,27 @@
-"""The SQLite schema, described once: tables, key columns and how each value column merges.
+"""The SQLite schema, derived from the aggregate declarations (``aggregate.stats.MAPS``).
 
-Every ``Aggregates`` map becomes one table with one row per (key, time bucket) in three *tiers*:
-minutes, 10-minute and hour buckets (``span_s`` 60, 600, 3600).  A write merges each minute into
-its bucket of every tier; a window read covers the window's minutes with as few rows as it can
-(whole hours from the hour tier, whole 10 minutes from the middle tier, minutes at the ragged
-ends: at most 18 + 10 + hours rows per key), so a week costs about what an hour does.
+Every map becomes one table with one row per (key, time bucket) in three *tiers*: minutes,
+10-minute and hour buckets (``span_s`` 60, 600, 3600).  A write merges each minute into its bucket
+of every tier; a window read covers the window's minutes with as few rows as it can (whole hours
+from the hour tier, whole 10 minutes from the middle tier, minutes at the ragged ends: at most
+18 + 10 + hours rows per key), so a week costs about what an hour does.
 
-A column's *merge* says how two rows of the same key combine, both when a bucket is written twice
-(an upsert), when buckets are rolled up and when a window is read (an aggregate query):
+A column's merge (``aggregate.fields``) says how two rows of the same key combine, in an upsert
+of a repeated write, in a roll-up and in a window read: counters in SQL (``SUM``, ``MAX``, the
+smallest non-zero, ``MAX`` of strings), histograms, sets and lists as JSON merged by the
+``pt_*`` functions (upserts, roll-ups) or in Python (reads).
 
-========  =====================================  ==========================================
-merge     upsert of a repeated write             read over a window
-========  =====================================  ==========================================
-sum       ``a + b``                              ``SUM``
-max       ``max(a, b)``                          ``MAX``
-min0      smallest non-zero (0 means "none")     smallest non-zero
-first     the first non-empty string             ``MAX`` (the values agree in practice)
-hist      histogram counts added (JSON)          added, lazily: only if the query uses it
-set       capped union (JSON array)              capped union, lazily
-list      capped concatenation (JSON array)      capped concatenation in minute order, lazily
-========  =====================================  ==========================================
+New maps and new fields need no migration step: opening a store creates missing tables and adds
+missing columns (with their defaults) to existing ones.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+from podtrace_collector.aggregate.fields import HEAVY, MapSpec
+from podtrace_collector.aggregate.stats import MAPS
 
 SCHEMA_VERSION = 2
 TIERS = (60, 600, 3600)  # bucket lengths in seconds; each divides the next
@@ -36,75 +32,41 @@ FAR_PAST, FAR_FUTURE = -(3600 << 32), 3600 << 32
 
 @dataclass(frozen=True, slots=True)
 class Table:
-    """One stored map: its key columns (text) and value columns with their merge kind."""
+    """One stored map: its key columns (text) and value columns with their merge."""
 
     name: str
     keys: tuple[str, ...]
     values: tuple[tuple[str, str], ...]
+    spec: MapSpec | None = None
+
+    @property
+    def scalars(self) -> tuple[tuple[str, str], ...]:
+        return tuple((c, m) for c, m in self.values if m not in HEAVY)
+
+    @property
+    def heavy(self) -> tuple[tuple[str, str], ...]:
+        return tuple((c, m) for c, m in self.values if m in HEAVY)
 
 
-REVISIONS = Table(
-    "revisions",
-    ("workload", "revision"),
-    (
-        ("kind", "first"),
-        ("service", "first"),
-        ("version", "first"),
-        ("first_seen_ns", "min0"),
-        ("last_seen_ns", "max"),
-        ("pods", "set"),
-        ("requests", "sum"),
-        ("errors", "sum"),
-        ("origin_errors", "sum"),
-        ("latency", "hist"),
-        ("self_time", "hist"),
-    ),
-)
-IMPACTS = Table(
-    "impacts",
-    ("origin_workload", "origin_revision", "workload"),
-    (("affected_requests", "sum"), ("min_hops", "min0")),
-)
-ENTRY_IMPACTS = Table(
-    "entry_impacts",
-    ("origin_workload", "origin_revision", "workload", "operation"),
-    (("affected_requests", "sum"), ("min_hops", "min0"), ("users", "set")),
-)
-ABSORBED = Table(
-    "absorbed", ("origin_workload", "origin_revision", "workload"), (("requests", "sum"),)
-)
-ORIGINS = Table(
-    "origins",
-    ("workload", "revision"),
-    (("affected_traces", "sum"), ("max_hops", "max"), ("users", "set"), ("exemplars", "list")),
-)
-ENTRY_TOTALS = Table("entry_totals", ("workload", "operation"), (("requests", "sum"),))
-EDGES = Table(
-    "edges",
-    ("caller", "callee"),
-    (("calls", "sum"), ("errors", "sum"), ("latency", "hist")),
-)
-TOTALS = Table("totals", (), (("traces", "sum"), ("spans", "sum")))
+def _table(spec: MapSpec) -> Table:
+    return Table(spec.name, spec.keys, spec.merges, spec)
 
+
+BUCKET_TABLES = tuple(_table(spec) for spec in MAPS)
+BY_NAME = {t.name: t for t in BUCKET_TABLES}
+REVISIONS = BY_NAME["revisions"]
 # The revision registry: one row per workload-revision over everything retained.
 REGISTRY = Table(
-    "registry",
-    ("workload", "revision"),
-    tuple((c, m) for c, m in REVISIONS.values if m != "hist"),
+    "registry", REVISIONS.keys, tuple((c, m) for c, m in REVISIONS.values if m != "hist")
 )
 
-BUCKET_TABLES = (REVISIONS, IMPACTS, ENTRY_IMPACTS, ABSORBED, ORIGINS, ENTRY_TOTALS, EDGES, TOTALS)
-
 _SQL_TYPE = {"sum": "INTEGER", "max": "INTEGER", "min0": "INTEGER"}
-_LAZY = ("hist", "set", "list")
+_DEFAULT = {"first": "''", "hist": "'{}'", "set": "'[]'", "list": "'[]'"}
 
 
-def _column_ddl(name: str, merge: str) -> str:
+def column_ddl(name: str, merge: str) -> str:
     sql_type = _SQL_TYPE.get(merge, "TEXT")
-    default = "0" if sql_type == "INTEGER" else ("''" if merge == "first" else "'[]'")
-    if merge == "hist":
-        default = "'{}'"
-    return f"{name} {sql_type} NOT NULL DEFAULT {default}"
+    return f"{name} {sql_type} NOT NULL DEFAULT {_DEFAULT.get(merge, '0')}"
 
 
 def create_statements() -> list[str]:
@@ -113,19 +75,19 @@ def create_statements() -> list[str]:
     for t in BUCKET_TABLES:
         cols = ["span_s INTEGER NOT NULL", "bucket INTEGER NOT NULL"]
         cols += [f"{k} TEXT NOT NULL" for k in t.keys]
-        cols += [_column_ddl(c, m) for c, m in t.values]
+        cols += [column_ddl(c, m) for c, m in t.values]
         # Clustered by tier and time: a window read scans a few contiguous ranges and a prune
-        # deletes one; the key index serves the lazy per-key reads of JSON columns.
+        # deletes one; the key index serves reads of a few keys (one origin, two revisions).
         pk = ", ".join(["span_s", "bucket", *t.keys])
         stmts.append(
             f"CREATE TABLE IF NOT EXISTS {t.name} ({', '.join(cols)}, PRIMARY KEY ({pk}))"
             " WITHOUT ROWID"
         )
-        if any(m in _LAZY for _, m in t.values):
+        if t.keys:
             keys = ", ".join([*t.keys, "span_s", "bucket"])
             stmts.append(f"CREATE INDEX IF NOT EXISTS {t.name}_key ON {t.name} ({keys})")
     cols = [*(f"{k} TEXT NOT NULL" for k in REGISTRY.keys)]
-    cols += [_column_ddl(c, m) for c, m in REGISTRY.values]
+    cols += [column_ddl(c, m) for c, m in REGISTRY.values]
     pk = ", ".join(REGISTRY.keys)
     stmts.append(
         f"CREATE TABLE IF NOT EXISTS {REGISTRY.name} ({', '.join(cols)}, PRIMARY KEY ({pk}))"
@@ -154,10 +116,8 @@ def upsert_sql(t: Table, *, bucketed: bool = True) -> str:
     cols = keys + [c for c, _ in t.values]
     sets = ", ".join(_UPSERT[m].format(c=c) for c, m in t.values)
     marks = ", ".join("?" for _ in cols)
-    return (
-        f"INSERT INTO {t.name} ({', '.join(cols)}) VALUES ({marks})"
-        f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
-    )
+    conflict = f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
+    return f"INSERT INTO {t.name} ({', '.join(cols)}) VALUES ({marks}){conflict}"
 
 
 _READ = {
@@ -182,6 +142,8 @@ def window_params(start_s: float | None, end_s: float | None) -> tuple[int, ...]
     """Parameters of ``WINDOW``: the minutes overlapping ``[start_s, end_s)`` as tier ranges."""
     m0 = FAR_PAST if start_s is None else math.floor(start_s / MINUTE) * MINUTE
     m1 = FAR_FUTURE if end_s is None else math.ceil(end_s / MINUTE) * MINUTE
+    if start_s is not None and start_s == end_s:
+        m1 = m0  # an empty window reads nothing
     m0, m1 = max(m0, FAR_PAST), max(min(m1, FAR_FUTURE), m0)
     ten, hour = TIERS[1], TIERS[2]
     t0 = min(-(-m0 // ten) * ten, m1)
@@ -192,32 +154,29 @@ def window_params(start_s: float | None, end_s: float | None) -> tuple[int, ...]
     return tuple(x for r in ranges for x in r)
 
 
-# The maps keyed first by an origin workload-revision (``Store.read(origin=...)`` filters them).
-ORIGIN_TABLES = (IMPACTS, ENTRY_IMPACTS, ABSORBED, ORIGINS)
+def _where(t: Table, keyed: bool) -> str:
+    """The window, and with ``keyed`` the first two key columns equal to two parameters."""
+    if not keyed:
+        return WINDOW
+    return f"{t.keys[0]} = ? AND {t.keys[1]} = ? AND {WINDOW}"
 
 
-def read_sql(t: Table, *, origin: bool = False) -> str:
-    """The window query: one row per key with its scalar columns aggregated in SQL.
+def scalars_sql(t: Table, *, keyed: bool = False) -> str:
+    """The window query of a table's counters: one row per key, aggregated in SQL.
 
-    With ``origin``, only the keys whose first two columns are the two first parameters (an
-    origin workload and revision; the window's parameters follow).
+    With ``keyed``, only keys whose first two columns are the first two parameters (an origin
+    or a workload-revision; the window's parameters follow).
     """
-    exprs = [_READ[m].format(c=c) for c, m in t.values if m in _READ]
-    group = f" GROUP BY {', '.join(t.keys)}" if t.keys else ""
-    where = f"{t.keys[0]} = ? AND {t.keys[1]} = ? AND {WINDOW}" if origin else WINDOW
-    return f"SELECT {', '.join([*t.keys, *exprs])} FROM {t.name} WHERE {where}{group}"
+    exprs = [_READ[m].format(c=c) for c, m in t.scalars]
+    group = f" GROUP BY {', '.join(t.keys)}" if t.keys else " HAVING COUNT(*) > 0"
+    return f"SELECT {', '.join([*t.keys, *exprs])} FROM {t.name} WHERE {_where(t, keyed)}{group}"
 
 
-def column_sql(t: Table, column: str) -> str:
-    """One key's rows of a JSON column over the window, in time order (key index scans)."""
-    where = " AND ".join(f"{k} = ?" for k in t.keys)
-    return f"SELECT {column} FROM {t.name} WHERE {where} AND {WINDOW} ORDER BY bucket"
-
-
-def column_all_sql(t: Table, column: str) -> str:
-    """Every key's rows of a JSON column over the window, by key and in time order."""
-    keys = ", ".join(t.keys)
-    return f"SELECT {keys}, {column} FROM {t.name} WHERE {WINDOW} ORDER BY {keys}, bucket"
+def heavy_sql(t: Table, *, keyed: bool = False) -> str:
+    """The window's rows of a table's JSON columns, by key and in time order."""
+    cols = ", ".join([*t.keys, *(c for c, _ in t.heavy)])
+    order = ", ".join([*t.keys, "bucket"])
+    return f"SELECT {cols} FROM {t.name} WHERE {_where(t, keyed)} ORDER BY {order}"
 
 
 def rollup_sql(t: Table) -> str:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
-from podtrace_collector.aggregate.stats import Aggregates, RevisionStats, WorkloadRev
-from podtrace_collector.store.base import BUCKET_S
+from podtrace_collector.aggregate.fields import HEAVY, merges_of
+from podtrace_collector.aggregate.histogram import Histogram
+from podtrace_collector.aggregate.stats import MAPS, Aggregates, RevisionStats, WorkloadRev
+from podtrace_collector.errors import StoreError
+from podtrace_collector.store.base import BUCKET_S, P, Registry, Snapshot, Window
 
 
 class MemoryStore:
@@ -15,53 +18,32 @@ class MemoryStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._buckets: dict[int, Aggregates] = {}
+        # As SqliteStore's registry: identity, first/last seen and pods since first written
+        # (while retained), counts over the retained minutes.
         self._registry: dict[WorkloadRev, RevisionStats] = {}
 
     def write(self, buckets: Mapping[int, Aggregates]) -> None:
-        """Merge aggregates into the stored minutes and the registry."""
+        """Merge aggregates into the stored minutes."""
         for bucket in buckets:
             if not isinstance(bucket, int) or isinstance(bucket, bool):
-                raise TypeError(f"bucket keys are Unix seconds (int), not {bucket!r}")
+                raise StoreError(
+                    f"bucket keys are Unix seconds (int), not {bucket!r}", transient=False
+                )
         with self._lock:
             for bucket, agg in sorted(buckets.items()):
                 self._buckets.setdefault(bucket, Aggregates()).merge(agg)
                 for key, stats in agg.revisions.items():
-                    self._registry.setdefault(key, RevisionStats()).merge(_no_histograms(stats))
+                    self._registry.setdefault(key, RevisionStats()).merge(stats)
 
-    def read(
-        self,
-        start_s: float | None = None,
-        end_s: float | None = None,
-        *,
-        origin: WorkloadRev | None = None,
-    ) -> Aggregates:
-        """All minutes overlapping ``[start_s, end_s)`` merged into a new ``Aggregates``.
-
-        ``origin``: only that workload-revision's keys in the maps keyed by an origin
-        (``impacts``, ``entry_impacts``, ``absorbed``, ``origins``), as ``SqliteStore.read``.
-        """
-        out = Aggregates()
+    def read(self, plan: Callable[[Registry], P]) -> Snapshot[P]:
+        """The registry and the planned windows, under the lock (one snapshot)."""
         with self._lock:
-            for bucket in sorted(self._buckets):
-                if start_s is not None and bucket + BUCKET_S <= start_s:
-                    continue
-                if end_s is not None and bucket >= end_s:
-                    continue
-                out.merge(self._buckets[bucket])
-        if origin is not None:
-            _only_origin(out, origin)
-        return out
+            registry = self._registry_copy()
+            made = plan(registry)
+            windows = [self._window(w) for w in made.windows]
+        return Snapshot(registry, made, windows)
 
-    def revisions(self) -> dict[WorkloadRev, RevisionStats]:
-        """The registry: every retained workload-revision, histograms left empty."""
-        with self._lock:
-            out: dict[WorkloadRev, RevisionStats] = {}
-            for key, stats in self._registry.items():
-                out[key] = RevisionStats()
-                out[key].merge(stats)
-            return out
-
-    def prune(self, before_s: float) -> int:
+    def prune(self, before_s: float, *, should_stop: Callable[[], bool] = lambda: False) -> int:
         """Delete the minutes that end at or before ``before_s``; returns how many minutes."""
         with self._lock:
             old = [b for b in self._buckets if b + BUCKET_S <= before_s]
@@ -74,37 +56,59 @@ class MemoryStore:
     def close(self) -> None:
         """Nothing to release."""
 
+    def _registry_copy(self) -> dict[WorkloadRev, RevisionStats]:
+        out: dict[WorkloadRev, RevisionStats] = {}
+        for key, stats in self._registry.items():
+            copy = out[key] = RevisionStats()
+            copy.merge(stats)
+            copy.latency, copy.self_time = Histogram(), Histogram()  # none in the registry
+        return out
+
     def _recount_registry(self) -> None:
-        counts: dict[WorkloadRev, list[int]] = {}
-        for agg in self._buckets.values():
-            for key, st in agg.revisions.items():
-                c = counts.setdefault(key, [0, 0, 0])
-                c[0] += st.requests
-                c[1] += st.errors
-                c[2] += st.origin_errors
+        counts = self._window(Window(maps=frozenset({"revisions"}))).revisions
         for key in list(self._registry):
             if key not in counts:
                 del self._registry[key]
                 continue
-            reg = self._registry[key]
-            reg.requests, reg.errors, reg.origin_errors = counts[key]
+            reg, now = self._registry[key], counts[key]
+            reg.requests, reg.errors, reg.origin_errors = (
+                now.requests,
+                now.errors,
+                now.origin_errors,
+            )
+
+    def _window(self, window: Window) -> Aggregates:
+        out = Aggregates()
+        if window.start_s is not None and window.start_s == window.end_s:
+            return out  # an empty window reads nothing
+        for bucket in sorted(self._buckets):
+            if window.start_s is not None and bucket + BUCKET_S <= window.start_s:
+                continue
+            if window.end_s is not None and bucket >= window.end_s:
+                continue
+            out.merge(self._buckets[bucket])
+        return select(out, window)
 
 
-def _only_origin(agg: Aggregates, origin: WorkloadRev) -> None:
-    for name in ("impacts", "entry_impacts", "absorbed", "origins"):
-        kept = {k: v for k, v in getattr(agg, name).items() if k[:2] == origin}
-        setattr(agg, name, kept)
+def select(agg: Aggregates, window: Window) -> Aggregates:
+    """Keep of ``agg`` what ``window`` asks for (its maps, origins and details), in place."""
+    for spec in MAPS:
+        values = getattr(agg, spec.name)
+        if window.maps is not None and spec.name not in window.maps:
+            values.clear()
+            continue
+        if spec.origin and window.origins is not None:
+            for key in [k for k in values if k[:2] not in window.origins]:
+                del values[key]
+        if spec.detail and window.details is not None:
+            for key, stats in values.items():
+                if key[:2] not in window.details:
+                    _strip(stats)
+    return agg
 
 
-def _no_histograms(stats: RevisionStats) -> RevisionStats:
-    return RevisionStats(
-        kind=stats.kind,
-        service=stats.service,
-        version=stats.version,
-        first_seen_ns=stats.first_seen_ns,
-        last_seen_ns=stats.last_seen_ns,
-        pods=stats.pods,
-        requests=stats.requests,
-        errors=stats.errors,
-        origin_errors=stats.origin_errors,
-    )
+def _strip(stats: object) -> None:
+    """Empty the histograms, sets and lists of a stats object (counters stay)."""
+    for name, merge in merges_of(type(stats)):
+        if merge in HEAVY:
+            setattr(stats, name, type(getattr(stats, name))())

@@ -3,34 +3,42 @@
 One writer connection (WAL journal, ``synchronous=NORMAL``) writes each batch in a single
 transaction; every reading thread gets its own connection, so reads never wait for ingest
 (datasette's ``database.py`` does the same).  Only parameterised SQL touches data; table and
-column names come from ``_schema``.
+column names come from ``_schema``, which derives them from the aggregate declarations.
 
 Rows are kept per minute and rolled up as they are written into 10-minute and hour rows
-(``_schema``), so a window of any length reads few rows.  A window query sums counters in SQL
-and leaves histograms, sets and lists to load lazily, one key at a time, on first use
-(``_lazy``): a blast-radius report looks at those of one or two keys, not at the thousands in
-an hour, and that is what keeps it fast.  Those lazy loads run after the read's transaction, so
-they can see later writes (a known defect, to be replaced by reads loaded whole in one snapshot).
+(``_schema``), so a window of any length reads few rows.  A read runs in one transaction on the
+reader's connection: the registry, then every window the plan asks for, counters summed in SQL,
+histograms, sets and lists merged in Python for the keys the window asks for (one origin's and
+two revisions' for a blast-radius report, not the thousands of an hour), so what it returns is
+plain data of one snapshot.  Pruning deletes old buckets in short transactions, one bucket at a
+time, so writes interleave with it and a shutdown can stop it between two.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
+import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from podtrace_collector.aggregate.stats import Aggregates, RevisionStats, WorkloadRev
-from podtrace_collector.errors import ConfigError
-from podtrace_collector.store import _lazy, _rows
+from podtrace_collector.aggregate.stats import Aggregates
+from podtrace_collector.errors import ConfigError, StoreError
+from podtrace_collector.store import _rows, _sqlfuncs
 from podtrace_collector.store import _schema as s
+from podtrace_collector.store.base import P, Registry, Snapshot, Window
 
 _MMAP_BYTES = 1 << 30
-# Lazy loads of one column by key before a read loads that column for every key at once.
-_BATCH_AFTER = 16
+# A read of at most this many keys of a table asks for each key by the index; more, one scan.
+_KEYED_READS = 16
+_REGISTRY_SQL = (
+    f"SELECT {', '.join([*s.REGISTRY.keys, *(c for c, _ in s.REGISTRY.values)])}"
+    f" FROM {s.REGISTRY.name}"
+)
+# Errors that a retry can cure (a lock, a full disk, I/O); anything else is in the data.
+_TRANSIENT = (sqlite3.OperationalError,)
 
 
 class SqliteStore:
@@ -40,7 +48,8 @@ class SqliteStore:
         path: the database file; created with its schema when missing.
 
     Raises:
-        ConfigError: the file cannot be opened or was written by an incompatible version.
+        ConfigError: the file cannot be opened, written or read back (corrupt), or was written
+            by an incompatible version.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -48,26 +57,36 @@ class SqliteStore:
         self._lock = threading.Lock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
+        _check_writable(self.path)
         try:
             self._db = self._connect()
         except sqlite3.Error as exc:
             raise ConfigError(f"cannot open the store {self.path!r}: {exc}") from exc
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
+            _check_integrity(self._db, self.path)
             self._create_schema()
         except (sqlite3.Error, ConfigError) as exc:
             self._db.close()
             if isinstance(exc, ConfigError):
                 raise
             raise ConfigError(f"cannot open the store {self.path!r}: {exc}") from exc
-        _register_functions(self._db)
+        _sqlfuncs.register(self._db)
         self._upserts = {t.name: s.upsert_sql(t) for t in s.BUCKET_TABLES}
         self._registry_upsert = s.upsert_sql(s.REGISTRY, bucketed=False)
 
     def write(self, buckets: Mapping[int, Aggregates]) -> None:
-        """Merge minutes into every tier (and the registry) in one transaction."""
-        minutes = _rows.encode(buckets)
-        if not minutes["totals"]:
+        """Merge minutes into every tier (and the registry) in one transaction.
+
+        Raises:
+            StoreError: the write failed and nothing of it was kept; ``transient`` tells whether
+                a retry can succeed (a lock, a full disk) or the data itself is the cause.
+        """
+        try:
+            minutes = _rows.encode(buckets)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise StoreError(f"cannot encode the batch: {exc}", transient=False) from exc
+        if not any(minutes.values()):
             return
         tiers = [(s.MINUTE, minutes)]
         tiers += [(span, _coarse_rows(buckets, minutes, span)) for span in s.TIERS[1:]]
@@ -77,61 +96,47 @@ class SqliteStore:
                     db.executemany(self._upserts[name], [(span, *r) for r in table_rows])
             db.executemany(self._registry_upsert, _rows.registry_rows(minutes))
 
-    def read(
-        self,
-        start_s: float | None = None,
-        end_s: float | None = None,
-        *,
-        origin: WorkloadRev | None = None,
-    ) -> Aggregates:
-        """All minutes overlapping ``[start_s, end_s)`` merged into one ``Aggregates``.
-
-        ``origin``: only that workload-revision's keys in the maps keyed by an origin
-        (``impacts``, ``entry_impacts``, ``absorbed``, ``origins``).  A blast-radius report
-        needs no other, and those maps are most of an hour's rows.
-        """
-        window = s.window_params(start_s, end_s)
+    def read(self, plan: Callable[[Registry], P]) -> Snapshot[P]:
+        """The registry and the planned windows, in one read transaction (one snapshot)."""
         db = self._reader()
-        db.execute("BEGIN")  # one snapshot for every table of the window
+        db.execute("BEGIN")
         try:
-            return _rows.decode(db, window, self._fetch(window), origin)
+            registry = dict(_rows.registry_stats(r) for r in db.execute(_REGISTRY_SQL))
+            made = plan(registry)  # type: ignore[arg-type]
+            windows = [self._window(db, w) for w in made.windows]
         finally:
             db.execute("COMMIT")
+        return Snapshot(registry, made, windows)  # type: ignore[arg-type]
 
-    def revisions(self) -> dict[WorkloadRev, RevisionStats]:
-        """The registry: every retained workload-revision, histograms left empty."""
-        cols = [c for c, _ in s.REGISTRY.values]
-        rows = self._reader().execute(
-            f"SELECT workload, revision, {', '.join(cols)} FROM {s.REGISTRY.name}"
-        )
-        return {
-            (r[0], r[1]): _rows.registry_stats(dict(zip(cols, r[2:], strict=True))) for r in rows
-        }
-
-    def prune(self, before_s: float) -> int:
+    def prune(self, before_s: float, *, should_stop: Callable[[], bool] = lambda: False) -> int:
         """Delete the minutes that end at or before ``before_s``; returns how many minutes.
 
         Coarse buckets wholly before the horizon go too; the one that straddles it in each tier
         is rebuilt from its remaining minutes, so every tier keeps agreeing with the minutes.
+        One bucket per transaction; ``should_stop`` is asked between them (a shutdown): a prune
+        stopped early returns 0 and finishes at the next call.
         """
-        with self._transaction() as db:
-            deleted = db.execute(
-                "DELETE FROM totals WHERE span_s = ? AND bucket <= ?",
-                (s.MINUTE, before_s - s.MINUTE),
-            ).rowcount
-            for t in s.BUCKET_TABLES:
-                for span in s.TIERS:
-                    db.execute(
-                        f"DELETE FROM {t.name} WHERE span_s = ? AND bucket <= ?",
-                        (span, before_s - span),
-                    )
-                for span in s.TIERS[1:]:
-                    start = int(before_s // span * span)
-                    if start <= before_s - s.MINUTE:  # it lost minutes: rebuild it
+        minutes = len(self._old_buckets(s.BY_NAME["totals"], s.MINUTE, before_s - s.MINUTE))
+        for t in s.BUCKET_TABLES:
+            for span in s.TIERS:
+                for bucket in self._old_buckets(t, span, before_s - span):
+                    if should_stop():
+                        return 0
+                    with self._transaction() as db:
+                        db.execute(
+                            f"DELETE FROM {t.name} WHERE span_s = ? AND bucket = ?", (span, bucket)
+                        )
+            for span in s.TIERS[1:]:
+                start = int(before_s // span * span)
+                if start <= before_s - s.MINUTE:  # it lost minutes: rebuild it
+                    with self._transaction() as db:
                         self._rebuild(db, t, span, start)
-            for stmt in _rows.REGISTRY_PRUNE:
+        if should_stop():
+            return 0
+        with self._transaction() as db:
+            for stmt in _REGISTRY_PRUNE:
                 db.execute(stmt)
-        return int(deleted)
+        return minutes
 
     def close(self) -> None:
         """Close the writer and every reader connection (checkpointing the WAL)."""
@@ -162,36 +167,30 @@ class SqliteStore:
                 self._readers.append(conn)
         return conn
 
-    def _fetch(self, window: tuple[int, ...]) -> _lazy.Fetch:
-        """One read's loader of JSON columns: key by key, then all keys of a column at once.
+    def _window(self, db: sqlite3.Connection, window: Window) -> Aggregates:
+        params = s.window_params(window.start_s, window.end_s)
+        agg = Aggregates()
+        for t in s.BUCKET_TABLES:
+            if window.maps is not None and t.name not in window.maps:
+                continue
+            assert t.spec is not None
+            keys = window.origins if t.spec.origin else None
+            out: dict[tuple[str, ...], Any] = getattr(agg, t.name)
+            n = len(t.keys)
+            for row in _select(db, t, s.scalars_sql, keys, params):
+                out[tuple(row[:n])] = _rows.new_stats(t, row[n:])
+            details = keys if keys is not None else (window.details if t.spec.detail else None)
+            if t.heavy and out and (details is None or details):
+                for key, values in _heavy(db, t, details, params):
+                    if key in out:
+                        _rows.load_heavy(t, out[key], values)
+        return agg
 
-        A report touches a few keys (one key's rows: one index lookup), but the graph touches
-        every edge and revision: past ``_BATCH_AFTER`` keys of one column, one scan of the
-        window loads that column for every key (~6x cheaper than 150 lookups).
-        """
-        loads: dict[tuple[str, str], int] = {}
-        batches: dict[tuple[str, str], dict[tuple[str, ...], list[str]]] = {}
-
-        def fetch(table: s.Table, column: str, key: tuple[str, ...]) -> list[str]:
-            which = (table.name, column)
-            batch = batches.get(which)
-            if batch is None and loads.get(which, 0) >= _BATCH_AFTER:
-                batch = batches[which] = self._fetch_all(table, column, window)
-            if batch is not None:
-                return batch.get(key, [])
-            loads[which] = loads.get(which, 0) + 1
-            sql = s.column_sql(table, column)
-            return [r[0] for r in self._reader().execute(sql, (*key, *window))]
-
-        return fetch
-
-    def _fetch_all(
-        self, table: s.Table, column: str, window: tuple[int, ...]
-    ) -> dict[tuple[str, ...], list[str]]:
-        out: dict[tuple[str, ...], list[str]] = {}
-        for *key, value in self._reader().execute(s.column_all_sql(table, column), window):
-            out.setdefault(tuple(key), []).append(value)
-        return out
+    def _old_buckets(self, t: s.Table, span: int, last: float) -> list[int]:
+        rows = self._reader().execute(
+            f"SELECT DISTINCT bucket FROM {t.name} WHERE span_s = ? AND bucket <= ?", (span, last)
+        )
+        return [int(r[0]) for r in rows]
 
     def _rebuild(self, db: sqlite3.Connection, t: s.Table, span: int, start: int) -> None:
         db.execute(f"DELETE FROM {t.name} WHERE span_s = ? AND bucket = ?", (span, start))
@@ -199,20 +198,31 @@ class SqliteStore:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """The writer connection inside ``BEGIN IMMEDIATE`` … ``COMMIT`` (rolled back on error)."""
+        """The writer connection inside ``BEGIN IMMEDIATE`` … ``COMMIT`` (rolled back on error).
+
+        Raises:
+            StoreError: SQLite failed (``transient`` for lock, disk and I/O errors).
+        """
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                transient = isinstance(exc, _TRANSIENT)
+                raise StoreError(f"{self.path}: {exc}", transient=transient) from exc
+            except (OverflowError, ValueError, TypeError) as exc:  # a value SQLite cannot hold
+                raise StoreError(f"{self.path}: {exc}", transient=False) from exc
 
     def _create_schema(self) -> None:
         with self._transaction() as db:
             for stmt in s.create_statements():
                 db.execute(stmt)
+            _add_missing_columns(db)
             row = db.execute("SELECT version FROM schema_version").fetchone()
             if row is None:
                 db.execute("INSERT INTO schema_version VALUES (?)", (s.SCHEMA_VERSION,))
@@ -221,6 +231,81 @@ class SqliteStore:
                     f"the store {self.path!r} has schema version {row[0]};"
                     f" this podtrace reads version {s.SCHEMA_VERSION}"
                 )
+
+
+# After a prune: forget revisions with no retained hour, recount the others over what remains.
+# Both statements are one pass each: a key lookup per registry row, one GROUP BY of the hours.
+_REGISTRY_PRUNE = (
+    f"DELETE FROM registry WHERE NOT EXISTS (SELECT 1 FROM revisions AS r WHERE"
+    f" r.workload = registry.workload AND r.revision = registry.revision"
+    f" AND r.span_s = {s.TIERS[-1]})",
+    "UPDATE registry SET requests = h.requests, errors = h.errors,"
+    " origin_errors = h.origin_errors FROM (SELECT workload, revision,"
+    " SUM(requests) AS requests, SUM(errors) AS errors, SUM(origin_errors) AS origin_errors"
+    f" FROM revisions WHERE span_s = {s.TIERS[-1]} GROUP BY workload, revision) AS h"
+    " WHERE registry.workload = h.workload AND registry.revision = h.revision",
+)
+
+
+def _select(
+    db: sqlite3.Connection,
+    t: s.Table,
+    sql: Callable[..., str],
+    keys: frozenset[tuple[str, str]] | None,
+    params: tuple[int, ...],
+) -> Iterable[tuple[Any, ...]]:
+    """Rows of ``sql(t)`` over the window, only for ``keys`` (first two key columns) if given."""
+    if keys is None:
+        return db.execute(sql(t), params)
+    if len(keys) <= _KEYED_READS:
+        query = sql(t, keyed=True)
+        return [row for key in sorted(keys) for row in db.execute(query, (*key, *params))]
+    return [row for row in db.execute(sql(t), params) if tuple(row[:2]) in keys]
+
+
+def _heavy(
+    db: sqlite3.Connection,
+    t: s.Table,
+    keys: frozenset[tuple[str, str]] | None,
+    params: tuple[int, ...],
+) -> Iterator[tuple[tuple[str, ...], list[list[str]]]]:
+    """Per key (in key order), its rows of every JSON column, in time order."""
+    n, width = len(t.keys), len(t.heavy)
+    current: tuple[str, ...] | None = None
+    columns: list[list[str]] = []
+    for row in _select(db, t, s.heavy_sql, keys, params):
+        key = tuple(row[:n])
+        if key != current:
+            if current is not None:
+                yield current, columns
+            current, columns = key, [[] for _ in range(width)]
+        for i in range(width):
+            columns[i].append(row[n + i])
+    if current is not None:
+        yield current, columns
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """New fields of a declared map arrive as new columns with their defaults."""
+    for t in (*s.BUCKET_TABLES, s.REGISTRY):
+        present = {r[1] for r in db.execute(f"PRAGMA table_info({t.name})")}
+        for col, merge in t.values:
+            if col not in present:
+                db.execute(f"ALTER TABLE {t.name} ADD COLUMN {s.column_ddl(col, merge)}")
+
+
+def _check_writable(path: str) -> None:
+    """Refuse at start a store that could be opened but never written (a read-only file)."""
+    target = path if os.path.exists(path) else os.path.dirname(os.path.abspath(path))
+    if os.path.exists(target) and not os.access(target, os.W_OK):
+        what = "file" if target == path else "directory"
+        raise ConfigError(f"cannot write the store {path!r}: the {what} is not writable")
+
+
+def _check_integrity(db: sqlite3.Connection, path: str) -> None:
+    row = db.execute("PRAGMA quick_check").fetchone()
+    if row is None or row[0] != "ok":
+        raise ConfigError(f"the store {path!r} is damaged ({row[0] if row else 'no answer'})")
 
 
 def _coarse_rows(
@@ -243,63 +328,12 @@ def _coarse(buckets: Mapping[int, Aggregates], span: int) -> dict[int, Aggregate
     groups: dict[int, list[Aggregates]] = {}
     for bucket, agg in sorted(buckets.items()):
         groups.setdefault(bucket - bucket % span, []).append(agg)
-    return {start: aggs[0] if len(aggs) == 1 else _merged(aggs) for start, aggs in groups.items()}
-
-
-def _merged(aggs: list[Aggregates]) -> Aggregates:
-    out = Aggregates()
-    for a in aggs:
-        out.merge(a)
+    out: dict[int, Aggregates] = {}
+    for start, aggs in groups.items():
+        if len(aggs) == 1:
+            out[start] = aggs[0]
+            continue
+        merged = out[start] = Aggregates()
+        for a in aggs:
+            merged.merge(a)
     return out
-
-
-def _register_functions(db: sqlite3.Connection) -> None:
-    """The merge functions the upserts and roll-ups call for JSON columns."""
-    db.create_function("pt_hist_merge", 2, _hist_merge, deterministic=True)
-    db.create_function("pt_set_union", 2, _set_union, deterministic=True)
-    db.create_function("pt_list_concat", 2, _list_concat, deterministic=True)
-    # typeshed's aggregate protocol wants int results; SQLite takes any value.
-    db.create_aggregate("pt_hist_agg", 1, _HistAgg)  # type: ignore[arg-type]
-    db.create_aggregate("pt_set_agg", 1, _SetAgg)  # type: ignore[arg-type]
-    db.create_aggregate("pt_list_agg", 1, _ListAgg)  # type: ignore[arg-type]
-
-
-def _hist_merge(a: str, b: str) -> str:
-    return _rows.dump_str_counts(_lazy.merge_counts([a, b]))
-
-
-def _set_union(a: str, b: str) -> str:
-    stored = json.loads(a)
-    merged = sorted(_lazy.union_capped([stored, json.loads(b)]))
-    # A coarse row's set mostly holds the new minute's users already: when the result is what
-    # is stored, keep the stored text rather than re-encoding thousands of names.
-    return a if merged == stored else _rows.dump_list(merged)
-
-
-def _list_concat(a: str, b: str) -> str:
-    return _rows.dump_list(_lazy.merge_list([a, b]))
-
-
-class _JsonAgg:
-    """An SQLite aggregate collecting JSON values, merged once at the end."""
-
-    def __init__(self) -> None:
-        self.values: list[str] = []
-
-    def step(self, value: Any) -> None:
-        self.values.append(str(value))
-
-
-class _HistAgg(_JsonAgg):
-    def finalize(self) -> str:
-        return _rows.dump_str_counts(_lazy.merge_counts(self.values))
-
-
-class _SetAgg(_JsonAgg):
-    def finalize(self) -> str:
-        return _rows.dump_list(sorted(_lazy.merge_set(self.values)))
-
-
-class _ListAgg(_JsonAgg):
-    def finalize(self) -> str:
-        return _rows.dump_list(_lazy.merge_list(self.values))

@@ -1,10 +1,22 @@
-"""The store writer: one background thread moving analysed minutes from the analyser to the store.
+"""The store writer: background threads moving analysed minutes into the store, and pruning it.
 
-Every ``interval_s`` it drains the analyser (``drain() -> {bucket start: Aggregates}``) and writes
-the batch in one store transaction; every ``prune_interval_s`` it deletes minutes older than the
-retention horizon.  A failed write keeps the batch and merges it into the next attempt; past
-``max_pending_buckets`` minutes waiting, the oldest are dropped and counted, so a broken disk
-costs bounded memory and never silent loss.  ``close`` stops the thread after a final flush.
+Every ``interval_s`` the writer thread drains the analyser (``drain() -> {bucket start:
+Aggregates}``) and writes the batch in one store write.  What happens when a write fails depends
+on why (``StoreError.transient``):
+
+* **transient** (a lock, a full disk, a lost connection): the batch is kept and merged into the
+  next attempt; past ``max_pending_buckets`` minutes waiting the oldest are dropped and counted,
+  so a broken disk costs bounded memory and never silent loss.  The writer reports itself
+  unhealthy (``healthy``, the collector's ``/readyz``) until a write succeeds again, and logs the
+  cause once per change of state, not once per attempt.
+* **deterministic** (a value the store cannot hold): retrying would fail forever, so the batch is
+  split: minute by minute, then a failing minute entry by entry; what can be written is written,
+  and each entry that cannot is dropped and counted (``dropped_entries``).  No accepted input can
+  make two writes in a row fail.
+
+A separate thread deletes minutes older than the retention horizon every ``prune_interval_s``,
+in short store transactions, so writes go on meanwhile; ``close`` stops it between two of them.
+``close`` stops the writer after a final flush.
 """
 
 from __future__ import annotations
@@ -12,10 +24,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 
-from podtrace_collector.aggregate.stats import Aggregates
+from podtrace_collector.aggregate.stats import MAPS, Aggregates
+from podtrace_collector.errors import StoreError
 from podtrace_collector.store.base import Store
 
 logger = logging.getLogger(__name__)
@@ -60,21 +73,29 @@ class StoreWriter:
         self._flush_lock = threading.Lock()  # flush() may also be called from outside
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="podtrace-store-writer", daemon=True)
-        self._next_prune_s = 0.0
+        self._pruner = threading.Thread(target=self._prune_loop, name="podtrace-store-prune")
+        self._pruner.daemon = True
+        self.healthy = True  # the last write succeeded (or none failed yet)
         self.writes = 0  # successful batch writes
         self.buckets_written = 0
         self.write_failures = 0
         self.dropped_buckets = 0  # minutes lost after repeated write failures
+        self.dropped_entries = 0  # aggregate entries the store could not hold (dropped)
         self.pruned_buckets = 0
         self.prune_failures = 0
         self.last_write_s: float | None = None
 
     def start(self) -> None:
-        """Start the background thread."""
+        """Start the writer and pruner threads."""
         self._thread.start()
+        if self.retention_s > 0:
+            self._pruner.start()
 
     def close(self, timeout_s: float = 10.0) -> bool:
-        """Stop the thread after a final drain and write; ``False`` if it did not finish in time."""
+        """Stop after a final drain and write; ``False`` if that did not finish in time.
+
+        A prune under way stops between two of its transactions; nobody waits for it.
+        """
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout_s)
@@ -90,53 +111,99 @@ class StoreWriter:
     def flush(self) -> bool:
         """Drain the analyser and write everything pending now; ``True`` on success."""
         with self._flush_lock:
-            return self._flush()
-
-    def _flush(self) -> bool:
-        for bucket, agg in self.source.drain().items():
-            self._pending.setdefault(bucket, Aggregates()).merge(agg)
-        if not self._pending:
+            for bucket, agg in self.source.drain().items():
+                self._pending.setdefault(bucket, Aggregates()).merge(agg)
+            if not self._pending:
+                return True
+            try:
+                self.store.write(self._pending)
+            except StoreError as exc:
+                if exc.transient:
+                    self._failed(exc)
+                    return False
+                self._isolate(exc)
+            except Exception as exc:  # a bug: treat as deterministic, never retry it forever
+                self._isolate(exc)
+            else:
+                self.buckets_written += len(self._pending)
+                self._pending = {}
+            self._succeeded()
             return True
-        try:
-            self.store.write(self._pending)
-        except Exception:
-            self.write_failures += 1
-            logger.exception("writing %d minutes to the store failed", len(self._pending))
-            self._drop_excess()
-            return False
-        self.writes += 1
-        self.buckets_written += len(self._pending)
-        self.last_write_s = self._clock()
-        self._pending = {}
-        return True
 
     def prune(self) -> None:
         """Delete minutes older than the retention horizon (a no-op without retention)."""
         if self.retention_s <= 0:
             return
         try:
-            self.pruned_buckets += self.store.prune(self._clock() - self.retention_s)
+            self.pruned_buckets += self.store.prune(
+                self._clock() - self.retention_s, should_stop=self._stop.is_set
+            )
         except Exception:
             self.prune_failures += 1
             logger.exception("pruning the store failed")
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
-            self._tick()
+            self.flush()
         self.flush()
 
-    def _tick(self) -> None:
-        self.flush()
-        now = self._clock()
-        if now >= self._next_prune_s:
-            self._next_prune_s = now + self.prune_interval_s
+    def _prune_loop(self) -> None:
+        while not self._stop.is_set():
             self.prune()
+            self._stop.wait(self.prune_interval_s)
 
-    def _drop_excess(self) -> None:
+    def _succeeded(self) -> None:
+        self.writes += 1
+        self.last_write_s = self._clock()
+        if not self.healthy:
+            self.healthy = True
+            logger.warning("store writes succeed again")
+
+    def _failed(self, exc: BaseException) -> None:
+        self.write_failures += 1
+        if self.healthy:
+            self.healthy = False
+            logger.error("writing to the store failed (retrying): %s", exc)
         excess = len(self._pending) - self.max_pending_buckets
-        if excess <= 0:
-            return
-        for bucket in sorted(self._pending)[:excess]:
-            del self._pending[bucket]
-        self.dropped_buckets += excess
-        logger.error("dropped %d minutes of aggregates after repeated write failures", excess)
+        if excess > 0:
+            for bucket in sorted(self._pending)[:excess]:
+                del self._pending[bucket]
+            self.dropped_buckets += excess
+            logger.error("dropped %d minutes of aggregates after repeated write failures", excess)
+
+    def _isolate(self, exc: BaseException) -> None:
+        """Write what can be written of the pending minutes, entry by entry where needed."""
+        logger.error("the store refused a batch (%s); writing it entry by entry", exc)
+        pending, self._pending = self._pending, {}
+        for bucket, agg in sorted(pending.items()):
+            if self._try_write({bucket: agg}):
+                continue
+            for entry in _entries(agg):
+                if not self._try_write({bucket: entry}):
+                    self.dropped_entries += 1
+        self.buckets_written += len(pending)
+
+    def _try_write(self, batch: dict[int, Aggregates]) -> bool:
+        """One isolated write; ``False`` when the store cannot hold it.  A transient failure
+        keeps the batch pending (merged back for the next flush)."""
+        try:
+            self.store.write(batch)
+            return True
+        except StoreError as exc:
+            if not exc.transient:
+                return False
+            for bucket, agg in batch.items():
+                self._pending.setdefault(bucket, Aggregates()).merge(agg)
+            return True  # not lost: retried with the next flush
+        except Exception:
+            return False
+
+
+def _entries(agg: Aggregates) -> Iterator[Aggregates]:
+    """One ``Aggregates`` per map entry of ``agg``."""
+    for spec in MAPS:
+        entries: dict[Any, Any] = getattr(agg, spec.name)
+        for key, stats in entries.items():
+            one = Aggregates()
+            getattr(one, spec.name)[key] = stats
+            yield one

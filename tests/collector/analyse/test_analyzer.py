@@ -9,7 +9,13 @@ from collections.abc import Sequence
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from podtrace_collector.aggregate.stats import Aggregates, EntryImpact, Impact
+from podtrace_collector.aggregate.stats import (
+    Aggregates,
+    Count,
+    EntryImpact,
+    EntryTotal,
+    Impact,
+)
 from podtrace_collector.analyse.analyzer import (
     Analyzer,
     add_trace,
@@ -70,7 +76,7 @@ def test_chain_fills_every_field() -> None:
     origin = agg.origins[("shop/cart", "cart1")]
     assert (origin.affected_traces, origin.max_hops, origin.users) == (1, 2, {"alice"})
     assert origin.exemplars == [t.trace_id.hex()]
-    assert agg.entry_totals == {("shop/frontend", "POST /checkout"): 1}
+    assert agg.entry_totals == {("shop/frontend", "POST /checkout"): EntryTotal(1, with_user=1)}
     assert set(agg.edges) == {("shop/frontend", "shop/checkout"), ("shop/checkout", "shop/cart")}
     assert agg.edges[("shop/checkout", "shop/cart")].errors == 1
     assert agg.absorbed == {}
@@ -83,7 +89,7 @@ def test_contained_failure() -> None:
     chk = t.call(fe, CHK, "chk")
     t.call(chk, CART, "cart", error=True)
     _, agg = summarize(t.spans)
-    assert agg.absorbed == {("shop/cart", "cart1", "shop/checkout"): 1}
+    assert agg.absorbed == {("shop/cart", "cart1", "shop/checkout"): Count(1)}
     assert agg.impacts == {} and agg.entry_impacts == {}
     origin = agg.origins[("shop/cart", "cart1")]
     assert (origin.affected_traces, origin.max_hops, len(origin.exemplars)) == (0, 0, 1)
@@ -99,7 +105,7 @@ def test_canary_keeps_revisions_apart() -> None:
     assert agg.revisions[("shop/cart", "cart2")].version == "2.0.0"
     assert {k[:2] for k in agg.impacts} == {("shop/cart", "cart2")}
     assert agg.requests_by_workload()["shop/cart"] == 2
-    assert agg.entry_totals == {("shop/frontend", "POST /checkout"): 2}
+    assert agg.entry_totals == {("shop/frontend", "POST /checkout"): EntryTotal(2, with_user=2)}
     assert agg.edges[("shop/checkout", "shop/cart")].calls == 2
 
 
@@ -259,7 +265,7 @@ def test_attribution_never_exceeds_failures(spans: list[Span]) -> None:
     for (_, _, w), impact in agg.impacts.items():
         assert 0 < impact.affected_requests <= errors[w]
     for (_, _, w, op), entry in agg.entry_impacts.items():
-        assert entry.affected_requests <= agg.entry_totals[(w, op)]
+        assert entry.affected_requests <= agg.entry_totals[(w, op)].requests
 
 
 @settings(max_examples=100, deadline=None)

@@ -2,25 +2,33 @@
 
     from tests.collector.query.aggbuilder import T0, Buckets, shop
 
-``Buckets`` keeps one ``Aggregates`` per minute and answers ``read(start_s, end_s)`` and
-``revisions()`` the way ``store.base.Store`` specifies (buckets overlapping ``[start, end)``
-merged into a fresh ``Aggregates``), recording every read so tests can bound them.  ``shop()``
-builds the scenario the tests share: a bad rollout of ``shop/cart`` at minute 60 (+15 s).
+``Buckets`` keeps one ``Aggregates`` per minute and answers ``read(plan)`` as a ``Store`` does
+(through a ``MemoryStore`` holding its minutes), recording every window read so tests can bound
+them.  ``shop()`` builds the scenario the tests share: a bad rollout of ``shop/cart`` at minute
+60 (+15 s).  ``blast``, ``rollouts_of``, ``workloads_of`` and ``graph_of`` run a query the way the
+API does: plan, one snapshot read, answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
+from podtrace_collector import query
 from podtrace_collector.aggregate.stats import (
     Aggregates,
+    Count,
     EdgeStats,
     EntryImpact,
+    EntryTotal,
     Impact,
     OriginStats,
     RevisionStats,
     WorkloadRev,
 )
+from podtrace_collector.aggregate.window import P, Registry, Snapshot
+from podtrace_collector.store.base import Store, read_windows
+from podtrace_collector.store.memory import MemoryStore
 
 T0 = 1_764_000_000  # a minute-aligned Unix time: 2025-11-24T16:00:00Z
 MIN = 60
@@ -42,20 +50,15 @@ class Buckets:
         minute = int(t_s // MIN * MIN)
         return self.buckets.setdefault(minute, Aggregates())
 
-    def read(self, start_s: float | None, end_s: float | None) -> Aggregates:
-        self.reads.append((start_s, end_s))
-        out = Aggregates()
-        for minute, agg in sorted(self.buckets.items()):
-            if (start_s is None or minute + MIN > start_s) and (end_s is None or minute < end_s):
-                out.merge(agg)
-        return out
+    def read(self, plan: Callable[[Registry], P]) -> Snapshot[P]:
+        store = MemoryStore()
+        store.write(self.buckets)
+        snapshot = store.read(plan)
+        self.reads.extend((w.start_s, w.end_s) for w in snapshot.plan.windows)
+        return snapshot
 
     def revisions(self) -> dict[WorkloadRev, RevisionStats]:
-        merged: dict[WorkloadRev, RevisionStats] = {}
-        for agg in self.buckets.values():
-            for key, st in agg.revisions.items():
-                merged.setdefault(key, RevisionStats()).merge(st)
-        return merged
+        return self.read(lambda _: query.WorkloadsPlan(None, None)).registry
 
     def requests(
         self,
@@ -112,13 +115,15 @@ class Buckets:
         self.at(t_s).entry_impacts.setdefault(key, EntryImpact()).merge(imp)
         self.origin(t_s, origin, users=users)
 
-    def entry_total(self, t_s: float, workload: str, op: str, n: int) -> None:
-        totals = self.at(t_s).entry_totals
-        totals[(workload, op)] = totals.get((workload, op), 0) + n
+    def entry_total(
+        self, t_s: float, workload: str, op: str, n: int, *, with_user: int | None = None
+    ) -> None:
+        total = self.at(t_s).entry_totals.setdefault((workload, op), EntryTotal())
+        total.requests += n
+        total.with_user += n if with_user is None else with_user
 
     def absorbed(self, t_s: float, origin: WorkloadRev, workload: str, n: int) -> None:
-        absorbed = self.at(t_s).absorbed
-        absorbed[(*origin, workload)] = absorbed.get((*origin, workload), 0) + n
+        self.at(t_s).absorbed.setdefault((*origin, workload), Count()).requests += n
 
     def origin(
         self,
@@ -177,3 +182,48 @@ def shop(*, canary: bool) -> Buckets:
         b.absorbed(t, new, FRONTEND, 1)
         b.origin(t, new, traces=2, max_hops=2, exemplars=[f"{m:032x}"])
     return b
+
+
+Reader = Store | Buckets
+
+
+def blast(store: Reader, **params: Any) -> dict[str, Any]:
+    """``GET /api/v1/blast-radius`` as the API runs it: plan, one snapshot, report."""
+    now_s = params.pop("now_s", NOW)
+    return query.blast_report(
+        store.read(lambda reg: query.plan_blast_radius(reg, now_s=now_s, **params))
+    )
+
+
+def rollouts_of(store: Reader, **params: Any) -> list[dict[str, Any]]:
+    """``GET /api/v1/rollouts``'s list."""
+    now_s = params.pop("now_s", NOW)
+    snapshot = store.read(lambda reg: query.plan_rollouts(reg, now_s=now_s, **params))
+    rows: list[dict[str, Any]] = query.rollouts(snapshot)["rollouts"]
+    return rows
+
+
+def workloads_of(
+    store: Reader, since_s: float | None = None, until_s: float | None = None
+) -> list[dict[str, Any]]:
+    """``GET /api/v1/workloads``'s list."""
+    rows: list[dict[str, Any]] = query.workloads(
+        store.read(lambda _: query.WorkloadsPlan(since_s, until_s))
+    )["workloads"]
+    return rows
+
+
+def graph_of(
+    store: Reader, since_s: float | None = None, until_s: float | None = None
+) -> dict[str, Any]:
+    """``GET /api/v1/graph``."""
+    if isinstance(store, Buckets):
+        (window,) = store.read(lambda _: _GraphPlan(since_s, until_s)).windows
+    else:
+        (window,) = read_windows(store, query.graph_window(since_s, until_s))
+    return query.graph(window)
+
+
+class _GraphPlan:
+    def __init__(self, since_s: float | None, until_s: float | None) -> None:
+        self.windows = [query.graph_window(since_s, until_s)]

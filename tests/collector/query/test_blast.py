@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from podtrace_collector.aggregate.stats import MAX_USERS
 from podtrace_collector.api.errors import status_of
 from podtrace_collector.errors import QueryError
-from podtrace_collector.query.blast import BEFORE_REVISION, SAME_WINDOW, blast_radius
+from podtrace_collector.query.blast import BEFORE_REVISION, SAME_WINDOW
 
 from tests.collector.query.aggbuilder import (
     CART,
@@ -25,6 +25,7 @@ from tests.collector.query.aggbuilder import (
     SEARCH,
     T0,
     Buckets,
+    blast,
     shop,
 )
 
@@ -34,7 +35,7 @@ CANARY = shop(canary=True)
 
 def _report(b: Buckets, **kwargs: Any) -> dict[str, Any]:
     args: dict[str, Any] = {"workload": CART, "now_s": NOW, **kwargs}
-    return blast_radius(b.read, b.revisions(), **args)
+    return blast(b, **args)
 
 
 class TestDefaults:
@@ -43,7 +44,9 @@ class TestDefaults:
         r = _report(SHOP)
         assert (r["workload"], r["kind"], r["service"]) == (CART, "Deployment", "cart")
         assert (r["revision"], r["version"]) == (NEW, "1.4.0")
-        assert r["window"] == {"start": "2025-11-24T17:00:15Z", "end": "2025-11-24T17:30:00Z"}
+        # The window read: whole minutes (aggregates are per minute), from NEW's first minute.
+        assert r["window"] == {"start": "2025-11-24T17:00:00Z", "end": "2025-11-24T17:30:00Z"}
+        assert r["first_seen"] == "2025-11-24T17:00:15Z"
         assert r["baseline"]["revision"] == OLD
         assert r["baseline"]["version"] == "1.3.0"
 
@@ -72,22 +75,22 @@ class TestBaselineWindow:
         """With no OLD requests alongside NEW, the baseline is an equal window before NEW."""
         SHOP.reads.clear()
         r = _report(SHOP)
-        assert r["baseline_window"] == {
-            "start": "2025-11-24T16:30:30Z",
-            "end": "2025-11-24T17:00:15Z",
+        assert r["baseline_window"] == {  # the whole minutes read, up to NEW's first span's
+            "start": "2025-11-24T16:30:00Z",
+            "end": "2025-11-24T17:01:00Z",
             "mode": BEFORE_REVISION,
         }
         assert r["baseline"]["requests"] == 300
         assert SHOP.reads == [(ROLLOUT_S, NOW), (ROLLOUT_S - (NOW - ROLLOUT_S), ROLLOUT_S)]
 
     def test_canary_is_measured_in_the_same_window(self) -> None:
-        """With both revisions live, the baseline is measured alongside, in one read."""
+        """With both revisions live, the baseline is measured alongside, in the report's window."""
         CANARY.reads.clear()
         r = _report(CANARY)
         assert r["baseline_window"]["mode"] == SAME_WINDOW
         assert r["baseline_window"]["start"] == r["window"]["start"]
         assert r["baseline"]["requests"] == 300
-        assert len(CANARY.reads) == 1
+        assert CANARY.reads[0] == (ROLLOUT_S, NOW)
 
     def test_baseline_gone_before_the_revision_in_the_same_minute(self) -> None:
         """Old requests in R's first minute but before R appeared are not a canary baseline."""
@@ -104,7 +107,8 @@ class TestBaselineWindow:
         r = _report(SHOP, revision=OLD)
         assert r["baseline"] is None and r["baseline_window"] is None
         assert (r["verdict"], r["p_value"]) == ("insufficient_data", None)
-        assert r["window"]["start"] == "2025-11-24T16:00:30Z"
+        assert r["window"]["start"] == "2025-11-24T16:00:00Z"
+        assert r["first_seen"] == "2025-11-24T16:00:30Z"
 
     def test_explicit_baseline(self) -> None:
         """baseline= picks any other revision, even a newer one."""
@@ -120,7 +124,7 @@ class TestBaselineWindow:
         b = Buckets()
         b.requests(T0, CART, OLD, 100)
         b.requests(T0 + 600, CART, NEW, 4, errors=4, origin_errors=4)
-        r = blast_radius(b.read, b.revisions(), workload=CART, now_s=T0 + 900)
+        r = blast(b, workload=CART, now_s=T0 + 900)
         assert r["verdict"] == "insufficient_data" and r["p_value"] is None
 
 
@@ -151,6 +155,8 @@ class TestExplicitWindow:
         start, end = T0 + first * MIN + 7, T0 + (first + length) * MIN + 7
         r = _report(SHOP, since_s=start, until_s=end)
         covered = [m for m in range(60, 90) if T0 + (m + 1) * MIN > start and T0 + m * MIN < end]
+        if start == end:
+            covered = []  # an empty window reads nothing
         assert r["requests"] == 20 * len(covered)
 
 
@@ -193,7 +199,7 @@ class TestImpact:
         b = Buckets()
         b.requests(T0, CART, NEW, 50, errors=50, origin_errors=50)
         b.entry(T0, (CART, NEW), FRONTEND, "GET /", 50, 1, users=map(str, range(MAX_USERS)))
-        r = blast_radius(b.read, b.revisions(), workload=CART, now_s=T0 + 60)
+        r = blast(b, workload=CART, now_s=T0 + 60)
         assert (r["affected_users"], r["affected_users_capped"]) == (MAX_USERS, True)
 
     def test_reading_does_not_change_the_store(self) -> None:

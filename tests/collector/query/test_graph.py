@@ -17,6 +17,7 @@ from tests.collector.query.aggbuilder import (
     SEARCH,
     T0,
     Buckets,
+    graph_of,
     shop,
 )
 
@@ -24,7 +25,7 @@ from tests.collector.query.aggbuilder import (
 def test_nodes_and_edges_of_a_window() -> None:
     """Nodes per workload with merged revisions; edges with calls, errors and latency."""
     b = shop(canary=False)
-    g = graph(b.read(None, None))
+    g = graph_of(b)
     assert [n["id"] for n in g["nodes"]] == [CART, CHECKOUT, FRONTEND, SEARCH]
     cart = g["nodes"][0]
     assert (cart["workload"], cart["service"], cart["kind"]) == (CART, "cart", "Deployment")
@@ -47,7 +48,7 @@ def test_edge_only_workload_is_a_node() -> None:
     """A workload seen only as a caller or callee still appears, with zero requests."""
     b = Buckets()
     b.edge(T0, "ext/gateway", CART, 3, errors=1)
-    g = graph(b.read(None, None))
+    g = graph_of(b)
     assert [n["id"] for n in g["nodes"]] == ["ext/gateway", CART]
     node = g["nodes"][0]
     assert (node["service"], node["requests"], node["error_rate"]) == ("gateway", 0, 0.0)

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from podtrace_collector import query as report
+from podtrace_collector.aggregate.window import Window
+from podtrace_collector.store.base import read_windows
 from podtrace_collector.store.memory import MemoryStore
 
 from tests.collector.analyse.tracebuilder import BASE_S, Trace, deployment, summarize
-from tests.collector.query.aggbuilder import CART, NOW, shop
+from tests.collector.query.aggbuilder import (
+    CART,
+    NOW,
+    blast,
+    graph_of,
+    rollouts_of,
+    shop,
+    workloads_of,
+)
 
 # The report fields SPEC §3 fixes (more may be added).
 REPORT_FIELDS = {
@@ -31,11 +43,16 @@ def test_exported_members() -> None:
     assert set(report.__all__) == {
         "BEFORE_REVISION",
         "SAME_WINDOW",
-        "Reader",
-        "Registry",
+        "BlastPlan",
+        "RolloutsPlan",
+        "WorkloadsPlan",
         "blast_radius",
+        "blast_report",
         "check_workload",
         "graph",
+        "graph_window",
+        "plan_blast_radius",
+        "plan_rollouts",
         "resolve_workload",
         "rollouts",
         "workloads",
@@ -45,7 +62,7 @@ def test_exported_members() -> None:
 def test_blast_radius_has_every_spec_field() -> None:
     """The report, its baseline and its lists carry every field SPEC §3 names."""
     b = shop(canary=True)
-    r = report.blast_radius(b.read, b.revisions(), workload=CART, now_s=NOW)
+    r = blast(b, workload=CART, now_s=NOW)
     assert r.keys() >= REPORT_FIELDS
     assert set(r["window"]) == {"start", "end"}
     assert r["baseline"].keys() >= BASELINE_FIELDS
@@ -65,15 +82,14 @@ def test_blast_radius_has_every_spec_field() -> None:
 def test_listings_have_their_spec_shapes() -> None:
     """workloads, rollouts and graph answer with the documented top-level shapes."""
     b = shop(canary=False)
-    reg = b.revisions()
-    w = report.workloads(b.read, reg)["workloads"][0]
+    w = workloads_of(b)[0]
     assert {"workload", "kind", "service", "revisions"} <= w.keys()
     assert {"revision", "version", "first_seen", "last_seen", "pods", "requests", "errors"} <= set(
         w["revisions"][0]
     )
-    (r,) = report.rollouts(b.read, reg, now_s=NOW)["rollouts"]
+    (r,) = rollouts_of(b, now_s=NOW)
     assert {"workload", "from_revision", "to_revision", "started_at", "verdict"} <= r.keys()
-    g = report.graph(b.read(None, None))
+    g = graph_of(b)
     assert {"id", "service", "kind", "requests", "errors"} <= g["nodes"][0].keys()
     assert {"source", "target", "calls", "errors", "error_rate", "latency_ms"} <= g["edges"][
         0
@@ -99,9 +115,9 @@ def test_the_worked_example_of_the_docs() -> None:
     t.publish(root, deployment("shop", "email"), "send-receipt", error=True)
     bucket, agg = summarize(t.spans)
     registry = agg.revisions
-    r = report.blast_radius(
-        lambda _s, _e: agg, registry, workload=CART, revision="7d9f8c6b5", now_s=bucket + 60
-    )
+    store = MemoryStore()
+    store.write({bucket: agg})
+    r = blast(store, workload=CART, revision="7d9f8c6b5", now_s=bucket + 60)
     assert (r["requests"], r["errors"], r["origin_errors"], r["error_rate"]) == (2, 2, 2, 1.0)
     assert [(a["workload"], a["hops"], a["affected_requests"], a["requests"])
             for a in r["affected_services"]] == [("shop/checkout", 1, 1, 1),
@@ -162,20 +178,23 @@ def test_answers_are_consistent_for_any_traces(data: st.DataObject) -> None:
     for _ in range(n_traces):
         bucket, agg = summarize(_random_trace(data).spans)
         store.write({bucket: agg})
-    reg = store.revisions()
     now_s = BASE_S + 600
-    everything = store.read(None, None)
+    reg = store.read(lambda _: report.WorkloadsPlan(None, None)).registry
+    (everything,) = read_windows(store, Window())
     errors = {w: 0 for w, _ in reg}
     for (w, _), s in everything.revisions.items():
         errors[w] += s.errors
     for w, r in reg:
-        rep = report.blast_radius(store.read, reg, workload=w, revision=r, now_s=now_s)
-        json.dumps(rep, allow_nan=False)
-        # Reading only this origin's impacts gives the same report.
-        narrow = report.blast_radius(
-            store.read, reg, workload=w, revision=r, now_s=now_s, origin_read=store.read
+        snapshot = store.read(
+            functools.partial(report.plan_blast_radius, workload=w, revision=r, now_s=now_s)
         )
-        assert narrow == rep
+        rep = report.blast_report(snapshot)
+        json.dumps(rep, allow_nan=False)
+        # Loading only the keys the plan asks for gives the report of loading everything.
+        plan = snapshot.plan
+        whole = read_windows(store, *(replace(w, maps=None, origins=None, details=None)
+                                      for w in plan.windows))  # fmt: skip
+        assert report.blast_radius(plan, *whole) == rep
         assert 0 <= rep["origin_errors"] <= rep["errors"] <= rep["requests"]
         affected = rep["affected_services"]
         assert affected == sorted(
@@ -186,15 +205,10 @@ def test_answers_are_consistent_for_any_traces(data: st.DataObject) -> None:
             assert 1 <= a["affected_requests"] <= a["requests"]
         for a in affected:
             assert a["workload"] != w and a["affected_requests"] <= errors[a["workload"]]
-        assert rep["affected_traces"] <= n_traces and rep["affected_users"] <= 2
+        users = rep["affected_users"]
+        assert rep["affected_traces"] <= n_traces and (users is None or users <= 2)
         assert len(rep["exemplar_trace_ids"]) <= min(n_traces, rep["origin_errors"])
-    for answer in (
-        report.workloads(store.read, reg),
-        report.rollouts(store.read, reg, now_s=now_s),
-        report.graph(everything),
-    ):
+    for answer in (workloads_of(store), rollouts_of(store, now_s=now_s), graph_of(store)):
         json.dumps(answer, allow_nan=False)
-    narrow = report.rollouts(store.read, reg, now_s=now_s, origin_read=store.read)
-    assert narrow == report.rollouts(store.read, reg, now_s=now_s)
     nodes = report.graph(everything)["nodes"]
     assert sum(n["requests"] for n in nodes) == sum(s.requests for s in reg.values())

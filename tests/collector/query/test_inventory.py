@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from podtrace_collector.query.inventory import workloads
+from podtrace_collector import query
 
 from tests.collector.query.aggbuilder import (
     CART,
@@ -22,9 +23,15 @@ from tests.collector.query.aggbuilder import (
 SHOP = shop(canary=False)
 
 
+def _workloads(
+    b: Buckets, since_s: float | None = None, until_s: float | None = None
+) -> dict[str, Any]:
+    return query.workloads(b.read(lambda _: query.WorkloadsPlan(since_s, until_s)))
+
+
 def test_everything_retained_by_default() -> None:
     """No window: every workload, sorted, each revision's counts over all that is retained."""
-    got = workloads(SHOP.read, SHOP.revisions())["workloads"]
+    got = _workloads(SHOP)["workloads"]
     assert [w["workload"] for w in got] == [CART, CHECKOUT, FRONTEND, SEARCH]
     cart = got[0]
     assert (cart["kind"], cart["service"], cart["requests"], cart["errors"]) == (
@@ -62,7 +69,7 @@ def test_everything_retained_by_default() -> None:
 
 def test_window_keeps_active_revisions_and_counts_in_it() -> None:
     """A window lists revisions alive in it, with counts over it and lifetimes over all."""
-    got = workloads(SHOP.read, SHOP.revisions(), since_s=T0 + 70 * MIN, until_s=T0 + 80 * MIN)
+    got = _workloads(SHOP, since_s=T0 + 70 * MIN, until_s=T0 + 80 * MIN)
     cart = got["workloads"][0]
     assert [r["revision"] for r in cart["revisions"]] == [NEW]
     assert cart["revisions"][0]["requests"] == 200
@@ -74,7 +81,7 @@ def test_revision_alive_without_requests_in_window_is_listed_with_zero() -> None
     b = Buckets()
     b.requests(T0, CART, OLD, 5)
     b.requests(T0 + 10 * MIN, CART, OLD, 5)
-    got = workloads(b.read, b.revisions(), since_s=T0 + 4 * MIN, until_s=T0 + 6 * MIN)
+    got = _workloads(b, since_s=T0 + 4 * MIN, until_s=T0 + 6 * MIN)
     (rev,) = got["workloads"][0]["revisions"]
     assert (rev["revision"], rev["requests"], rev["pods"], rev["error_rate"]) == (OLD, 0, 0, 0.0)
 
@@ -84,12 +91,12 @@ def test_pods_are_counted_over_the_window() -> None:
     b = Buckets()
     b.requests(T0, CART, NEW, 1, pods=["cart-1", "cart-2"])
     b.requests(T0 + MIN, CART, NEW, 1, pods=["cart-2", "cart-3"])
-    (rev,) = workloads(b.read, b.revisions())["workloads"][0]["revisions"]
+    (rev,) = _workloads(b)["workloads"][0]["revisions"]
     assert rev["pods"] == 3
-    (rev,) = workloads(b.read, b.revisions(), since_s=T0 + MIN)["workloads"][0]["revisions"]
+    (rev,) = _workloads(b, since_s=T0 + MIN)["workloads"][0]["revisions"]
     assert rev["pods"] == 2
 
 
 def test_empty_store() -> None:
     """No data: no workloads."""
-    assert workloads(Buckets().read, {}) == {"workloads": []}
+    assert _workloads(Buckets()) == {"workloads": []}

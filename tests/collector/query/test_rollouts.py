@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from podtrace_collector.query.rollouts import rollouts
+from podtrace_collector import query
 
 from tests.collector.query.aggbuilder import (
     CART,
@@ -20,6 +21,11 @@ from tests.collector.query.aggbuilder import (
 )
 
 
+def _rollouts(b: Buckets, **params: Any) -> dict[str, Any]:
+    now_s = params.pop("now_s")
+    return query.rollouts(b.read(lambda reg: query.plan_rollouts(reg, now_s=now_s, **params)))
+
+
 def _three_rollouts() -> Buckets:
     """cart: OLD -> NEW at minute 60 -> FIX at minute 80; search: s1 -> s2 at minute 70."""
     b = shop(canary=False)
@@ -33,7 +39,7 @@ def _three_rollouts() -> Buckets:
 def test_newest_first_with_consecutive_pairs() -> None:
     """Every consecutive pair of revisions is a rollout; the newest comes first."""
     b = _three_rollouts()
-    got = rollouts(b.read, b.revisions(), now_s=NOW)["rollouts"]
+    got = _rollouts(b, now_s=NOW)["rollouts"]
     assert [(r["workload"], r["from_revision"], r["to_revision"]) for r in got] == [
         (CART, NEW, "fix"),
         (SEARCH, "s1", "s2"),
@@ -50,7 +56,7 @@ def test_newest_first_with_consecutive_pairs() -> None:
 def test_summary_matches_the_blast_radius_report() -> None:
     """A rollout carries the verdict and counts of the new revision's report."""
     b = shop(canary=False)
-    (r,) = rollouts(b.read, b.revisions(), now_s=NOW)["rollouts"]
+    (r,) = _rollouts(b, now_s=NOW)["rollouts"]
     assert (r["from_version"], r["to_version"], r["kind"], r["service"]) == (
         "1.3.0",
         "1.4.0",
@@ -72,7 +78,7 @@ def test_summary_matches_the_blast_radius_report() -> None:
 def test_a_healthy_rollout() -> None:
     """A new revision as good as the old one is healthy."""
     b = _three_rollouts()
-    got = {r["to_revision"]: r for r in rollouts(b.read, b.revisions(), now_s=NOW)["rollouts"]}
+    got = {r["to_revision"]: r for r in _rollouts(b, now_s=NOW)["rollouts"]}
     assert got["s2"]["verdict"] == "healthy"
     assert got["fix"]["verdict"] == "healthy"  # no origin errors, faster self time
 
@@ -80,18 +86,16 @@ def test_a_healthy_rollout() -> None:
 def test_limit_bounds_the_work() -> None:
     """Only the newest `limit` rollouts are computed, at most two reads each."""
     b = _three_rollouts()
-    got = rollouts(b.read, b.revisions(), now_s=NOW, limit=2)["rollouts"]
+    got = _rollouts(b, now_s=NOW, limit=2)["rollouts"]
     assert [r["to_revision"] for r in got] == ["fix", "s2"]
     assert len(b.reads) <= 4
-    assert rollouts(b.read, b.revisions(), now_s=NOW, limit=0) == {"rollouts": []}
+    assert _rollouts(b, now_s=NOW, limit=0) == {"rollouts": []}
 
 
 def test_since_and_until_select_by_start_time() -> None:
     """since/until keep the rollouts that started inside the window."""
     b = _three_rollouts()
-    got = rollouts(b.read, b.revisions(), now_s=NOW, since_s=ROLLOUT_S, until_s=T0 + 80 * MIN)[
-        "rollouts"
-    ]
+    got = _rollouts(b, now_s=NOW, since_s=ROLLOUT_S, until_s=T0 + 80 * MIN)["rollouts"]
     assert [r["to_revision"] for r in got] == ["s2", NEW]
 
 
@@ -99,8 +103,8 @@ def test_single_revisions_are_not_rollouts() -> None:
     """A workload seen at one revision only has no rollout; an empty store has none."""
     b = Buckets()
     b.requests(T0, CART, OLD, 10)
-    assert rollouts(b.read, b.revisions(), now_s=NOW) == {"rollouts": []}
-    assert rollouts(Buckets().read, {}, now_s=NOW) == {"rollouts": []}
+    assert _rollouts(b, now_s=NOW) == {"rollouts": []}
+    assert _rollouts(Buckets(), now_s=NOW) == {"rollouts": []}
 
 
 def test_replaced_revision_is_judged_over_its_lifetime() -> None:
@@ -109,10 +113,9 @@ def test_replaced_revision_is_judged_over_its_lifetime() -> None:
     for m in range(30):
         rev = OLD if m < 10 else NEW if m < 20 else "next"
         b.requests(T0 + m * MIN + 30, CART, rev, 10)
-    got = {
-        r["to_revision"]: r for r in rollouts(b.read, b.revisions(), now_s=T0 + 3600)["rollouts"]
-    }
-    assert got[NEW]["window"] == {"start": "2025-11-24T16:10:30Z", "end": "2025-11-24T16:19:31Z"}
+    got = {r["to_revision"]: r for r in _rollouts(b, now_s=T0 + 3600)["rollouts"]}
+    # The whole minutes read: NEW's first span (16:10:30) to its last (16:19:30, +1 s margin).
+    assert got[NEW]["window"] == {"start": "2025-11-24T16:10:00Z", "end": "2025-11-24T16:20:00Z"}
     # The baseline: an equal 541 s before NEW, which covers OLD's minutes 1 to 9.
     assert got[NEW]["requests"] == 100 and got[NEW]["baseline_requests"] == 90
-    assert got["next"]["window"]["end"] == "2025-11-24T16:29:31Z"
+    assert got["next"]["window"]["end"] == "2025-11-24T16:30:00Z"

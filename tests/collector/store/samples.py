@@ -1,16 +1,21 @@
-"""Hand-built ``Aggregates`` with every field filled, for the store and API tests."""
+"""Hand-built ``Aggregates`` with every field filled, for the store and API tests, and reads."""
 
 from __future__ import annotations
 
 from podtrace_collector.aggregate.histogram import Histogram
 from podtrace_collector.aggregate.stats import (
     Aggregates,
+    Count,
     EdgeStats,
     EntryImpact,
+    EntryTotal,
     Impact,
     OriginStats,
     RevisionStats,
+    WorkloadRev,
 )
+from podtrace_collector.aggregate.window import Reads, Window
+from podtrace_collector.store.base import Store, read_windows
 
 T0 = 1_795_000_000 - 1_795_000_000 % 60  # a minute boundary in 2026 (Unix s)
 
@@ -55,14 +60,13 @@ def sample(i: int = 0, *, revision: str = "abc12", bucket_s: int = T0) -> Aggreg
     a.entry_impacts[("shop/cart", revision, "shop/frontend", "POST /checkout")] = EntryImpact(
         8 + i, 1, {f"user{i}", "alice"}
     )
-    a.absorbed[("shop/cart", revision, "shop/frontend")] = 3 + i
+    a.absorbed[("shop/cart", revision, "shop/frontend")] = Count(3 + i)
     a.origins[("shop/cart", revision)] = OriginStats(
         affected_traces=8 + i, max_hops=1 + i % 3, users={f"user{i}"}, exemplars=[f"{i:032x}"]
     )
-    a.entry_totals[("shop/frontend", "POST /checkout")] = 300
+    a.entry_totals[("shop/frontend", "POST /checkout")] = EntryTotal(300, 250 + i)
     a.edges[("shop/frontend", "shop/cart")] = EdgeStats(100 + i, 20 + i, hist(11, 13, 90))
-    a.traces = 300 + i
-    a.spans = 1_200 + i
+    a.count(300 + i, 1_200 + i)
     return a
 
 
@@ -71,3 +75,16 @@ def merged(*aggs: Aggregates) -> Aggregates:
     for a in aggs:
         out.merge(a)
     return out
+
+
+def window(
+    store: Store, start_s: float | None = None, end_s: float | None = None, **what: object
+) -> Aggregates:
+    """One window of ``store`` (``Window``'s ``maps``, ``origins``, ``details`` in ``what``)."""
+    (agg,) = read_windows(store, Window(start_s, end_s, **what))  # type: ignore[arg-type]
+    return agg
+
+
+def registry(store: Store) -> dict[WorkloadRev, RevisionStats]:
+    """The store's registry."""
+    return store.read(lambda _: Reads([])).registry

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from podtrace_collector.aggregate.stats import Aggregates
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from podtrace_collector.aggregate.stats import Aggregates, RevisionStats
+from podtrace_collector.errors import StoreError
 from podtrace_collector.store.memory import MemoryStore
 from podtrace_collector.store.sqlite import SqliteStore
 from podtrace_collector.store.writer import StoreWriter
 
-from tests.collector.store.samples import T0, merged, sample
+from tests.collector.store.samples import T0, merged, sample, window
 
 
 class Source:
@@ -33,7 +39,7 @@ class Source:
 
 
 class FailingStore(MemoryStore):
-    """A MemoryStore whose writes fail while ``failing`` is set."""
+    """A MemoryStore whose writes fail (transiently: a full disk) while ``failing`` is set."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -41,7 +47,7 @@ class FailingStore(MemoryStore):
 
     def write(self, buckets: Mapping[int, Aggregates]) -> None:
         if self.failing:
-            raise OSError("disk full")
+            raise StoreError("database or disk is full", transient=True)
         super().write(buckets)
 
 
@@ -57,7 +63,7 @@ def test_background_thread_writes_and_close_flushes(tmp_path: Path) -> None:
     assert w.writes >= 1
     src.add(T0, sample(1))
     assert w.close(timeout_s=5)
-    assert store.read() == merged(sample(0), sample(1))
+    assert window(store) == merged(sample(0), sample(1))
     assert w.buckets_written >= 2 and w.write_failures == 0
     store.close()
 
@@ -67,7 +73,7 @@ def test_close_without_start_flushes() -> None:
     src, store = Source(), MemoryStore()
     src.add(T0, sample())
     assert StoreWriter(src, store).close()
-    assert store.read() == sample()
+    assert window(store) == sample()
 
 
 def test_failed_writes_are_retried_then_written() -> None:
@@ -81,7 +87,7 @@ def test_failed_writes_are_retried_then_written() -> None:
     assert (w.write_failures, w.pending_buckets) == (2, 2)
     store.failing = False
     assert w.flush()
-    assert store.read() == merged(sample(0), sample(1, bucket_s=T0 + 60))
+    assert window(store) == merged(sample(0), sample(1, bucket_s=T0 + 60))
     assert (w.pending_buckets, w.dropped_buckets) == (0, 0)
 
 
@@ -95,8 +101,8 @@ def test_pending_minutes_are_bounded_and_drops_counted() -> None:
     assert (w.pending_buckets, w.dropped_buckets) == (2, 3)
     store.failing = False
     assert w.flush()
-    assert store.read(None, T0 + 180) == Aggregates()  # the three oldest were dropped
-    assert store.read().traces == sample(3).traces + sample(4).traces
+    assert window(store, None, T0 + 180) == Aggregates()  # the three oldest were dropped
+    assert window(store).traces == sample(3).traces + sample(4).traces
 
 
 def test_prune_by_retention() -> None:
@@ -109,4 +115,110 @@ def test_prune_by_retention() -> None:
     w.flush()
     w.prune()
     assert w.pruned_buckets == 1
-    assert store.read() == sample(1, bucket_s=T0 + 3000)
+    assert window(store) == sample(1, bucket_s=T0 + 3000)
+
+
+def _poisoned() -> Aggregates:
+    """A minute whose one revision row holds a time SQLite cannot store (an int past 2^63)."""
+    a = sample(7)
+    a.revisions[("shop/poison", "p1")] = RevisionStats(last_seen_ns=2**64, requests=1)
+    return a
+
+
+def test_a_poison_entry_is_dropped_and_the_rest_written(tmp_path: Path) -> None:
+    """A deterministic failure is not retried: the batch is written entry by entry and only
+    what the store cannot hold is dropped and counted; the next write succeeds."""
+    src, store = Source(), SqliteStore(tmp_path / "p.db")
+    w = StoreWriter(src, store, retention_s=0)
+    src.add(T0, _poisoned())
+    src.add(T0 + 60, sample(1, bucket_s=T0 + 60))
+    assert w.flush()
+    assert w.dropped_entries == 1 and w.pending_buckets == 0 and w.healthy
+    got = window(store)
+    assert ("shop/poison", "p1") not in got.revisions
+    assert got == merged(sample(7), sample(1, bucket_s=T0 + 60))
+    src.add(T0 + 120, sample(2, bucket_s=T0 + 120))
+    assert w.flush() and w.write_failures == 0
+    store.close()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(-(2**70), 2**70),
+            st.integers(-(2**70), 2**70),
+            st.text(max_size=8),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_no_input_makes_two_writes_in_a_row_fail(
+    rows: list[tuple[int, int, str]],
+) -> None:
+    """Whatever values an analysis hands over, the writer never fails twice in a row."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src, store = Source(), SqliteStore(Path(tmp) / "p.db")
+        w = StoreWriter(src, store, retention_s=0)
+        agg = Aggregates()
+        for first, count, name in rows:
+            agg.revisions[(f"ns/{name}", name)] = RevisionStats(
+                first_seen_ns=first, last_seen_ns=first, requests=count, service=name
+            )
+        src.add(T0, agg)
+        w.flush()
+        src.add(T0 + 60, sample(1, bucket_s=T0 + 60))
+        assert w.flush() and w.healthy
+        assert window(store, T0 + 60, T0 + 120) == sample(1, bucket_s=T0 + 60)
+        store.close()
+
+
+def test_transient_failures_make_the_writer_unhealthy_and_log_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A full disk: retried, reported unhealthy, logged once per change of state."""
+    src, store = Source(), FailingStore()
+    w = StoreWriter(src, store, retention_s=0)
+    with caplog.at_level(logging.WARNING, logger="podtrace_collector.store.writer"):
+        for k in range(5):
+            src.add(T0 + 60 * k, sample(k, bucket_s=T0 + 60 * k))
+            assert not w.flush()
+        assert not w.healthy
+        store.failing = False
+        assert w.flush() and w.healthy
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("disk is full" in m for m in messages) == 1
+    assert sum("succeed again" in m for m in messages) == 1
+    assert window(store).traces == sum(sample(k).traces for k in range(5))
+
+
+class SlowPruneStore(MemoryStore):
+    """A store whose prune takes many steps and stops only when asked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pruning = threading.Event()
+
+    def prune(self, before_s: float, *, should_stop: Callable[[], bool] = lambda: False) -> int:
+        self.pruning.set()
+        while not should_stop():
+            time.sleep(0.01)
+        return 0
+
+
+def test_prune_runs_beside_writes_and_close_does_not_wait_for_it() -> None:
+    """A long prune runs in its own thread: writes go on, and close() stops it between steps."""
+    src, store = Source(), SlowPruneStore()
+    w = StoreWriter(src, store, interval_s=0.02, retention_s=60)
+    w.start()
+    assert store.pruning.wait(5)
+    src.add(T0, sample(0))
+    deadline = time.monotonic() + 5
+    while w.writes == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert w.writes >= 1  # written while the prune runs
+    started = time.monotonic()
+    assert w.close(timeout_s=5)
+    assert time.monotonic() - started < 2
+    assert window(store) == sample(0)
