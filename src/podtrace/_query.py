@@ -263,7 +263,10 @@ def _headline(r: dict[str, Any]) -> str:
     line = f"{r.get('workload', '?')}  revision {r.get('revision', '?')}"
     line += f"  ({extra})" if extra else ""
     window = _dict(r.get("window"))
-    return f"{line}\nwindow {window.get('start', '?')} .. {window.get('end', '?')}"
+    span = f"window {window.get('start', '?')} .. {window.get('end', '?')}"
+    if r.get("first_seen"):
+        span += f"  (whole minutes; first span of this revision {r['first_seen']})"
+    return f"{line}\n{span}"
 
 
 def _verdict(r: dict[str, Any]) -> str:
@@ -271,7 +274,7 @@ def _verdict(r: dict[str, Any]) -> str:
     p = r.get("p_value")
     line = f"VERDICT: {verdict}" + (f"  (p = {p:.3g})" if isinstance(p, (int, float)) else "")
     reasons = [f"  - {x}" for x in _texts(r.get("reasons"))]
-    if not _dict(r.get("baseline")):
+    if not reasons and not _dict(r.get("baseline")):
         reasons.append("  - no baseline: this is the workload's first revision")
     return "\n".join([line, *reasons])
 
@@ -298,7 +301,8 @@ def _affected(r: dict[str, Any]) -> str:
          _num(a.get("affected_requests")), _of(a.get("affected_requests"), a.get("requests"))]
         for a in _items(r.get("affected_services"))
     ]  # fmt: skip
-    title = f"Affected services (max {_num(r.get('max_hops'))} hops)"
+    hops = r.get("max_hops")
+    title = f"Affected services (max {_num(hops)} hop{'' if hops == 1 else 's'})"
     if not rows:
         return f"{title}\n  none: no failure from this revision reached another service"
     head = ["HOPS", "WORKLOAD", "SERVICE", "AFFECTED", "OF REQUESTS"]
@@ -329,7 +333,9 @@ def _contained(r: dict[str, Any]) -> str:
 
 def _reach(r: dict[str, Any]) -> str:
     users = _num(r.get("affected_users"))
-    if r.get("affected_users_capped"):
+    if r.get("affected_users") is None and "affected_users" in r:
+        users = f"unknown ({r.get('affected_users_reason') or 'no enduser.id on entry spans'})"
+    elif r.get("affected_users_capped"):
         users = f"at least {users}"
     lines = [f"Affected traces {_num(r.get('affected_traces'))}, affected users {users}"]
     ids = _texts(r.get("exemplar_trace_ids"))

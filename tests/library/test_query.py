@@ -283,3 +283,26 @@ class TestInProcess:
         """An HTTP server that is not the API (HTML, not JSON) is reported as such."""
         assert main(["shop/cart", "--api", api.url + "/static/style.css#"]) != 0
         assert "podtrace blast-radius:" in capsys.readouterr().err
+
+
+class TestRenderWords:
+    def test_unknown_users_say_why(self) -> None:
+        """``affected_users: null`` reads as unknown with the reason, never as 0."""
+        report = {**SPEC_REPORT, "affected_users": None,
+                  "affected_users_reason": "no enduser.id on entry spans"}  # fmt: skip
+        out = render_report(report)
+        assert "affected users unknown (no enduser.id on entry spans)" in out
+        assert "affected users 0" not in out
+
+    def test_one_hop_and_one_first_revision_line(self) -> None:
+        """'max 1 hop' in the singular; the first revision is said once, by the reasons."""
+        one = {**SPEC_REPORT, "max_hops": 1}
+        assert "Affected services (max 1 hop)" in render_report(one)
+        first = {**SPEC_REPORT, "baseline": None,
+                 "reasons": ["first revision: there is no baseline"]}  # fmt: skip
+        assert render_report(first).count("baseline") == 1
+
+    def test_the_window_says_it_is_whole_minutes(self) -> None:
+        """The printed window is the minutes read, with the revision's first span beside it."""
+        out = render_report({**SPEC_REPORT, "first_seen": "2026-11-24T10:00:49.541Z"})
+        assert "whole minutes; first span of this revision 2026-11-24T10:00:49.541Z" in out
