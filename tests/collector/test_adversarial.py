@@ -29,6 +29,7 @@ from podtrace_collector.store import open_store
 
 from tests.collector.otlp_helpers import make_request, metric, running, test_config
 from tests.collector.receive.test_decode import POISON
+from tests.collector.store.samples import registry
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 
@@ -63,7 +64,7 @@ def test_poison_span_is_rejected_and_later_writes_persist(tmp_path: Path) -> Non
     # Stopping flushed everything: the good workload is stored, the poison one is not.
     store = open_store(f"sqlite:///{db}")
     try:
-        workloads = {key[0] for key in store.revisions()}
+        workloads = {key[0] for key in registry(store)}
     finally:
         store.close()
     assert workloads == {"shop/cart"}
