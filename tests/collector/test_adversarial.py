@@ -140,7 +140,7 @@ def test_hostile_corpus_gets_clear_answers_and_the_gateway_keeps_storing(tmp_pat
         assert metric(text, "podtrace_otlp_requests_total", transport="grpc", outcome="error") == 0
     store = open_store(f"sqlite:///{db}")
     try:
-        assert {key[0] for key in store.revisions()} == {"shop/cart"}
+        assert {key[0] for key in registry(store)} == {"shop/cart"}
     finally:
         store.close()
 
