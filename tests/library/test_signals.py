@@ -151,6 +151,7 @@ def test_sigterm_during_the_exit_flush_waits_for_it(
 ) -> None:
     """SIGTERM arriving while the exit flush runs is held until the spans are out, then kills."""
     receiver.http_delay_s = 0.6
+    child_env["PODTRACE_SHUTDOWN_TIMEOUT_S"] = "30"  # a slow answer must not time out here
     after = (
         "import threading\n"
         "timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM))\n"
