@@ -125,12 +125,33 @@ class Request:
 
 
 class TraceAnalysis:
-    """The analysed trace: deduplicated spans with their workloads, and its requests."""
+    """The analysed trace: deduplicated spans with their workloads, and its requests.
 
-    __slots__ = ("absorbed", "duplicates", "requests", "seen", "spans", "start_ns")
+    ``parents``, ``order``, ``span_requests`` and ``span_keys`` describe the span tree, index by
+    index with ``spans``, for later passes over the same trace (``analyse.critical``); they live
+    as long as the analysis, which is dropped once its trace is aggregated.
+    """
+
+    __slots__ = (
+        "absorbed",
+        "duplicates",
+        "order",
+        "parents",
+        "requests",
+        "seen",
+        "span_keys",
+        "span_requests",
+        "spans",
+        "start_ns",
+    )
 
     def __init__(self) -> None:
         self.spans: list[Span] = []  # deduplicated, in arrival order
+        self.parents: list[int] = []  # index of each span's parent, -1 for a root (cycles cut)
+        self.order: list[int] = []  # span indices, every parent before its children
+        # The nearest request at or above each span (None above every request).
+        self.span_requests: list[Request | None] = []
+        self.span_keys: list[WorkloadRev] = []  # (workload, revision) of each span
         # Per distinct resource: (workload, earliest span start, latest span end).
         self.seen: list[tuple[WorkloadInfo, int, int]] = []
         self.duplicates = 0
@@ -149,10 +170,11 @@ def analyse_trace(spans: Iterable[Span]) -> TraceAnalysis:
     result = TraceAnalysis()
     index = _dedupe(spans, result)
     uniq = result.spans
-    parent = [index.get(s.parent_id, -1) if s.parent_id else -1 for s in uniq]
-    order = _tree_order(uniq, parent)
+    parent = result.parents = [index.get(s.parent_id, -1) if s.parent_id else -1 for s in uniq]
+    order = result.order = _tree_order(uniq, parent)
     meta = _resolve(result)
-    result.requests = _build_requests(uniq, parent, order, meta)
+    result.span_keys = [m[1] for m in meta]
+    result.requests = _build_requests(uniq, parent, order, meta, result.span_requests)
     result.absorbed = _propagate(result.requests)
     for r in result.requests:
         _set_times(r)
@@ -292,10 +314,15 @@ def _break_cycles(
 
 
 def _build_requests(
-    spans: list[Span], parent: list[int], order: list[int], meta: list[_Meta]
+    spans: list[Span],
+    parent: list[int],
+    order: list[int],
+    meta: list[_Meta],
+    near: list[Request | None],
 ) -> list[Request]:
+    """The requests, parents first; ``near`` gets the nearest request at or above each span."""
     any_request = any(s.kind in _REQUEST_KINDS for s in spans)
-    near: list[Request | None] = [None] * len(spans)  # nearest request at or above each span
+    near[:] = [None] * len(spans)
     requests: list[Request] = []
     for i in order:
         s = spans[i]
