@@ -26,16 +26,17 @@ difference from X to the nearest of them in W@R (0 for X's own).  Time of a span
 request is of another workload (an internal span carrying another resource) counts at the depth
 of that nearest request.
 
-How it is computed, once per trace, children before parents: each span's walk over its own
-interval is summarised as ``{W@R: (critical ns, smallest request depth)}``.  A parent reuses a
-child's summary when the child lies inside the parent's clipped interval (the child's subtree is
-then clipped exactly as in its own walk), taking the child's dict over when nobody can need it
-again.  A child crossing the interval (clock skew, a child outliving its parent) is walked again,
-clipped, reusing the summaries of its descendants that lie inside their clipped parents.  Those
-re-walks are bounded by ``REWALK_BUDGET`` spans per span: past it, a crossing child's summary is
-scaled to its clipped length instead.  Real clock skew crosses a few spans at a service boundary;
-only skew growing over many nested levels (a crafted trace) reaches the bound, which keeps the
-worst case linear.  Nothing is kept once ``critical_shares`` returns.
+How it is computed, once per trace, children before parents: each request's walk is summarised as
+``{W@R: (critical ns, smallest request depth)}``.  The walk of a request X goes through the spans
+of X itself (down to its downstream requests) and reuses the summary of a downstream request that
+lies inside its clipped parent: that request's subtree is then clipped exactly as in its own
+walk.  A downstream request crossing the interval (clock skew, a call outliving its caller) is
+walked again, clipped, reusing in turn the summaries of the requests below it that lie inside.
+Such re-walks are bounded by ``REWALK_BUDGET`` requests per walk: past it, a crossing request's
+summary is scaled to its clipped length instead.  Real clock skew crosses a few requests at a
+service boundary; only skew growing over many nested levels (a crafted trace) reaches the bound,
+which keeps the worst case linear in the number of spans.  Nothing is kept once
+``critical_shares`` returns.
 """
 
 from __future__ import annotations
@@ -51,7 +52,6 @@ REWALK_BUDGET = 32
 
 # W@R -> (critical ns, smallest depth of a request of it on the path); values are immutable.
 _Summary = dict[WorkloadRev, tuple[int, int]]
-_Owner = tuple[WorkloadRev, int]
 
 
 def critical_shares(
@@ -61,8 +61,8 @@ def critical_shares(
 
     Args:
         trace: the analysis of one trace, from ``requests.analyse_trace``.
-        rewalk_budget: spans walked again per span for children crossing their parent's clipped
-            interval, before falling back to scaling (see the module docstring).
+        rewalk_budget: requests walked again, clipped, per walk before falling back to scaling
+            their summaries (see the module docstring).
 
     Returns:
         ``(request, [(workload@revision, share_ms, hops), ...])`` per request, in no particular
@@ -71,214 +71,157 @@ def critical_shares(
     """
     if not trace.requests:
         return []
-    tree = _Tree(trace, rewalk_budget)
-    return [(r, tree.shares.get(r, [])) for r in trace.requests]
+    shares = _Walker(trace, rewalk_budget).run(trace)
+    return [(r, shares.get(r, [])) for r in trace.requests]
 
 
-class _Tree:
+class _Walker:
     """The walkable span tree of one trace, index by index with ``TraceAnalysis.spans``."""
 
     __slots__ = (
         "budget",
-        "crossing",
+        "client_child",
         "ends",
-        "is_request",
+        "keys",
         "kids",
+        "near",
         "owners",
-        "shares",
-        "sids",
+        "spans",
         "starts",
         "summaries",
     )
 
     def __init__(self, trace: TraceAnalysis, budget: int) -> None:
-        spans = trace.spans
+        spans = self.spans = trace.spans
         n = len(spans)
         self.budget = budget
+        self.near = trace.span_requests
+        self.keys = trace.span_keys
         self.starts = [s.start_ns for s in spans]
         self.ends = [s.end_ns if s.end_ns > s.start_ns else s.start_ns for s in spans]
-        self.sids = [s.span_id for s in spans]
+        # Children in a walk, sorted latest (clipped) end first, then earliest start, span id.
         self.kids: list[list[int] | None] = [None] * n
-        self.owners: list[_Owner] = [(("", ""), 0)] * n
-        # 1 when a span is clipped in its outermost walk: it may be walked again, clipped, so its
-        # children's summaries must stay intact.
-        self.crossing = bytearray(n)
-        self.is_request = bytearray(n)
-        self.summaries: list[_Summary | None] = [None] * n  # None: a leaf, all its own time
-        self.shares: dict[Request, list[Share]] = {}
-        self._link(trace)
-        self._summarise(trace)
+        self.summaries: list[_Summary | None] = [None] * n  # of requests with children
+        self.client_child: dict[int, int] = {}  # CLIENT span -> the request its time goes to
+        # Whose each span's own time is, and the depth of that request (set children first).
+        self.owners: list[tuple[WorkloadRev, int]] = [(("", ""), 0)] * n
 
-    def _link(self, trace: TraceAnalysis) -> None:
-        """Children lists, owners, crossing flags; parents first."""
-        spans, near, keys, parents = (
-            trace.spans,
-            trace.span_requests,
-            trace.span_keys,
+    def run(self, trace: TraceAnalysis) -> dict[Request, list[Share]]:
+        """Children first: link each span to its parent, walk each request once it is complete."""
+        spans, near, parents, starts, ends = (
+            self.spans,
+            self.near,
             trace.parents,
-        )
-        starts, ends, kids, owners, crossing = (
             self.starts,
             self.ends,
-            self.kids,
-            self.owners,
-            self.crossing,
         )
-        clip_lo, clip_hi = starts[:], ends[:]  # each span clipped in its outermost walk
-        client_child: dict[int, int] = {}  # CLIENT span -> the child request its time goes to
-        for i in trace.order:
+        kids_of, summaries, client_child = self.kids, self.summaries, self.client_child
+        keys, owners = self.keys, self.owners
+        shares: dict[Request, list[Share]] = {}
+        for i in reversed(trace.order):
             r = near[i]
             if r is None:
                 continue  # above every request: in no walk
             span = spans[i]
-            owners[i] = (keys[i], r.depth)
+            kids = kids_of[i]
+            if kids is not None and len(kids) > 1:
+                hi = ends[i]
+                kids.sort(
+                    key=lambda c: (-(ends[c] if ends[c] < hi else hi), starts[c], spans[c].span_id)
+                )
+            cc = client_child.get(i)
+            owners[i] = (keys[i], r.depth) if cc is None else (keys[cc], near[cc].depth)  # type: ignore[union-attr]
             p = parents[i]
             if r.span is span:
-                self.is_request[i] = 1
+                if kids is None:
+                    length = ends[i] - starts[i]
+                    shares[r] = [(r.key, length / 1e6, 0)] if length > 0 else []
+                else:
+                    summary = summaries[i] = self._walk(i)
+                    shares[r] = _shares_of(summary, r.depth)
                 if span.kind == KIND_CONSUMER or p < 0 or near[p] is None:
                     continue  # the root of its own walk
                 if spans[p].kind == KIND_CLIENT:
                     j = client_child.get(p)
                     if j is None or (ends[i], spans[j].span_id) > (ends[j], span.span_id):
                         client_child[p] = i
-                        owners[p] = (keys[i], r.depth)
-            s0, e0 = starts[i], ends[i]
-            if s0 < clip_lo[p]:
-                clip_lo[i] = clip_lo[p]
-                crossing[i] = 1
-            if e0 > clip_hi[p]:
-                clip_hi[i] = clip_hi[p]
-                crossing[i] = 1
-            sp, ep = starts[p], ends[p]
-            if (e0 if e0 < ep else ep) > (s0 if s0 > sp else sp):  # overlaps the parent
-                k = kids[p]
+            s0, e0, sp, ep = starts[i], ends[i], starts[p], ends[p]
+            if (e0 if e0 < ep else ep) > (s0 if s0 > sp else sp):  # overlaps its parent
+                k = kids_of[p]
                 if k is None:
-                    kids[p] = [i]
+                    kids_of[p] = [i]
                 else:
                     k.append(i)
+        return shares
 
-    def _summarise(self, trace: TraceAnalysis) -> None:
-        """Every span's own walk, children first; the shares of every request."""
-        near, kids, is_request = trace.span_requests, self.kids, self.is_request
-        starts, ends, owners = self.starts, self.ends, self.owners
-        for i in reversed(trace.order):
-            r = near[i]
-            if r is None:
-                continue
-            if kids[i] is not None:
-                summary = self._walk(i)
-                if is_request[i]:
-                    self.shares[r] = _shares_of(summary, r.depth)
-            elif is_request[i]:
-                length = ends[i] - starts[i]
-                self.shares[r] = [(owners[i][0], length / 1e6, 0)] if length > 0 else []
+    def _walk(self, x: int) -> _Summary:
+        """The critical path of request ``x`` (whose children all have theirs).
 
-    def _walk(self, i: int) -> _Summary:
-        """Span ``i``'s walk over its own interval, reusing its children's summaries."""
-        starts, ends, sids, summaries, owners = (
-            self.starts,
-            self.ends,
-            self.sids,
-            self.summaries,
-            self.owners,
-        )
-        kids = self.kids[i]
-        assert kids is not None
-        lo, hi = starts[i], ends[i]
-        if len(kids) > 1:
-            kids.sort(key=lambda c: (-(ends[c] if ends[c] < hi else hi), starts[c], sids[c]))
-        take = not self.crossing[i]  # children's summaries may be taken over and changed
+        Iterative; frames are ``[span, lo, hi, next kid, time, own, forced kid or -1]``.
+        """
+        starts, ends, kids_of, summaries = self.starts, self.ends, self.kids, self.summaries
+        near, spans, owners = self.near, self.spans, self.owners
         budget = self.budget
         acc: _Summary = {}
-        t, own = hi, 0
-        for c in kids:
-            ce = ends[c]
-            if ce > hi:
+        stack = [[x, starts[x], ends[x], 0, ends[x], 0, -1]]
+        while stack:
+            frame = stack[-1]
+            span, lo, hi, idx, t, own, c = frame
+            if c >= 0:  # the first child of a span whose end is clipped
                 ce = hi
-            if ce > t:
+                frame[6] = -1
+            else:
+                kids = kids_of[span]
+                assert kids is not None
+                while idx < len(kids):
+                    k = kids[idx]
+                    idx += 1
+                    ce = ends[k] if ends[k] < hi else hi
+                    if ce <= t:
+                        if ce > lo:
+                            c = k
+                        else:
+                            idx = len(kids)
+                        break
+            if c < 0:
+                own += t - lo
+                if own or near[span].span is spans[span]:  # type: ignore[union-attr]
+                    key, depth = owners[span]
+                    cur = acc.get(key)
+                    if cur is None:
+                        acc[key] = (own, depth)
+                    else:
+                        acc[key] = (cur[0] + own, depth if depth < cur[1] else cur[1])
+                stack.pop()
                 continue
             own += t - ce
-            cs = starts[c]
-            if cs < lo:
-                cs = lo
-            if cs == starts[c] and ce == ends[c]:
-                sub = summaries[c]
-                if sub is None:
-                    _add(acc, owners[c], ce - cs)
-                elif take and len(sub) >= len(acc):
-                    _merge(sub, acc)
-                    acc = sub
+            cs = starts[c] if starts[c] > lo else lo
+            frame[3], frame[4], frame[5] = idx, cs, own
+            sub = summaries[c]
+            if kids_of[c] is None:  # a leaf: all of its time is its owner's
+                key, depth = owners[c]
+                cur = acc.get(key)
+                if cur is None:
+                    acc[key] = (ce - cs, depth)
                 else:
-                    _merge(acc, sub)
+                    acc[key] = (cur[0] + ce - cs, depth if depth < cur[1] else cur[1])
+            elif sub is not None and cs == starts[c] and ce == ends[c]:
+                _merge(acc, sub)
+            elif sub is not None and budget <= 0:
+                self._scaled(c, ce - cs, acc)
             else:
-                budget = self._rewalk(c, cs, ce, acc, budget)
-            t = cs
-            if t <= lo:
-                break
-        own += t - lo
-        if own or self.is_request[i]:
-            _add(acc, owners[i], own)
-        summaries[i] = acc
+                budget -= sub is not None
+                if ce == ends[c]:
+                    stack.append([c, cs, ce, 0, ce, 0, -1])
+                else:
+                    stack.append(self._clipped_frame(c, cs, ce))
         return acc
 
-    def _rewalk(self, root: int, lo: int, hi: int, acc: _Summary, budget: int) -> int:
-        """Walk ``root`` clipped to ``[lo, hi]`` (narrower than its own) into ``acc``.
-
-        Iterative; returns the budget left.  Frames are ``[span, lo, hi, next kid, time, own]``.
-        """
-        starts, ends, kids_of = self.starts, self.ends, self.kids
-        stack: list[list[int]] = []
-        enter: tuple[int, int, int] | None = (root, lo, hi)
-        while True:
-            if enter is not None:
-                span, lo, hi = enter
-                enter = None
-                if lo == starts[span] and hi == ends[span]:
-                    self._reuse(span, acc)
-                elif kids_of[span] is None:
-                    _add(acc, self.owners[span], hi - lo)
-                elif budget <= 0:
-                    self._scaled(span, hi - lo, acc)
-                else:
-                    budget -= 1
-                    frame = [span, lo, hi, 0, hi, 0]
-                    stack.append(frame)
-                    if hi < ends[span]:
-                        enter = self._first_at_clipped_end(frame)
-                        if enter is not None:
-                            continue
-            if not stack:
-                return budget
-            frame = stack[-1]
-            span, lo, hi, idx, t, own = frame
-            kids = kids_of[span]
-            assert kids is not None
-            while idx < len(kids) and t > lo:
-                c = kids[idx]
-                idx += 1
-                ce = ends[c] if ends[c] < hi else hi
-                if ce > t:
-                    continue
-                if ce <= lo:
-                    break
-                own += t - ce
-                t = starts[c] if starts[c] > lo else lo
-                enter = (c, t, ce)
-                break
-            if enter is not None:
-                frame[3], frame[4], frame[5] = idx, t, own
-                continue
-            own += t - lo
-            if own or self.is_request[span]:
-                _add(acc, self.owners[span], own)
-            stack.pop()
-
-    def _first_at_clipped_end(self, frame: list[int]) -> tuple[int, int, int] | None:
-        """For a span whose end is clipped to ``hi``: every child ending at or after ``hi`` now
-        ends there, so the first critical one is the earliest-starting of them (then the smallest
-        span id).  They lead the kids sorted for the span's own walk; skip past them."""
-        span, lo, hi = frame[0], frame[1], frame[2]
-        starts, ends, sids = self.starts, self.ends, self.sids
+    def _clipped_frame(self, span: int, lo: int, hi: int) -> list[int]:
+        """A frame walking ``span`` over ``[lo, hi]``, its end clipped: every child ending at or
+        after ``hi`` now ends there, so the first critical one is the earliest to start of them
+        (then the smallest span id); they lead the sorted kids."""
+        starts, ends, spans = self.starts, self.ends, self.spans
         kids = self.kids[span]
         assert kids is not None
         own_end = ends[span]
@@ -288,28 +231,17 @@ class _Tree:
             if (ends[k] if ends[k] < own_end else own_end) < hi:
                 break
             idx += 1
-            if starts[k] < hi and (best < 0 or (starts[k], sids[k]) < (starts[best], sids[best])):
+            if starts[k] < hi and (
+                best < 0 or (starts[k], spans[k].span_id) < (starts[best], spans[best].span_id)
+            ):
                 best = k
-        frame[3] = idx
-        if best < 0:
-            return None
-        cs = starts[best] if starts[best] > lo else lo
-        frame[4] = cs
-        return (best, cs, hi)
+        return [span, lo, hi, idx, hi, 0, best]
 
-    def _reuse(self, span: int, acc: _Summary) -> None:
-        """A span inside its clipped parent: its own walk, unchanged."""
-        sub = self.summaries[span]
-        if sub is None:
-            _add(acc, self.owners[span], self.ends[span] - self.starts[span])
-        else:
-            _merge(acc, sub)
-
-    def _scaled(self, span: int, length: int, acc: _Summary) -> None:
-        """Past the re-walk budget: the span's own walk scaled down to ``length``."""
-        sub = self.summaries[span]
+    def _scaled(self, request: int, length: int, acc: _Summary) -> None:
+        """Past the re-walk budget: the request's own summary scaled down to ``length``."""
+        sub = self.summaries[request]
         assert sub is not None
-        full = self.ends[span] - self.starts[span]
+        full = self.ends[request] - self.starts[request]
         given = 0
         for key, (ns, depth) in sub.items():
             part = ns * length // full
@@ -317,10 +249,10 @@ class _Tree:
                 _add(acc, (key, depth), part)
                 given += part
         if length > given:
-            _add(acc, self.owners[span], length - given)
+            _add(acc, self.owners[request], length - given)
 
 
-def _add(acc: _Summary, owner: _Owner, ns: int) -> None:
+def _add(acc: _Summary, owner: tuple[WorkloadRev, int], ns: int) -> None:
     key, depth = owner
     cur = acc.get(key)
     if cur is None:
