@@ -42,7 +42,7 @@ which keeps the worst case linear in the number of spans.  Nothing is kept once
 from __future__ import annotations
 
 from podtrace_collector.analyse.requests import Request, TraceAnalysis, WorkloadRev
-from podtrace_collector.model import KIND_CLIENT, KIND_CONSUMER
+from podtrace_collector.model import KIND_CLIENT, KIND_CONSUMER, KIND_SERVER
 
 # (workload@revision, critical time in ms, hops from the request)
 Share = tuple[WorkloadRev, float, int]
@@ -80,7 +80,7 @@ class _Walker:
 
     __slots__ = (
         "budget",
-        "client_child",
+        "children",
         "ends",
         "keys",
         "kids",
@@ -99,81 +99,94 @@ class _Walker:
         self.keys = trace.span_keys
         self.starts = [s.start_ns for s in spans]
         self.ends = [s.end_ns if s.end_ns > s.start_ns else s.start_ns for s in spans]
-        # Children in a walk, sorted latest (clipped) end first, then earliest start, span id.
+        children: list[list[int] | None] = [None] * n
+        for i, p in enumerate(trace.parents):
+            if p >= 0:
+                c = children[p]
+                if c is None:
+                    children[p] = [i]
+                else:
+                    c.append(i)
+        self.children = children
+        # Prepared when first walked (``_prepare``): the children a walk goes through, sorted
+        # latest end first, then earliest start, then span id; and whose own time the span's is.
         self.kids: list[list[int] | None] = [None] * n
-        self.summaries: list[_Summary | None] = [None] * n  # of requests with children
-        self.client_child: dict[int, int] = {}  # CLIENT span -> the request its time goes to
-        # Whose each span's own time is, and the depth of that request (set children first).
-        self.owners: list[tuple[WorkloadRev, int]] = [(("", ""), 0)] * n
+        self.owners: list[tuple[WorkloadRev, int] | None] = [None] * n
+        self.summaries: list[_Summary | None] = [None] * n  # of requests with a walk
 
     def run(self, trace: TraceAnalysis) -> dict[Request, list[Share]]:
-        """Children first: link each span to its parent, walk each request once it is complete."""
-        spans, near, parents, starts, ends = (
-            self.spans,
-            self.near,
-            trace.parents,
-            self.starts,
-            self.ends,
-        )
-        kids_of, summaries, client_child = self.kids, self.summaries, self.client_child
-        keys, owners = self.keys, self.owners
+        """Every request's shares; children first, so a request's downstream requests have
+        their summaries when it is walked."""
         shares: dict[Request, list[Share]] = {}
-        for i in reversed(trace.order):
-            r = near[i]
-            if r is None:
-                continue  # above every request: in no walk
-            span = spans[i]
-            kids = kids_of[i]
-            if kids is not None and len(kids) > 1:
-                hi = ends[i]
-                kids.sort(
-                    key=lambda c: (-(ends[c] if ends[c] < hi else hi), starts[c], spans[c].span_id)
-                )
-            cc = client_child.get(i)
-            owners[i] = (keys[i], r.depth) if cc is None else (keys[cc], near[cc].depth)  # type: ignore[union-attr]
-            p = parents[i]
-            if r.span is span:
-                if kids is None:
-                    length = ends[i] - starts[i]
-                    shares[r] = [(r.key, length / 1e6, 0)] if length > 0 else []
-                else:
-                    summary = summaries[i] = self._walk(i)
-                    shares[r] = _shares_of(summary, r.depth)
-                if span.kind == KIND_CONSUMER or p < 0 or near[p] is None:
-                    continue  # the root of its own walk
-                if spans[p].kind == KIND_CLIENT:
-                    j = client_child.get(p)
-                    if j is None or (ends[i], spans[j].span_id) > (ends[j], span.span_id):
-                        client_child[p] = i
-            s0, e0, sp, ep = starts[i], ends[i], starts[p], ends[p]
-            if (e0 if e0 < ep else ep) > (s0 if s0 > sp else sp):  # overlaps its parent
-                k = kids_of[p]
-                if k is None:
-                    kids_of[p] = [i]
-                else:
-                    k.append(i)
+        starts, ends, children = self.starts, self.ends, self.children
+        for r in reversed(trace.requests):
+            x = r.index
+            if children[x] is not None and self._prepare(x):
+                summary = self.summaries[x] = self._walk(x)
+                shares[r] = _shares_of(summary, r.depth)
+            else:
+                length = ends[x] - starts[x]
+                shares[r] = [(r.key, length / 1e6, 0)] if length > 0 else []
         return shares
 
-    def _walk(self, x: int) -> _Summary:
-        """The critical path of request ``x`` (whose children all have theirs).
+    def _prepare(self, span: int) -> list[int]:
+        """The children of ``span`` a walk goes through, sorted; sets its owner."""
+        starts, ends, spans = self.starts, self.ends, self.spans
+        lo, hi = starts[span], ends[span]
+        kids: list[int] = []
+        client = spans[span].kind == KIND_CLIENT
+        called = -1  # for a CLIENT span: its SERVER child ending last (then smallest span id)
+        for k in self.children[span] or ():
+            child = spans[k]
+            kind = child.kind
+            if kind == KIND_CONSUMER:
+                continue  # asynchronous: the root of its own walk
+            if (
+                client
+                and kind == KIND_SERVER
+                and (called < 0 or (ends[k], spans[called].span_id) > (ends[called], child.span_id))
+            ):
+                called = k
+            e0, s0 = ends[k], starts[k]
+            if (e0 if e0 < hi else hi) > (s0 if s0 > lo else lo):  # overlaps the span
+                kids.append(k)
+        if len(kids) > 1:
+            kids.sort(
+                key=lambda c: (-(ends[c] if ends[c] < hi else hi), starts[c], spans[c].span_id)
+            )
+        self.kids[span] = kids
+        owner = called if called >= 0 else span
+        r = self.near[owner]
+        assert r is not None
+        self.owners[span] = (self.keys[owner], r.depth)
+        return kids
 
-        Iterative; frames are ``[span, lo, hi, next kid, time, own, forced kid or -1]``.
+    def _walk(self, x: int) -> _Summary:
+        """The critical path of request ``x`` (prepared; its downstream requests have theirs).
+
+        Iterative: the span being walked lives in locals, its ancestors on ``stack``.
         """
         starts, ends, kids_of, summaries = self.starts, self.ends, self.kids, self.summaries
-        near, spans, owners = self.near, self.spans, self.owners
+        near, spans, owners, keys, children = (
+            self.near,
+            self.spans,
+            self.owners,
+            self.keys,
+            self.children,
+        )
         budget = self.budget
         acc: _Summary = {}
-        stack = [[x, starts[x], ends[x], 0, ends[x], 0, -1]]
-        while stack:
-            frame = stack[-1]
-            span, lo, hi, idx, t, own, c = frame
-            if c >= 0:  # the first child of a span whose end is clipped
-                ce = hi
-                frame[6] = -1
+        stack: list[tuple[int, int, int, list[int], int, int, int]] = []
+        span, lo, hi, t, own, idx, forced = x, starts[x], ends[x], ends[x], 0, 0, -1
+        kids = kids_of[x]
+        assert kids is not None
+        while True:
+            c = -1
+            if forced >= 0:  # the first child of a span whose end is clipped
+                c, ce, forced = forced, hi, -1
             else:
-                kids = kids_of[span]
-                assert kids is not None
-                while idx < len(kids):
+                n_kids = len(kids)
+                while idx < n_kids:
                     k = kids[idx]
                     idx += 1
                     ce = ends[k] if ends[k] < hi else hi
@@ -181,46 +194,48 @@ class _Walker:
                         if ce > lo:
                             c = k
                         else:
-                            idx = len(kids)
+                            idx = n_kids
                         break
-            if c < 0:
+            if c < 0:  # the span is done: the rest is its own
                 own += t - lo
                 if own or near[span].span is spans[span]:  # type: ignore[union-attr]
-                    key, depth = owners[span]
-                    cur = acc.get(key)
-                    if cur is None:
-                        acc[key] = (own, depth)
-                    else:
-                        acc[key] = (cur[0] + own, depth if depth < cur[1] else cur[1])
-                stack.pop()
+                    _add(acc, owners[span], own)  # type: ignore[arg-type]
+                if not stack:
+                    return acc
+                span, lo, hi, kids, idx, t, own = stack.pop()
                 continue
             own += t - ce
-            cs = starts[c] if starts[c] > lo else lo
-            frame[3], frame[4], frame[5] = idx, cs, own
-            sub = summaries[c]
-            if kids_of[c] is None:  # a leaf: all of its time is its owner's
-                key, depth = owners[c]
+            t = cs = starts[c] if starts[c] > lo else lo
+            if children[c] is None:  # a leaf: all of its time is its own
+                key, depth = keys[c], near[c].depth  # type: ignore[union-attr]
                 cur = acc.get(key)
                 if cur is None:
                     acc[key] = (ce - cs, depth)
                 else:
                     acc[key] = (cur[0] + ce - cs, depth if depth < cur[1] else cur[1])
+                continue
+            ckids = kids_of[c]
+            if ckids is None:
+                ckids = self._prepare(c)
+            sub = summaries[c]
+            if not ckids:
+                _add(acc, owners[c], ce - cs)  # type: ignore[arg-type]
             elif sub is not None and cs == starts[c] and ce == ends[c]:
-                _merge(acc, sub)
+                _merge(acc, sub)  # a downstream request inside its clipped parent
             elif sub is not None and budget <= 0:
                 self._scaled(c, ce - cs, acc)
-            else:
+            else:  # descend; a clipped downstream request costs budget
                 budget -= sub is not None
-                if ce == ends[c]:
-                    stack.append([c, cs, ce, 0, ce, 0, -1])
-                else:
-                    stack.append(self._clipped_frame(c, cs, ce))
-        return acc
+                stack.append((span, lo, hi, kids, idx, t, own))
+                span, lo, hi, kids, idx, t, own = c, cs, ce, ckids, 0, ce, 0
+                if ce < ends[c]:
+                    idx, forced = self._clipped_start(c, ce)
 
-    def _clipped_frame(self, span: int, lo: int, hi: int) -> list[int]:
-        """A frame walking ``span`` over ``[lo, hi]``, its end clipped: every child ending at or
-        after ``hi`` now ends there, so the first critical one is the earliest to start of them
-        (then the smallest span id); they lead the sorted kids."""
+    def _clipped_start(self, span: int, hi: int) -> tuple[int, int]:
+        """Where the walk of ``span`` with its end clipped to ``hi`` starts: every child ending at
+        or after ``hi`` now ends there, so the first critical one is the earliest to start of
+        them (then the smallest span id).  They lead the sorted kids: returns the index past
+        them and that child (-1 for none)."""
         starts, ends, spans = self.starts, self.ends, self.spans
         kids = self.kids[span]
         assert kids is not None
@@ -235,7 +250,7 @@ class _Walker:
                 best < 0 or (starts[k], spans[k].span_id) < (starts[best], spans[best].span_id)
             ):
                 best = k
-        return [span, lo, hi, idx, hi, 0, best]
+        return idx, best
 
     def _scaled(self, request: int, length: int, acc: _Summary) -> None:
         """Past the re-walk budget: the request's own summary scaled down to ``length``."""
@@ -249,7 +264,7 @@ class _Walker:
                 _add(acc, (key, depth), part)
                 given += part
         if length > given:
-            _add(acc, self.owners[request], length - given)
+            _add(acc, self.owners[request], length - given)  # type: ignore[arg-type]
 
 
 def _add(acc: _Summary, owner: tuple[WorkloadRev, int], ns: int) -> None:

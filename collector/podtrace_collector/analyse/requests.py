@@ -60,6 +60,7 @@ class Request:
 
     Attributes:
         span, info, key: the SERVER/CONSUMER (or root) span, its workload, ``(workload, revision)``.
+        index: the position of ``span`` in ``TraceAnalysis.spans``.
         parent, depth: the parent request (``None`` for an entry point) and the depth below it.
         sync: the edge from the parent is synchronous (the request is not a CONSUMER).
         failed, origin: status ERROR; a failed request where the failure started.
@@ -74,6 +75,7 @@ class Request:
         "caller_workload",
         "depth",
         "failed",
+        "index",
         "info",
         "key",
         "origin",
@@ -88,9 +90,15 @@ class Request:
     )
 
     def __init__(
-        self, span: Span, info: WorkloadInfo, key: WorkloadRev, parent: Request | None
+        self,
+        span: Span,
+        info: WorkloadInfo,
+        key: WorkloadRev,
+        parent: Request | None,
+        index: int = -1,
     ) -> None:
         self.span = span
+        self.index = index
         self.info = info
         self.key = key  # (workload, revision)
         self.parent = parent
@@ -127,15 +135,14 @@ class Request:
 class TraceAnalysis:
     """The analysed trace: deduplicated spans with their workloads, and its requests.
 
-    ``parents``, ``order``, ``span_requests`` and ``span_keys`` describe the span tree, index by
-    index with ``spans``, for later passes over the same trace (``analyse.critical``); they live
+    ``parents``, ``span_requests`` and ``span_keys`` describe the span tree, index by index with
+    ``spans``, for later passes over the same trace (``analyse.critical``); they live
     as long as the analysis, which is dropped once its trace is aggregated.
     """
 
     __slots__ = (
         "absorbed",
         "duplicates",
-        "order",
         "parents",
         "requests",
         "seen",
@@ -148,7 +155,6 @@ class TraceAnalysis:
     def __init__(self) -> None:
         self.spans: list[Span] = []  # deduplicated, in arrival order
         self.parents: list[int] = []  # index of each span's parent, -1 for a root (cycles cut)
-        self.order: list[int] = []  # span indices, every parent before its children
         # The nearest request at or above each span (None above every request).
         self.span_requests: list[Request | None] = []
         self.span_keys: list[WorkloadRev] = []  # (workload, revision) of each span
@@ -171,7 +177,7 @@ def analyse_trace(spans: Iterable[Span]) -> TraceAnalysis:
     index = _dedupe(spans, result)
     uniq = result.spans
     parent = result.parents = [index.get(s.parent_id, -1) if s.parent_id else -1 for s in uniq]
-    order = result.order = _tree_order(uniq, parent)
+    order = _tree_order(uniq, parent)
     meta = _resolve(result)
     result.span_keys = [m[1] for m in meta]
     result.requests = _build_requests(uniq, parent, order, meta, result.span_requests)
@@ -330,7 +336,7 @@ def _build_requests(
         up = near[p] if p >= 0 else None
         if (s.kind in _REQUEST_KINDS) if any_request else p < 0:
             m = meta[i]
-            r = Request(s, m[0], m[1], up)
+            r = Request(s, m[0], m[1], up, i)
             requests.append(r)
             near[i] = r
             if p >= 0 and r.sync:
