@@ -41,8 +41,10 @@ which keeps the worst case linear in the number of spans.  Nothing is kept once
 
 from __future__ import annotations
 
+from typing import cast
+
 from podtrace_collector.analyse.requests import Request, TraceAnalysis, WorkloadRev
-from podtrace_collector.model import KIND_CLIENT, KIND_CONSUMER, KIND_SERVER
+from podtrace_collector.model import KIND_CLIENT, KIND_CONSUMER, KIND_SERVER, Span
 
 # (workload@revision, critical time in ms, hops from the request)
 Share = tuple[WorkloadRev, float, int]
@@ -52,6 +54,8 @@ REWALK_BUDGET = 32
 
 # W@R -> (critical ns, smallest depth of a request of it on the path); values are immutable.
 _Summary = dict[WorkloadRev, tuple[int, int]]
+_Owner = tuple[WorkloadRev, int]  # whose a span's own time is, and the depth of that request
+_NO_OWNER: _Owner = (("", ""), 0)
 
 
 def critical_shares(
@@ -81,13 +85,11 @@ class _Walker:
     __slots__ = (
         "budget",
         "children",
-        "ends",
         "keys",
         "kids",
         "near",
         "owners",
         "spans",
-        "starts",
         "summaries",
     )
 
@@ -95,10 +97,9 @@ class _Walker:
         spans = self.spans = trace.spans
         n = len(spans)
         self.budget = budget
-        self.near = trace.span_requests
+        # Every span a walk reaches lies below a request: ``None`` is never read.
+        self.near = cast(list[Request], trace.span_requests)
         self.keys = trace.span_keys
-        self.starts = [s.start_ns for s in spans]
-        self.ends = [s.end_ns if s.end_ns > s.start_ns else s.start_ns for s in spans]
         children: list[list[int] | None] = [None] * n
         for i, p in enumerate(trace.parents):
             if p >= 0:
@@ -111,54 +112,52 @@ class _Walker:
         # Prepared when first walked (``_prepare``): the children a walk goes through, sorted
         # latest end first, then earliest start, then span id; and whose own time the span's is.
         self.kids: list[list[int] | None] = [None] * n
-        self.owners: list[tuple[WorkloadRev, int] | None] = [None] * n
+        self.owners: list[_Owner] = [_NO_OWNER] * n
         self.summaries: list[_Summary | None] = [None] * n  # of requests with a walk
 
     def run(self, trace: TraceAnalysis) -> dict[Request, list[Share]]:
         """Every request's shares; children first, so a request's downstream requests have
         their summaries when it is walked."""
         shares: dict[Request, list[Share]] = {}
-        starts, ends, children = self.starts, self.ends, self.children
+        spans, children = self.spans, self.children
         for r in reversed(trace.requests):
             x = r.index
             if children[x] is not None and self._prepare(x):
                 summary = self.summaries[x] = self._walk(x)
                 shares[r] = _shares_of(summary, r.depth)
             else:
-                length = ends[x] - starts[x]
+                length = max(spans[x].end_ns - spans[x].start_ns, 0)
                 shares[r] = [(r.key, length / 1e6, 0)] if length > 0 else []
         return shares
 
     def _prepare(self, span: int) -> list[int]:
         """The children of ``span`` a walk goes through, sorted; sets its owner."""
-        starts, ends, spans = self.starts, self.ends, self.spans
-        lo, hi = starts[span], ends[span]
+        spans = self.spans
+        me = spans[span]
+        lo, hi = me.start_ns, me.end_ns
         kids: list[int] = []
-        client = spans[span].kind == KIND_CLIENT
+        client = me.kind == KIND_CLIENT
         called = -1  # for a CLIENT span: its SERVER child ending last (then smallest span id)
         for k in self.children[span] or ():
             child = spans[k]
             kind = child.kind
             if kind == KIND_CONSUMER:
                 continue  # asynchronous: the root of its own walk
-            if (
-                client
-                and kind == KIND_SERVER
-                and (called < 0 or (ends[k], spans[called].span_id) > (ends[called], child.span_id))
-            ):
+            start, end = child.start_ns, child.end_ns
+            if client and kind == KIND_SERVER and (called < 0 or _ends_after(child, spans[called])):
                 called = k
-            e0, s0 = ends[k], starts[k]
-            if (e0 if e0 < hi else hi) > (s0 if s0 > lo else lo):  # overlaps the span
+            if (end if end < hi else hi) > (start if start > lo else lo):  # overlaps the span
                 kids.append(k)
         if len(kids) > 1:
-            kids.sort(
-                key=lambda c: (-(ends[c] if ends[c] < hi else hi), starts[c], spans[c].span_id)
-            )
+
+            def order(c: int) -> tuple[int, int, bytes]:
+                s = spans[c]
+                return (-(s.end_ns if s.end_ns < hi else hi), s.start_ns, s.span_id)
+
+            kids.sort(key=order)
         self.kids[span] = kids
         owner = called if called >= 0 else span
-        r = self.near[owner]
-        assert r is not None
-        self.owners[span] = (self.keys[owner], r.depth)
+        self.owners[span] = (self.keys[owner], self.near[owner].depth)
         return kids
 
     def _walk(self, x: int) -> _Summary:
@@ -166,7 +165,7 @@ class _Walker:
 
         Iterative: the span being walked lives in locals, its ancestors on ``stack``.
         """
-        starts, ends, kids_of, summaries = self.starts, self.ends, self.kids, self.summaries
+        kids_of, summaries = self.kids, self.summaries
         near, spans, owners, keys, children = (
             self.near,
             self.spans,
@@ -177,7 +176,8 @@ class _Walker:
         budget = self.budget
         acc: _Summary = {}
         stack: list[tuple[int, int, int, list[int], int, int, int]] = []
-        span, lo, hi, t, own, idx, forced = x, starts[x], ends[x], ends[x], 0, 0, -1
+        span, lo, hi, idx, forced = x, spans[x].start_ns, spans[x].end_ns, 0, -1
+        t, own = hi, 0
         kids = kids_of[x]
         assert kids is not None
         while True:
@@ -189,7 +189,9 @@ class _Walker:
                 while idx < n_kids:
                     k = kids[idx]
                     idx += 1
-                    ce = ends[k] if ends[k] < hi else hi
+                    ce = spans[k].end_ns
+                    if ce > hi:
+                        ce = hi
                     if ce <= t:
                         if ce > lo:
                             c = k
@@ -198,16 +200,17 @@ class _Walker:
                         break
             if c < 0:  # the span is done: the rest is its own
                 own += t - lo
-                if own or near[span].span is spans[span]:  # type: ignore[union-attr]
-                    _add(acc, owners[span], own)  # type: ignore[arg-type]
+                if own or near[span].index == span:  # a request registers its depth
+                    _add(acc, owners[span], own)
                 if not stack:
                     return acc
                 span, lo, hi, kids, idx, t, own = stack.pop()
                 continue
             own += t - ce
-            t = cs = starts[c] if starts[c] > lo else lo
+            child = spans[c]
+            t = cs = child.start_ns if child.start_ns > lo else lo
             if children[c] is None:  # a leaf: all of its time is its own
-                key, depth = keys[c], near[c].depth  # type: ignore[union-attr]
+                key, depth = keys[c], near[c].depth
                 cur = acc.get(key)
                 if cur is None:
                     acc[key] = (ce - cs, depth)
@@ -219,8 +222,8 @@ class _Walker:
                 ckids = self._prepare(c)
             sub = summaries[c]
             if not ckids:
-                _add(acc, owners[c], ce - cs)  # type: ignore[arg-type]
-            elif sub is not None and cs == starts[c] and ce == ends[c]:
+                _add(acc, owners[c], ce - cs)
+            elif sub is not None and cs == child.start_ns and ce == child.end_ns:
                 _merge(acc, sub)  # a downstream request inside its clipped parent
             elif sub is not None and budget <= 0:
                 self._scaled(c, ce - cs, acc)
@@ -228,7 +231,7 @@ class _Walker:
                 budget -= sub is not None
                 stack.append((span, lo, hi, kids, idx, t, own))
                 span, lo, hi, kids, idx, t, own = c, cs, ce, ckids, 0, ce, 0
-                if ce < ends[c]:
+                if ce < child.end_ns:
                     idx, forced = self._clipped_start(c, ce)
 
     def _clipped_start(self, span: int, hi: int) -> tuple[int, int]:
@@ -236,18 +239,20 @@ class _Walker:
         or after ``hi`` now ends there, so the first critical one is the earliest to start of
         them (then the smallest span id).  They lead the sorted kids: returns the index past
         them and that child (-1 for none)."""
-        starts, ends, spans = self.starts, self.ends, self.spans
+        spans = self.spans
         kids = self.kids[span]
         assert kids is not None
-        own_end = ends[span]
+        own_end = spans[span].end_ns
         best, idx = -1, 0
         while idx < len(kids):
             k = kids[idx]
-            if (ends[k] if ends[k] < own_end else own_end) < hi:
+            if (spans[k].end_ns if spans[k].end_ns < own_end else own_end) < hi:
                 break
             idx += 1
-            if starts[k] < hi and (
-                best < 0 or (starts[k], spans[k].span_id) < (starts[best], spans[best].span_id)
+            if spans[k].start_ns < hi and (
+                best < 0
+                or (spans[k].start_ns, spans[k].span_id)
+                < (spans[best].start_ns, spans[best].span_id)
             ):
                 best = k
         return idx, best
@@ -256,7 +261,7 @@ class _Walker:
         """Past the re-walk budget: the request's own summary scaled down to ``length``."""
         sub = self.summaries[request]
         assert sub is not None
-        full = self.ends[request] - self.starts[request]
+        full = self.spans[request].end_ns - self.spans[request].start_ns
         given = 0
         for key, (ns, depth) in sub.items():
             part = ns * length // full
@@ -264,10 +269,15 @@ class _Walker:
                 _add(acc, (key, depth), part)
                 given += part
         if length > given:
-            _add(acc, self.owners[request], length - given)  # type: ignore[arg-type]
+            _add(acc, self.owners[request], length - given)
 
 
-def _add(acc: _Summary, owner: tuple[WorkloadRev, int], ns: int) -> None:
+def _ends_after(a: Span, b: Span) -> bool:
+    """``a`` ends after ``b``, or at the same time with a smaller span id."""
+    return (a.end_ns, b.span_id) > (b.end_ns, a.span_id)
+
+
+def _add(acc: _Summary, owner: _Owner, ns: int) -> None:
     key, depth = owner
     cur = acc.get(key)
     if cur is None:

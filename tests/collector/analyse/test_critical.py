@@ -111,6 +111,29 @@ class TestGolden:
         t.server(PAY, "try2", parent=client, start_ms=40, dur_ms=50)
         assert shares_by_name(t.spans)["x"] == {"cart": (20.0, 1), "pay": (80.0, 1)}
 
+    def test_hedged_requests_ending_together(self) -> None:
+        """Two attempts ending at the same time: the earlier-started one is critical, and the
+        client span's own time goes to the one with the smaller span id (the first sent)."""
+        t = Trace()
+        x = t.server(FE, "x", dur_ms=100)
+        client = t.client(x, "call", start_ms=0, dur_ms=100)
+        t.server(CART, "first", parent=client, start_ms=10, dur_ms=80)
+        t.server(PAY, "second", parent=client, start_ms=20, dur_ms=70)
+        assert shares_by_name(t.spans)["x"] == {"cart": (100.0, 1)}
+
+    def test_children_tied_at_a_clipped_end(self) -> None:
+        """A callee cut short by its client span: both of its calls still running at the cut
+        end there; the one started first is critical."""
+        t = Trace()
+        x = t.server(FE, "x", dur_ms=100)
+        client = t.client(x, "call", start_ms=10, dur_ms=50)  # 10-60
+        cart = t.server(CART, "cart", parent=client, start_ms=10, dur_ms=80)  # 10-90
+        t.call(cart, PAY, "pay", start_ms=20, dur_ms=63)  # client 20-85
+        t.call(cart, CHK, "chk", start_ms=40, dur_ms=38)  # client 40-80
+        got = shares_by_name(t.spans)
+        assert got["x"] == {"fe": (50.0, 0), "cart": (10.0, 1), "pay": (40.0, 2)}
+        assert got["cart"] == {"cart": (15.0, 0), "pay": (65.0, 1)}  # uncut, checkout waits
+
     @pytest.mark.parametrize("slow", [1, 2, 3])
     def test_slow_workload_hops_below(self, slow: int) -> None:
         """frontend -> checkout -> cart -> payment; the slow one (+100 ms of its own work) is
