@@ -180,7 +180,9 @@ def analyse_trace(spans: Iterable[Span]) -> TraceAnalysis:
     order = _tree_order(uniq, parent)
     meta = _resolve(result)
     result.span_keys = [m[1] for m in meta]
-    result.requests = _build_requests(uniq, parent, order, meta, result.span_requests)
+    near: list[Request | None] = [None] * len(uniq)
+    result.span_requests = near
+    result.requests = _build_requests(uniq, parent, order, meta, near)
     result.absorbed = _propagate(result.requests)
     for r in result.requests:
         _set_times(r)
@@ -326,9 +328,8 @@ def _build_requests(
     meta: list[_Meta],
     near: list[Request | None],
 ) -> list[Request]:
-    """The requests, parents first; ``near`` gets the nearest request at or above each span."""
+    """The requests, parents first; ``near[i]`` becomes the nearest request at or above span i."""
     any_request = any(s.kind in _REQUEST_KINDS for s in spans)
-    near[:] = [None] * len(spans)
     requests: list[Request] = []
     for i in order:
         s = spans[i]
