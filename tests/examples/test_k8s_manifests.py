@@ -16,9 +16,11 @@ import pytest
 import yaml
 from podtrace_collector.api.hosts import AllowedHosts
 from podtrace_collector.config import CollectorConfig, load_config
+from podtrace_collector.query.gate import NOT_SEEN, STATES
 from podtrace_collector.query.verdict import HEALTHY, INSUFFICIENT_DATA, REGRESSED
 
 from podtrace import _env
+from tests.examples.argo import FAILED, INCONCLUSIVE, SUCCESSFUL, evaluate_result
 
 K8S = Path(__file__).resolve().parents[2] / "examples" / "k8s"
 GATEWAY_HOSTS = {"podtrace-gateway.podtrace", "podtrace-gateway.podtrace.svc.cluster.local"}
@@ -188,12 +190,12 @@ ROLLOUT = _of_kind(ARGO, "Rollout")["payment"]
 METRIC = ANALYSIS["spec"]["metrics"][0]
 
 
-def test_analysis_queries_the_gateway_blast_radius_endpoint() -> None:
-    """The web provider asks the gateway's API port for the canary's report, with its baseline."""
+def test_analysis_queries_the_gateway_gate() -> None:
+    """The web provider asks the gateway's API port for the canary's gate, with its baseline."""
     url = urlsplit(METRIC["provider"]["web"]["url"])
     assert url.scheme == "http" and url.hostname in GATEWAY_HOSTS
     assert url.port == CollectorConfig().api_port
-    assert url.path == "/api/v1/blast-radius"
+    assert url.path == "/api/v1/gate"
     query = {k: v[0] for k, v in parse_qs(url.query).items()}
     assert query == {
         "workload": "{{args.workload}}",
@@ -207,13 +209,19 @@ def test_analysis_queries_the_gateway_blast_radius_endpoint() -> None:
 
 
 @pytest.mark.parametrize(
-    ("verdict", "passes"), [(REGRESSED, False), (HEALTHY, True), (INSUFFICIENT_DATA, True)]
+    ("state", "phase"),
+    [
+        (REGRESSED, FAILED),
+        (HEALTHY, SUCCESSFUL),
+        (INSUFFICIENT_DATA, INCONCLUSIVE),
+        (NOT_SEEN, INCONCLUSIVE),
+    ],
 )
-def test_only_a_regressed_verdict_fails_the_analysis(verdict: str, passes: bool) -> None:
-    """successCondition is `result.verdict != "regressed"`, with the analysis' own verdict names."""
-    match = re.fullmatch(r'result\.verdict != "(\w+)"', METRIC["successCondition"])
-    assert match is not None
-    assert (verdict != match.group(1)) is passes
+def test_only_regressed_fails_a_measurement(state: str, phase: str) -> None:
+    """Evaluated as Argo does, each of the gate's states gives its phase: only `regressed`
+    fails, and the first failure aborts (failureLimit 0)."""
+    assert set(STATES) == {REGRESSED, HEALTHY, INSUFFICIENT_DATA, NOT_SEEN}
+    assert evaluate_result({"state": state, "verdict": None}, METRIC) == phase
     assert METRIC["failureLimit"] == 0
 
 

@@ -1,4 +1,4 @@
-"""The query API (SPEC §3): ``/api/v1/workloads``, ``rollouts``, ``blast-radius`` and ``graph``.
+"""The query API: ``/api/v1/workloads``, ``rollouts``, ``blast-radius``, ``gate`` and ``graph``.
 
 Thin edges around the pure functions of ``query``: parse the parameters, read what the query
 plans from one snapshot of the store (``Store.read(plan)``), build the answer, return its JSON.
@@ -14,10 +14,10 @@ token (``--api-token``) is checked by the app for every path, not here.
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from podtrace_collector import query as report
 from podtrace_collector.api import page
@@ -170,6 +170,86 @@ def get_blast_radius(
         )
 
     return report.blast_report(_store(request).read(plan))
+
+
+class GateAnswer(BaseModel):
+    """The gate's answer: one explicit state, always with status 200."""
+
+    state: Literal["regressed", "healthy", "insufficient_data", "not_seen"] = Field(
+        description="`regressed`: stop the rollout. `healthy`: no significant, material"
+        " regression. `insufficient_data`: seen, but too few requests to judge yet (or no"
+        " baseline). `not_seen`: no span of the workload or revision retained yet."
+    )
+    reason: str = Field(description="Why, in words (the verdict's reasons joined).")
+    reasons: list[str]
+    workload: str
+    revision: str | None
+    baseline: str | None = Field(description="The revision compared with; null when none.")
+    verdict: str | None = Field(description="The report's verdict; null when `not_seen`.")
+    p_value: float | None
+    window: dict[str, str] | None = Field(description="`{start, end}`, whole minutes.")
+    first_seen: str | None
+    requests: int
+    errors: int
+    origin_error_rate: float
+    baseline_requests: int | None
+    baseline_origin_error_rate: float | None
+    affected_services: int = Field(description="How many other workloads its failures reached.")
+    affected_entrypoints: int
+    max_hops: int
+    report: str | None = Field(description="The path of the full blast-radius report.")
+
+
+@api.get(
+    "/gate",
+    summary="A rollout gate: the revision's verdict as an explicit state",
+    responses=_ERRORS,
+    response_model=GateAnswer,
+)
+def get_gate(
+    request: Request,
+    workload: Annotated[
+        str | None, Query(description="`namespace/name` of the workload.", examples=["shop/cart"])
+    ] = None,
+    revision: Annotated[
+        str | None,
+        Query(description="The revision under test (the canary's pod-template-hash)."),
+    ] = None,
+    baseline: Annotated[
+        str | None, Query(description="The revision to compare with (the stable hash).")
+    ] = None,
+    since: Since = None,
+    until: Until = None,
+    service: Annotated[
+        str | None, Query(description="A `service.name` instead of `workload`.")
+    ] = None,
+    version: Annotated[
+        str | None, Query(description="With `service` or `workload`: the newest revision of it.")
+    ] = None,
+) -> JSON:
+    """For deployment controllers (Argo Rollouts, Flagger, CI): the blast-radius verdict of a
+    revision as `state`, answered with 200 even when the revision is too young to judge
+    (`insufficient_data`) or not seen yet (`not_seen`), so that only `regressed` needs to stop
+    a rollout.  Malformed parameters are still 400s."""
+    _check(
+        workload=workload, revision=revision, baseline=baseline, service=service, version=version
+    )
+    now_s = time.time()
+    since_s, until_s = _window(since, until, now_s)
+    snapshot = _store(request).read(
+        lambda registry: report.plan_gate(
+            registry,
+            workload=workload,
+            service=service,
+            version=version,
+            revision=revision,
+            baseline=baseline,
+            since_s=since_s,
+            until_s=until_s,
+            now_s=now_s,
+        )
+    )
+    return report.gate_answer(snapshot)
 
 
 @api.get("/graph", summary="The service dependency graph", responses=_ERRORS)

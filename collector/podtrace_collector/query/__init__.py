@@ -7,6 +7,7 @@ and its kinds); the API maps them to HTTP.
 
 - ``resolve_workload`` — ``workload=`` / ``service=[&version=]`` parameters to a workload name
 - ``plan_blast_radius`` → ``blast_report`` — ``GET /api/v1/blast-radius``
+- ``plan_gate`` → ``gate_answer`` — ``GET /api/v1/gate`` (a rollout gate's explicit state)
 - ``plan_rollouts`` → ``rollouts`` — ``GET /api/v1/rollouts``
 - ``WorkloadsPlan`` → ``workloads`` — ``GET /api/v1/workloads``
 - ``graph_window`` → ``graph`` — ``GET /api/v1/graph``
@@ -22,6 +23,7 @@ from podtrace_collector.query.blast import (
     blast_report,
     plan_blast_radius,
 )
+from podtrace_collector.query.gate import GatePlan, gate_answer, plan_gate
 from podtrace_collector.query.graph import graph, graph_window
 from podtrace_collector.query.inventory import WorkloadsPlan, workloads
 from podtrace_collector.query.resolve import check_workload, resolve_workload
@@ -31,14 +33,17 @@ __all__ = [
     "BEFORE_REVISION",
     "SAME_WINDOW",
     "BlastPlan",
+    "GatePlan",
     "RolloutsPlan",
     "WorkloadsPlan",
     "blast_radius",
     "blast_report",
     "check_workload",
+    "gate_answer",
     "graph",
     "graph_window",
     "plan_blast_radius",
+    "plan_gate",
     "plan_rollouts",
     "resolve_workload",
     "rollouts",

@@ -230,6 +230,46 @@ class TestBlastRadius:
             assert r.json()["error"]["code"]
 
 
+class TestGate:
+    def test_states_over_http(self, server: Server, store: Store) -> None:
+        """The gate answers 200 with a state: regressed, insufficient_data, not_seen."""
+        gate = _ok(server, f"/api/v1/gate?workload=shop/cart&revision={NEW}&baseline={OLD}")
+        assert gate["state"] == "regressed" and gate["baseline"] == OLD
+        old = _ok(server, f"/api/v1/gate?workload=shop/cart&revision={OLD}")
+        assert old["state"] == "insufficient_data"  # the first revision: no baseline
+        for query in ("workload=shop/cart&revision=zzz", "workload=shop/nope&revision=a1"):
+            assert _ok(server, f"/api/v1/gate?{query}")["state"] == "not_seen"
+
+    @pytest.mark.parametrize(
+        ("query", "code"),
+        [
+            ("", "bad_request"),
+            ("workload=nocolon&revision=a1", "bad_request"),
+            ("workload=shop/cart&revision=", "bad_request"),
+            ("workload=shop/cart&since=yesterday", "bad_time"),
+        ],
+    )
+    def test_malformed_questions_are_400s(
+        self, server: Server, store: Store, query: str, code: str
+    ) -> None:
+        """A misconfigured gate is an error, so that it shows, not a quiet state."""
+        _error(server, f"/api/v1/gate?{query}", 400, code)
+
+    def test_empty_store_is_not_seen(self, server: Server, store: Store) -> None:
+        """Before the first span, a canary is not_seen (not a 404)."""
+        server.app.state.store = MemoryStore()
+        assert _ok(server, "/api/v1/gate?workload=shop/cart&revision=a1")["state"] == "not_seen"
+
+    def test_described_in_openapi(self, server: Server) -> None:
+        """The OpenAPI document describes the gate, its parameters and its four states."""
+        doc = _ok(server, "/openapi.json")
+        op = doc["paths"]["/api/v1/gate"]["get"]
+        params = {p["name"] for p in op["parameters"]}
+        assert {"workload", "revision", "baseline", "since", "until"} <= params
+        schema = doc["components"]["schemas"]["GateAnswer"]["properties"]["state"]
+        assert set(schema["enum"]) == {"regressed", "healthy", "insufficient_data", "not_seen"}
+
+
 class TestOtherEndpoints:
     def test_workloads(self, server: Server, store: Store) -> None:
         """Every workload with its revisions, newest first, and counts over the window."""
@@ -275,13 +315,14 @@ class TestOtherEndpoints:
     def test_no_store_is_a_503(self, server: Server) -> None:
         """A collector without a store (a sidecar) answers 503 no_store, not a crash."""
         server.app.state.store = None
-        for path in ("workloads", "rollouts", "graph", "blast-radius?workload=shop/cart"):
+        paths = ("workloads", "rollouts", "graph", "blast-radius?workload=shop/cart")
+        for path in (*paths, "gate?workload=shop/cart"):
             _error(server, f"/api/v1/{path}", 503, "no_store")
 
     def test_routes_are_documented(self) -> None:
         """Every API route has a summary, a description and documented error responses."""
         api = [r for r in routes.api.routes if getattr(r, "path", "").startswith("/api/v1/")]
-        assert len(api) == 4
+        assert len(api) == 5
         for r in api:
             assert r.summary and r.description, r.path  # type: ignore[attr-defined]
             assert 400 in r.responses  # type: ignore[attr-defined]
