@@ -253,7 +253,7 @@ async def _progress(users: Users, supervisor: Supervisor, every_s: float, say: S
 def _print_report(
     report: dict[str, Any], api: str, target: DeploymentSpec, *, keep_running: bool
 ) -> None:
-    from podtrace._query import render_report
+    from podtrace.report import render_report
 
     print()
     print(render_report(report))

@@ -1,0 +1,113 @@
+"""Tests for podtrace.report: the API's JSON rendered as text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from podtrace import report
+from podtrace.report import render_report, render_rollouts
+
+OLD, NEW = "5c4b3a291", "7d9f8c6b5"
+
+SPEC_REPORT: dict[str, Any] = {
+    "workload": "shop/cart", "kind": "Deployment", "service": "cart",
+    "revision": "7d9f8c6b5", "version": "1.4.0",
+    "window": {"start": "2026-11-24T10:00:00Z", "end": "2026-11-24T10:15:00Z"},
+    "requests": 1200, "errors": 240, "origin_errors": 230, "error_rate": 0.2,
+    "latency_ms": {"p50": 12.0, "p95": 80.0, "p99": 140.0},
+    "self_time_ms": {"p50": 4.0, "p95": 50.0, "p99": 90.0},
+    "baseline": {"revision": "5c4b3a291", "requests": 1000, "errors": 2, "origin_errors": 2,
+                 "error_rate": 0.002, "latency_ms": {"p50": 11.0, "p95": 40.0, "p99": 60.0},
+                 "self_time_ms": {"p50": 4.0, "p95": 12.0, "p99": 20.0}},
+    "verdict": "regressed", "p_value": 1e-12,
+    "affected_services": [{"workload": "shop/checkout", "service": "checkout", "hops": 1,
+                           "affected_requests": 180, "requests": 900}],
+    "entrypoints": [{"workload": "shop/frontend", "service": "frontend",
+                     "operation": "POST /checkout", "affected_requests": 150, "requests": 3000}],
+    "contained_by": [{"workload": "shop/frontend", "service": "frontend",
+                      "absorbed_requests": 30}],
+    "max_hops": 2, "affected_traces": 150, "affected_users": 42,
+    "exemplar_trace_ids": ["4bf92f3577b34da6a3ce929d0e0e4736"],
+}  # fmt: skip
+
+
+def test_exported_members() -> None:
+    """The public names of the rendering module are exactly these."""
+    assert set(report.__all__) == {"render_report", "render_rollouts"}
+
+
+class TestRender:
+    def test_spec_report_verdict_first(self) -> None:
+        """The SPEC's example renders with the verdict first, then each section in order."""
+        out = render_report(SPEC_REPORT)
+        order = ["shop/cart", "VERDICT: REGRESSED", "p = 1e-12", "baseline 5c4b3a291",
+                 "Affected services (max 2 hops)", "Entry points", "Contained by",
+                 "affected users 42", "4bf92f3577b34da6a3ce929d0e0e4736"]  # fmt: skip
+        positions = [out.index(s) for s in order]
+        assert positions == sorted(positions)
+        assert "12 / 80 / 140 ms" in out and "11 / 40 / 60 ms" in out
+        assert "230 (19.2%)" in out and "2 (0.2%)" in out  # rates derived when absent
+        row = next(line for line in out.splitlines() if "shop/checkout" in line)
+        assert row.split() == ["1", "shop/checkout", "checkout", "180", "900", "(20.0%)"]
+        assert "POST /checkout" in out and "3,000 (5.0%)" in out
+
+    def test_first_revision_and_nothing_affected(self) -> None:
+        """No baseline and no impact read as such, not as empty tables."""
+        report = {**SPEC_REPORT, "baseline": None, "verdict": "insufficient_data",
+                  "p_value": None, "affected_services": [], "entrypoints": [],
+                  "contained_by": [], "exemplar_trace_ids": [],
+                  "affected_users_capped": True}  # fmt: skip
+        out = render_report(report)
+        assert "VERDICT: INSUFFICIENT DATA" in out and "p =" not in out
+        assert "first revision" in out
+        assert "none: no failure" in out and "none affected" in out and "nowhere" in out
+        assert "affected users at least 42" in out
+
+    @pytest.mark.parametrize(
+        "report",
+        [
+            {},
+            {"verdict": 3, "p_value": "x", "window": "soon", "baseline": [1]},
+            {"affected_services": [1, "a", None, {"hops": "far"}], "reasons": [{"x": 1}]},
+            {"latency_ms": {"p50": None, "p95": True}, "requests": 2**70},
+            {"entrypoints": {"not": "a list"}, "exemplar_trace_ids": "abc"},
+        ],
+    )
+    def test_partial_or_odd_reports_never_raise(self, report: dict[str, Any]) -> None:
+        """Whatever the JSON holds, rendering gives text."""
+        assert "VERDICT" in render_report(report)
+
+    def test_rollouts_table(self) -> None:
+        """Rollouts render one row each, or a sentence when there are none."""
+        body = {"rollouts": [{"workload": "shop/cart", "from_revision": OLD, "to_revision": NEW,
+                              "started_at": "2026-11-24T10:00:00Z", "verdict": "regressed",
+                              "requests": 1200, "error_rate": 0.2, "affected_services": 3,
+                              "affected_users": 42}]}  # fmt: skip
+        out = render_rollouts(body)
+        assert "REGRESSED" in out and f"{OLD} -> {NEW}" in out and "20.0%" in out
+        assert render_rollouts({"rollouts": []}) == "no rollouts seen yet"
+
+
+class TestRenderWords:
+    def test_unknown_users_say_why(self) -> None:
+        """``affected_users: null`` reads as unknown with the reason, never as 0."""
+        report = {**SPEC_REPORT, "affected_users": None,
+                  "affected_users_reason": "no enduser.id on entry spans"}  # fmt: skip
+        out = render_report(report)
+        assert "affected users unknown (no enduser.id on entry spans)" in out
+        assert "affected users 0" not in out
+
+    def test_one_hop_and_one_first_revision_line(self) -> None:
+        """'max 1 hop' in the singular; the first revision is said once, by the reasons."""
+        one = {**SPEC_REPORT, "max_hops": 1}
+        assert "Affected services (max 1 hop)" in render_report(one)
+        first = {**SPEC_REPORT, "baseline": None,
+                 "reasons": ["first revision: there is no baseline"]}  # fmt: skip
+        assert render_report(first).count("baseline") == 1
+
+    def test_the_window_says_it_is_whole_minutes(self) -> None:
+        """The printed window is the minutes read, with the revision's first span beside it."""
+        out = render_report({**SPEC_REPORT, "first_seen": "2026-11-24T10:00:49.541Z"})
+        assert "whole minutes; first span of this revision 2026-11-24T10:00:49.541Z" in out
