@@ -22,7 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from podtrace_collector.api import routes
+from podtrace_collector.api import page, routes
 from podtrace_collector.api.errors import HTTP_CODES, error_response, query_error_response
 from podtrace_collector.api.hosts import AllowedHosts
 from podtrace_collector.errors import QueryError
@@ -80,7 +80,10 @@ def create_app(
     def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    app.include_router(routes.router)  # answers 503 "no_store" where there is none (a sidecar)
+    app.include_router(routes.router)
+    app.mount(
+        "/static", page.files(), name="static"
+    )  # answers 503 "no_store" where there is none (a sidecar)
     return app
 
 

@@ -1,8 +1,8 @@
-"""The web page: ``GET /`` serves ``page/index.html``, ``GET /static/{name}`` the files beside it.
+"""The web page: ``GET /`` serves ``page/index.html``, ``/static/…`` the files beside it.
 
-Only plain file names directly inside ``page/`` are served (no sub-directories, no dot files),
-so a request can never reach outside it.  The page holds no data of its own: it calls the
-query API, which is where the optional bearer token applies.
+The files are served by Starlette's ``StaticFiles``, which keeps every path inside ``page/``.
+The page holds no data of its own: it calls the query API, which is where the optional bearer
+token applies.
 
 Every page response carries the page's Content-Security-Policy as a real header (the ``<meta>``
 tag in ``index.html`` repeats it for a copy of the file opened elsewhere, but a meta tag cannot
@@ -12,13 +12,13 @@ that predate it, ``X-Frame-Options: DENY``): nobody can overlay the page to stee
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
-
-from podtrace_collector.errors import NotFound
+from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 PAGE_DIR = Path(__file__).parent / "page"
 
@@ -34,7 +34,6 @@ CONTENT_TYPES = {
     ".woff2": "font/woff2",
     ".txt": "text/plain; charset=utf-8",
 }
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 # Everything the page uses comes from the collector itself; the browser enforces it.
 CONTENT_SECURITY_POLICY = "; ".join(
     (
@@ -64,25 +63,24 @@ router = APIRouter(tags=["page"])
 @router.get("/", summary="The web page", response_class=FileResponse, include_in_schema=False)
 def index() -> FileResponse:
     """The single-page UI: rollouts, and the blast radius drawn on the dependency graph."""
-    return _serve("index.html")
+    return FileResponse(
+        PAGE_DIR / "index.html", media_type=CONTENT_TYPES[".html"], headers=_HEADERS
+    )
 
 
-@router.get("/static/{name}", summary="A file of the web page", include_in_schema=False)
-def static(name: str) -> FileResponse:
-    """A stylesheet, script or image of the page, by plain file name."""
-    if not _NAME.fullmatch(name) or ".." in name:
-        raise _not_found(name)
-    return _serve(name)
+class _PageFiles(StaticFiles):
+    """Starlette's static files (paths kept inside the folder, GET/HEAD, 304s), with the page's
+    headers and content types."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers.update(_HEADERS)
+        content_type = CONTENT_TYPES.get(Path(path).suffix.lower())
+        if content_type is not None and response.status_code in (200, 304):
+            response.headers["content-type"] = content_type
+        return response
 
 
-def _serve(name: str) -> FileResponse:
-    path = PAGE_DIR / name
-    content_type = CONTENT_TYPES.get(path.suffix.lower())
-    # is_file() is False for directories and dangling links; resolve() guards against links out.
-    if content_type is None or not path.is_file() or path.resolve().parent != PAGE_DIR.resolve():
-        raise _not_found(name)
-    return FileResponse(path, media_type=content_type, headers=_HEADERS)
-
-
-def _not_found(name: str) -> NotFound:
-    return NotFound(f"no page file {name[:128]!r}")
+def files() -> StaticFiles:
+    """The ASGI app serving ``page/`` under ``/static`` (mounted by ``api.app``)."""
+    return _PageFiles(directory=PAGE_DIR)
