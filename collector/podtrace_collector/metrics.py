@@ -3,16 +3,33 @@
 Each ``Collector`` owns one ``CollectorMetrics`` with its own ``CollectorRegistry`` (never the
 global one), so several collectors can run in one process (tests, benchmarks).  Other stages add
 their own metrics to ``CollectorMetrics.registry`` (the gateway's analysis stage registers a
-collector that reads its counters at scrape time, ``gateway._StageMetrics``).  Metric names are
-listed in
-``docs/collector.md``.  Counters are incremented once per request or batch, never per span.
+collector that reads its counters at scrape time, ``stage._StageMetrics``).  Metric names are
+listed in ``docs/collector.md``.  Counters are incremented once per request or batch, never per
+span.
+
+The registry also carries the process's own series (``process_*``, ``python_*``: prometheus
+client's process, platform and GC collectors), ``podtrace_build_info``, and request-duration
+histograms.  Every label value a counter can take from a fixed set (outcomes, drop reasons,
+close reasons) is created at zero up front, so that an alert such as
+``rate(podtrace_spans_dropped_total[5m]) > 0`` has a series to evaluate before the first drop.
 """
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 __all__ = ["CONTENT_TYPE_LATEST", "CollectorMetrics"]
@@ -22,6 +39,47 @@ DROP_FORWARD_QUEUE_FULL = "forward_queue_full"
 DROP_FORWARD_REJECTED = "forward_rejected"
 DROP_FORWARD_OVER_BUDGET = "forward_over_budget"
 DROP_SHUTDOWN = "shutdown"
+DROP_REASONS = (
+    DROP_FORWARD_QUEUE_FULL,
+    DROP_FORWARD_REJECTED,
+    DROP_FORWARD_OVER_BUDGET,
+    DROP_SHUTDOWN,
+)
+
+# Outcomes of podtrace_otlp_requests_total, by transport (receive/status.py and receive/http.py).
+_COMMON_OUTCOMES = ("ok", "partial", "bad_request", "unauthorized", "too_large", "overloaded")
+OUTCOMES = {
+    "grpc": (*_COMMON_OUTCOMES, "busy", "unavailable", "error"),
+    "http": (
+        *_COMMON_OUTCOMES,
+        "busy",
+        "unavailable",
+        "error",
+        "unsupported_media_type",
+        "unsupported_encoding",
+        "not_found",
+        "method_not_allowed",
+        "client_gone",
+    ),
+}
+# Servers and reasons of podtrace_http_connections_closed_total (serving.py).
+CLOSING_SERVERS = ("otlp-http", "api")
+CLOSE_REASONS = ("header_timeout", "body_timeout", "evicted")
+SIGNALS = ("traces",)
+# From half a millisecond (a small export) to the 10 s a slow client or store may take.
+DURATION_BUCKETS_S = (
+    *(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5),
+    *(1.0, 2.5, 5.0, 10.0),
+)
+
+
+def build_version() -> str:
+    """The installed podtrace version (``unknown`` outside an install)."""
+    try:
+        from podtrace import __version__
+    except ImportError:  # pragma: no cover  (the collector ships inside the podtrace package)
+        return "unknown"
+    return str(__version__)
 
 
 class CollectorMetrics:
@@ -78,6 +136,8 @@ class CollectorMetrics:
         self._init_forward(r)
         self._init_sink(r)
         self._init_admission(r)
+        self._init_self(r)
+        self._init_label_values()
 
     def _init_forward(self, r: CollectorRegistry) -> None:
         self.forward_queue = Gauge(
@@ -133,6 +193,50 @@ class CollectorMetrics:
             ["server", "reason"],
             registry=r,
         )
+
+    def _init_self(self, r: CollectorRegistry) -> None:
+        # process_*, python_info and python_gc_*: what the global registry has, on our own.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+        Info("podtrace_build", "The running podtrace version", registry=r).info(
+            {"version": build_version(), "python": platform.python_version()}
+        )
+        self.otlp_duration = Histogram(
+            "podtrace_otlp_request_duration_seconds",
+            "OTLP export requests, from their first byte to the answer, by transport and signal",
+            ["transport", "signal"],
+            buckets=DURATION_BUCKETS_S,
+            registry=r,
+        )
+        self.api_duration = Histogram(
+            "podtrace_api_request_duration_seconds",
+            "Requests on the API port by route (its path template; unmatched paths as one)",
+            ["route"],
+            buckets=DURATION_BUCKETS_S,
+            registry=r,
+        )
+
+    def _init_label_values(self) -> None:
+        """Create every fixed label value at zero: alerts have a series before the first event."""
+        for transport, outcomes in OUTCOMES.items():
+            for outcome in outcomes:
+                self.requests.labels(transport, outcome)
+            for signal in SIGNALS:
+                self.otlp_duration.labels(transport, signal)
+        for reason in DROP_REASONS:
+            self.spans_dropped.labels(reason)
+        for server in CLOSING_SERVERS:
+            for reason in CLOSE_REASONS:
+                self.connections_closed.labels(server, reason)
+
+    def watch_target(self, target: str) -> None:
+        """Create a forward target's series at zero (its lane calls this when it starts)."""
+        self.forward_queue.labels(target)
+        self.forward_sent.labels(target)
+        self.forward_retried.labels(target)
+        for reason in (DROP_FORWARD_QUEUE_FULL, DROP_FORWARD_REJECTED, DROP_SHUTDOWN):
+            self.forward_dropped.labels(target, reason)
 
     def watch_budget(
         self, used_bytes: Callable[[], float], used_spans: Callable[[], float]

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from prometheus_client import Histogram
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from podtrace_collector.api import page, routes
 from podtrace_collector.api.errors import HTTP_CODES, error_response, query_error_response
@@ -64,7 +67,8 @@ def create_app(
     app.state.store = store
     _add_error_handlers(app)
     _add_token_check(app, api_token)
-    app.add_middleware(AllowedHosts, allowed=allowed_hosts)  # outermost: checked first
+    app.add_middleware(AllowedHosts, allowed=allowed_hosts)  # checked first
+    app.add_middleware(_Timed, histogram=metrics.api_duration)  # outermost: times everything
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -85,6 +89,29 @@ def create_app(
         "/static", page.files(), name="static"
     )  # answers 503 "no_store" where there is none (a sidecar)
     return app
+
+
+class _Timed:
+    """Observes every request's duration under its route's path template (``/api/v1/graph``).
+
+    The router records the matched route in the request's scope; a path no route matched is
+    ``unmatched``, so that scanning random paths cannot grow the metric's label values.
+    """
+
+    def __init__(self, app: ASGIApp, *, histogram: Histogram) -> None:
+        self._app = app
+        self._histogram = histogram
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        try:
+            await self._app(scope, receive, send)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self._histogram.labels(route).observe(time.perf_counter() - started)
 
 
 def _add_error_handlers(app: FastAPI) -> None:

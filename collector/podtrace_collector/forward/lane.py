@@ -60,6 +60,7 @@ class Lane:
         self._thread = threading.Thread(
             target=self._run, name=f"podtrace-forward {target.url}", daemon=True
         )
+        metrics.watch_target(target.url)
         self._gauge = metrics.forward_queue.labels(target.url)
 
     @property

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 from concurrent import futures
 from typing import Any, NoReturn
 
@@ -51,6 +52,15 @@ class TraceServiceServicer(trace_service_pb2_grpc.TraceServiceServicer):
 
     def Export(self, request: bytes, context: Any) -> bytes:
         """Decode, validate and ingest one ``ExportTraceServiceRequest``."""
+        started = time.perf_counter()
+        try:
+            return self._export(request, context)
+        finally:
+            self._metrics.otlp_duration.labels(TRANSPORT, "traces").observe(
+                time.perf_counter() - started
+            )
+
+    def _export(self, request: bytes, context: Any) -> bytes:
         if self._expected is not None and not self._authorized(context):
             self._metrics.requests.labels(TRANSPORT, UNAUTHORIZED.outcome).inc()
             context.abort(UNAUTHORIZED.grpc_code, "missing or bad bearer token")

@@ -28,6 +28,7 @@ import asyncio
 import hmac
 import logging
 import math
+import time
 import zlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
@@ -106,6 +107,15 @@ class OtlpHttpApp:
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
             await self._not_served(scope, receive, send)
             return
+        started = time.perf_counter()
+        try:
+            await self._serve(scope, receive, send)
+        finally:
+            self._metrics.otlp_duration.labels(TRANSPORT, "traces").observe(
+                time.perf_counter() - started
+            )
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = _headers(scope)
         is_json = _media_type(headers) == JSON
         body = _Body(receive, self._admission)
