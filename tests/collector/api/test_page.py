@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -193,7 +194,11 @@ def test_page_draws_the_bad_rollouts_blast_radius(shop: Served, browser: Chromiu
     for quiet in ("shop/catalog", "shop/payment"):
         assert "unaffected" in nodes[quiet]["cls"] and "affected" not in nodes[quiet]["cls"]
     report = shop.api(f"/api/v1/blast-radius?workload=shop/cart&revision={BAD_CART}")
-    graph = shop.api(f"/api/v1/graph?since={report['window']['start']}")
+    window = report["window"]
+    # The graph drawn is the graph of the report's window: its edge labels count that window.
+    asked = [u for u in browser.requests if "/api/v1/graph" in u][-1]
+    assert parse_qs(urlsplit(asked).query) == {"since": [window["start"]], "until": [window["end"]]}
+    graph = shop.api(f"/api/v1/graph?since={window['start']}&until={window['end']}")
     drawn = {(e["source"], e["target"]): e for e in browser.evaluate(EDGES)}
     assert set(drawn) == {(e["source"], e["target"]) for e in graph["edges"]}
     for edge in graph["edges"]:

@@ -193,8 +193,13 @@
     let graph = null;
     let graphError = null;
     try {
-      const since = rep.window && rep.window.start ? `?${new URLSearchParams({ since: rep.window.start })}` : "";
-      graph = await api(`/graph${since}`);
+      // The graph over the report's own window, so that its edge labels count what the
+      // report counts: the calls made while the revision served, not everything retained.
+      const win = new URLSearchParams();
+      if (rep.window && rep.window.start) win.set("since", rep.window.start);
+      if (rep.window && rep.window.end) win.set("until", rep.window.end);
+      const qs = win.toString();
+      graph = await api(`/graph${qs ? `?${qs}` : ""}`);
     } catch (err) {
       graphError = err;
     }
