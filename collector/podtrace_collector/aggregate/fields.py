@@ -13,8 +13,14 @@ min0      the smallest non-zero (0 means "none yet")
 first     the first non-empty string (the values agree in practice)
 hist      histogram counts added bin by bin
 set       union, capped at ``MAX_ITEMS`` (a count past it is a lower bound)
-list      concatenation without repeats, capped at ``MAX_LIST``
+list      the ``MAX_LIST`` smallest distinct items, sorted
 ========  ==========================================================
+
+Every merge is commutative and associative, so the result does not depend on the order in which
+minutes, writes or gateways are merged: a window read from one gateway's minutes equals the
+same window read from a fleet's (a ``list`` keeps the smallest items, a sample of the trace ids
+that is the same whoever merged them, rather than the first ones, which depend on who saw what
+first).
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ MERGES = ("sum", "max", "min0", "first", "hist", "set", "list")
 HEAVY = frozenset({"hist", "set", "list"})  # merged item by item, loaded only when asked for
 # Distinct values (enduser.id, pods) kept per set; beyond it a count is a lower bound.
 MAX_ITEMS = 10_000
-# Items (exemplar trace ids) kept per list.
+# Items (exemplar trace ids) kept per list: the smallest ones.
 MAX_LIST = 10
 
 
@@ -98,7 +104,7 @@ def merge_fields(mine: Any, other: Any) -> None:
         elif merge == "set":
             union_capped(getattr(mine, name), theirs)
         else:  # "list"
-            extend_capped(getattr(mine, name), theirs)
+            setattr(mine, name, smallest_capped(getattr(mine, name), theirs))
 
 
 def union_capped(mine: set[str], theirs: Iterable[str]) -> None:
@@ -113,13 +119,9 @@ def union_capped(mine: set[str], theirs: Iterable[str]) -> None:
         mine.add(x)
 
 
-def extend_capped(mine: list[str], theirs: Iterable[str]) -> None:
-    """Append the items of ``theirs`` not in ``mine`` until ``MAX_LIST``."""
-    for x in theirs:
-        if len(mine) >= MAX_LIST:
-            return
-        if x not in mine:
-            mine.append(x)
+def smallest_capped(mine: Iterable[str], theirs: Iterable[str]) -> list[str]:
+    """The ``MAX_LIST`` smallest distinct items of both, sorted."""
+    return sorted({*mine, *theirs})[:MAX_LIST]
 
 
 @dataclass(frozen=True, slots=True)

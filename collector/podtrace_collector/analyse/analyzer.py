@@ -37,6 +37,7 @@ Attribution is not exclusive: a request carrying origins in two workload-revisio
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 from collections.abc import Sequence
@@ -171,11 +172,18 @@ def _origin_stats(agg: Aggregates, key: WorkloadRev) -> OriginStats:
 
 
 def _add_exemplar(agg: Aggregates, r: Request) -> None:
-    exemplars = _origin_stats(agg, r.key).exemplars
+    """Keep the origin's ``MAX_EXEMPLARS`` smallest trace ids (sorted): a sample that merges
+    the same whichever gateway analysed which trace (``aggregate.fields``)."""
+    stats = _origin_stats(agg, r.key)
+    exemplars = stats.exemplars
+    trace_id = r.span.trace_id.hex()
+    if trace_id in exemplars:
+        return
     if len(exemplars) < MAX_EXEMPLARS:
-        trace_id = r.span.trace_id.hex()
-        if trace_id not in exemplars:
-            exemplars.append(trace_id)
+        bisect.insort(exemplars, trace_id)
+    elif trace_id < exemplars[-1]:
+        exemplars.pop()
+        bisect.insort(exemplars, trace_id)
 
 
 def _add_affected(

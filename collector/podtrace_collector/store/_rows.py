@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from podtrace_collector.aggregate.fields import MAX_ITEMS, extend_capped
+from podtrace_collector.aggregate.fields import MAX_ITEMS, smallest_capped
 from podtrace_collector.aggregate.histogram import Histogram
 from podtrace_collector.aggregate.stats import Aggregates, RevisionStats
 from podtrace_collector.store import _schema as s
@@ -128,8 +128,8 @@ def merge_set(rows: list[str]) -> set[str]:
 
 
 def merge_list(rows: list[str]) -> list[str]:
-    """The capped concatenation of JSON lists, in row order, without repeats."""
+    """The smallest distinct items of JSON lists, capped (``fields.smallest_capped``)."""
     out: list[str] = []
     for raw in rows:
-        extend_capped(out, json.loads(raw))
+        out = smallest_capped(out, json.loads(raw))
     return out

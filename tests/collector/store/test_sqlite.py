@@ -28,11 +28,7 @@ def test_survives_restart(tmp_path: Path) -> None:
     assert window(again) == before
     assert registry(again) == reg
     again.write({T0: sample(2)})
-    got, want = window(again), merged(sample(0), sample(1, bucket_s=T0 + 60), sample(2))
-    # Exemplars are a sample: coarse tiers keep them in write order, not minute order.
-    for a in (got, want):
-        a.origins[("shop/cart", "abc12")].exemplars.sort()
-    assert got == want
+    assert window(again) == merged(sample(0), sample(1, bucket_s=T0 + 60), sample(2))
     again.close()
 
 
