@@ -4,11 +4,15 @@ Every ``interval_s`` the writer thread drains the analyser (``drain() -> {bucket
 Aggregates}``) and writes the batch in one store write.  What happens when a write fails depends
 on why (``StoreError.transient``):
 
-* **transient** (a lock, a full disk, a lost connection): the batch is kept and merged into the
-  next attempt; past ``max_pending_buckets`` minutes waiting the oldest are dropped and counted,
-  so a broken disk costs bounded memory and never silent loss.  The writer reports itself
-  unhealthy (``healthy``, the collector's ``/readyz``) until a write succeeds again, and logs the
-  cause once per change of state, not once per attempt.
+* **transient** (a lock, a full disk, a lost connection): the batch is kept and retried *as it
+  was*, before anything drained since (which waits, merged, for the next write).  A lost answer
+  is not a lost write: a remote store (ClickHouse) may have kept a batch whose acknowledgement
+  never came, and recognises the same batch sent again (``ClickHouseStore`` deduplicates a
+  repeated insert), which it could not if the retry carried newer minutes too.  Past
+  ``max_pending_buckets`` minutes waiting, the oldest are dropped and counted (the failed
+  batch first, whole), so a broken disk costs bounded memory and never silent loss.  The writer
+  reports itself unhealthy (``healthy``, the collector's ``/readyz``) until a write succeeds
+  again, and logs the cause once per change of state, not once per attempt.
 * **deterministic** (a value the store cannot hold): retrying would fail forever, so the batch is
   split: minute by minute, then a failing minute entry by entry; what can be written is written,
   and each entry that cannot is dropped and counted (``dropped_entries``).  No accepted input can
@@ -69,7 +73,8 @@ class StoreWriter:
         self.prune_interval_s = prune_interval_s
         self.max_pending_buckets = max_pending_buckets
         self._clock = clock
-        self._pending: dict[int, Aggregates] = {}
+        self._retry: dict[int, Aggregates] = {}  # a batch whose write failed, resent as it is
+        self._pending: dict[int, Aggregates] = {}  # drained since, written after it
         self._flush_lock = threading.Lock()  # flush() may also be called from outside
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="podtrace-store-writer", daemon=True)
@@ -105,30 +110,39 @@ class StoreWriter:
 
     @property
     def pending_buckets(self) -> int:
-        """Minutes waiting for a retry after a failed write."""
-        return len(self._pending)
+        """Minutes waiting: a failed batch to retry and what was drained since."""
+        return len(self._retry) + len(self._pending)
 
     def flush(self) -> bool:
         """Drain the analyser and write everything pending now; ``True`` on success."""
         with self._flush_lock:
             for bucket, agg in self.source.drain().items():
                 self._pending.setdefault(bucket, Aggregates()).merge(agg)
-            if not self._pending:
-                return True
-            try:
-                self.store.write(self._pending)
-            except StoreError as exc:
-                if exc.transient:
-                    self._failed(exc)
+            if self._retry:
+                retry, self._retry = self._retry, {}
+                if not self._write(retry):
                     return False
-                self._isolate(exc)
-            except Exception as exc:  # a bug: treat as deterministic, never retry it forever
-                self._isolate(exc)
-            else:
-                self.buckets_written += len(self._pending)
-                self._pending = {}
-            self._succeeded()
-            return True
+            batch, self._pending = self._pending, {}
+            return not batch or self._write(batch)
+
+    def _write(self, batch: dict[int, Aggregates]) -> bool:
+        """Write one batch; on a transient failure keep it to retry as it is."""
+        try:
+            self.store.write(batch)
+        except StoreError as exc:
+            if exc.transient:
+                self._retry = batch
+                self._failed(exc)
+                return False
+            if not self._isolate(exc, batch):
+                return False
+        except Exception as exc:  # a bug: treat as deterministic, never retry it forever
+            if not self._isolate(exc, batch):
+                return False
+        else:
+            self.buckets_written += len(batch)
+        self._succeeded()
+        return True
 
     def prune(self) -> None:
         """Delete minutes older than the retention horizon (a no-op without retention)."""
@@ -164,39 +178,56 @@ class StoreWriter:
         if self.healthy:
             self.healthy = False
             logger.error("writing to the store failed (retrying): %s", exc)
-        excess = len(self._pending) - self.max_pending_buckets
-        if excess > 0:
-            for bucket in sorted(self._pending)[:excess]:
-                del self._pending[bucket]
-            self.dropped_buckets += excess
-            logger.error("dropped %d minutes of aggregates after repeated write failures", excess)
+        excess = self.pending_buckets - self.max_pending_buckets
+        if excess <= 0:
+            return
+        dropped = 0
+        if self._retry:  # the oldest minutes; a part of it would no longer be the same batch
+            dropped, self._retry = len(self._retry), {}
+        for bucket in sorted(self._pending)[: max(0, excess - dropped)]:
+            del self._pending[bucket]
+            dropped += 1
+        self.dropped_buckets += dropped
+        logger.error("dropped %d minutes of aggregates after repeated write failures", dropped)
 
-    def _isolate(self, exc: BaseException) -> None:
-        """Write what can be written of the pending minutes, entry by entry where needed."""
+    def _isolate(self, exc: BaseException, batch: dict[int, Aggregates]) -> bool:
+        """Write what can be written of a refused batch, minute by minute, then entry by entry.
+
+        Should the store fail transiently meanwhile (``False``), the write that failed becomes
+        the batch to retry and whatever was not tried yet waits with the pending minutes.
+        """
         logger.error("the store refused a batch (%s); writing it entry by entry", exc)
-        pending, self._pending = self._pending, {}
-        for bucket, agg in sorted(pending.items()):
-            if self._try_write({bucket: agg}):
-                continue
-            for entry in _entries(agg):
-                if not self._try_write({bucket: entry}):
+        left = [(b, [agg]) for b, agg in sorted(batch.items())]  # minutes, then entries
+        while left:
+            bucket, aggs = left.pop(0)
+            whole = len(aggs) == 1 and aggs[0] is batch.get(bucket)
+            while aggs:
+                agg = aggs.pop(0)
+                outcome = self._attempt({bucket: agg})
+                if outcome == "transient":
+                    self._retry = {bucket: agg}
+                    for b, rest in [(bucket, aggs), *left]:
+                        for a in rest:
+                            self._pending.setdefault(b, Aggregates()).merge(a)
+                    self._failed(StoreError("the store failed while writing entry by entry"))
+                    return False
+                if outcome == "refused" and whole:
+                    aggs = list(_entries(agg))
+                    whole = False
+                elif outcome == "refused":
                     self.dropped_entries += 1
-        self.buckets_written += len(pending)
+        self.buckets_written += len(batch)
+        return True
 
-    def _try_write(self, batch: dict[int, Aggregates]) -> bool:
-        """One isolated write; ``False`` when the store cannot hold it.  A transient failure
-        keeps the batch pending (merged back for the next flush)."""
+    def _attempt(self, batch: dict[int, Aggregates]) -> str:
+        """One isolated write: ``"written"``, ``"refused"`` (deterministic) or ``"transient"``."""
         try:
             self.store.write(batch)
-            return True
         except StoreError as exc:
-            if not exc.transient:
-                return False
-            for bucket, agg in batch.items():
-                self._pending.setdefault(bucket, Aggregates()).merge(agg)
-            return True  # not lost: retried with the next flush
+            return "transient" if exc.transient else "refused"
         except Exception:
-            return False
+            return "refused"
+        return "written"
 
 
 def _entries(agg: Aggregates) -> Iterator[Aggregates]:

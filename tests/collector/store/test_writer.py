@@ -77,7 +77,7 @@ def test_close_without_start_flushes() -> None:
 
 
 def test_failed_writes_are_retried_then_written() -> None:
-    """A failed batch is kept and written with the next one; nothing is lost."""
+    """A failed batch is kept and written before what came since; nothing is lost."""
     src, store = Source(), FailingStore()
     w = StoreWriter(src, store, retention_s=0)
     src.add(T0, sample(0))
@@ -92,10 +92,13 @@ def test_failed_writes_are_retried_then_written() -> None:
 
 
 def test_pending_minutes_are_bounded_and_drops_counted() -> None:
-    """Past max_pending_buckets the oldest minutes are dropped and counted."""
+    """Past max_pending_buckets the oldest minutes are dropped and counted: the failed batch
+    (whole) first, then the oldest minutes drained since."""
     src, store = Source(), FailingStore()
     w = StoreWriter(src, store, max_pending_buckets=2, retention_s=0)
-    for k in range(5):
+    src.add(T0, sample(0))
+    assert not w.flush()
+    for k in range(1, 5):
         src.add(T0 + 60 * k, sample(k, bucket_s=T0 + 60 * k))
     assert not w.flush()
     assert (w.pending_buckets, w.dropped_buckets) == (2, 3)
@@ -116,6 +119,72 @@ def test_prune_by_retention() -> None:
     w.prune()
     assert w.pruned_buckets == 1
     assert window(store) == sample(1, bucket_s=T0 + 3000)
+
+
+class LosingStore(MemoryStore):
+    """A store that keeps a write and then fails as if its acknowledgement was lost, while
+    ``losing`` is set; it records every batch it was sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.losing = True
+        self.sent: list[Mapping[int, Aggregates]] = []
+
+    def write(self, buckets: Mapping[int, Aggregates]) -> None:
+        self.sent.append(buckets)
+        if self.losing:
+            raise StoreError("connection reset by peer", transient=True)
+        super().write(buckets)
+
+
+def test_a_failed_batch_is_resent_as_it_was() -> None:
+    """After a transient failure the same batch is sent again, unchanged, and what was drained
+    meanwhile goes in a write of its own: a store that deduplicates repeated batches (a lost
+    acknowledgement) can then recognise the retry."""
+    src, store = Source(), LosingStore()
+    w = StoreWriter(src, store, retention_s=0)
+    src.add(T0, sample(0))
+    assert not w.flush()
+    src.add(T0, sample(1))
+    src.add(T0 + 60, sample(2, bucket_s=T0 + 60))
+    assert not w.flush()
+    store.losing = False
+    assert w.flush()
+    first, again, resent, rest = store.sent
+    assert first is again is resent and first == {T0: sample(0)}
+    assert rest == {T0: sample(1), T0 + 60: sample(2, bucket_s=T0 + 60)}
+    assert w.pending_buckets == 0 and w.healthy
+
+
+class FlakyRefusingStore(MemoryStore):
+    """Refuses any batch holding ``shop/poison`` and fails transiently on its ``fail_at``-th
+    write, to interrupt an entry-by-entry write."""
+
+    def __init__(self, fail_at: int) -> None:
+        super().__init__()
+        self.calls, self.fail_at = 0, fail_at
+
+    def write(self, buckets: Mapping[int, Aggregates]) -> None:
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise StoreError("connection reset by peer", transient=True)
+        if any(("shop/poison", "p1") in a.revisions for a in buckets.values()):
+            raise StoreError("value out of range", transient=False)
+        super().write(buckets)
+
+
+@pytest.mark.parametrize("fail_at", [2, 3, 5, 9])
+def test_a_transient_failure_while_writing_entry_by_entry_loses_nothing(fail_at: int) -> None:
+    """Interrupted entry by entry, the writer retries the failed part and what was not tried
+    yet; the only loss is the one entry the store refuses."""
+    src, store = Source(), FlakyRefusingStore(fail_at)
+    w = StoreWriter(src, store, retention_s=0)
+    src.add(T0, _poisoned())
+    src.add(T0 + 60, sample(1, bucket_s=T0 + 60))
+    assert not w.flush() and not w.healthy
+    assert w.flush() and w.healthy
+    assert window(store) == merged(sample(7), sample(1, bucket_s=T0 + 60))
+    assert w.dropped_entries == 1 and w.pending_buckets == 0
 
 
 def _poisoned() -> Aggregates:
