@@ -72,6 +72,7 @@ class CollectorConfig:
     resolve_interval_s: float = 30.0
     drain_timeout_s: float = 10.0
     forward_retry_max_s: float = 5.0
+    max_new_revisions: int = 1000
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -157,6 +158,7 @@ _FLAGS: dict[str, tuple[str, str]] = {
     "resolve-interval": ("resolve_interval_s", "duration"),
     "drain-timeout": ("drain_timeout_s", "duration"),
     "forward-retry-max": ("forward_retry_max_s", "duration"),
+    "max-new-revisions": ("max_new_revisions", "int"),
     "log-level": ("log_level", "str"),
 }
 
@@ -182,6 +184,8 @@ _HELP = {
     "resolve-interval": "how often gateway DNS names are re-resolved (default 30s)",
     "drain-timeout": "on SIGTERM, how long queues may drain to forwards (default 10s)",
     "forward-retry-max": "longest backoff between forward retries (default 5s)",
+    "max-new-revisions": "most workload-revisions first seen per minute; traces naming more"
+    " are counted, not analysed (default 1000)",
     "log-level": "debug, info, warning or error (default info)",
 }
 

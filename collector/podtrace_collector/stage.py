@@ -23,7 +23,9 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector as PromCollector
 
+from podtrace_collector.aggregate.window import Reads
 from podtrace_collector.analyse.analyzer import Analyzer
+from podtrace_collector.analyse.cardinality import RevisionCap
 from podtrace_collector.assemble import Assembler
 from podtrace_collector.budget import DECODED_SPAN_BYTES, MemoryBudget
 from podtrace_collector.config import CollectorConfig
@@ -64,9 +66,16 @@ class AnalysisStage:
         trace_timeout_s: float,
         retention_s: float,
         write_interval_s: float = 2.0,
+        max_new_revisions: int | None = None,
     ) -> None:
         self.budget = budget
-        self.analyzer = Analyzer()
+        cap = None
+        if max_new_revisions is not None:
+            # Seeded with what the store has registered, so a restart's returning workloads
+            # are not new.
+            known = store.read(lambda _registry: Reads([])).registry
+            cap = RevisionCap(max_new_revisions, known=known)
+        self.analyzer = Analyzer(cap=cap)
         span_cap = min(budget.limit_spans, budget.limit_bytes // DECODED_SPAN_BYTES)
         self.assembler = Assembler(
             _ReleasingSink(self.analyzer, budget),
@@ -140,6 +149,22 @@ class _StageMetrics(PromCollector):
                 a.spans_rejected,
             ),
             ("podtrace_traces_analysed", "Traces analysed", an.traces),
+            (
+                "podtrace_revisions_registered",
+                "Workload-revisions first seen and registered (within --max-new-revisions)",
+                an.registered_revisions,
+            ),
+            (
+                "podtrace_traces_over_revision_cap",
+                "Traces naming more new workload-revisions than --max-new-revisions allows"
+                " this minute: counted in totals, not analysed",
+                an.capped_traces,
+            ),
+            (
+                "podtrace_spans_over_revision_cap",
+                "Spans of traces over the cap on new workload-revisions",
+                an.capped_spans,
+            ),
             ("podtrace_spans_analysed", "Spans analysed", an.spans),
             (
                 "podtrace_traces_analysis_failed",
@@ -187,7 +212,11 @@ def build_analysis_stage(
 ) -> AnalysisStage:
     """The gateway's analysis stage for ``config``, with its metrics in ``metrics.registry``."""
     sink = AnalysisStage(
-        store, budget, trace_timeout_s=config.trace_timeout_s, retention_s=config.retention_s
+        store,
+        budget,
+        trace_timeout_s=config.trace_timeout_s,
+        retention_s=config.retention_s,
+        max_new_revisions=config.max_new_revisions,
     )
     metrics.registry.register(_StageMetrics(sink))
     return sink

@@ -52,6 +52,7 @@ def test_every_flag_reads_its_environment_variable() -> None:
         "PODTRACE_RESOLVE_INTERVAL": "5m",
         "PODTRACE_DRAIN_TIMEOUT": "3s",
         "PODTRACE_FORWARD_RETRY_MAX": "500ms",
+        "PODTRACE_MAX_NEW_REVISIONS": "50",
         "PODTRACE_LOG_LEVEL": "DEBUG",
     }
     assert sorted(f"PODTRACE_{f[2:].replace('-', '_').upper()}" for f in flags) == sorted(env)
@@ -77,6 +78,7 @@ def test_every_flag_reads_its_environment_variable() -> None:
         resolve_interval_s=300.0,
         drain_timeout_s=3.0,
         forward_retry_max_s=0.5,
+        max_new_revisions=50,
         log_level="debug",
     )
 

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import httpx
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from podtrace_collector.budget import DECODED_SPAN_BYTES, MemoryBudget
+from podtrace_collector.collector import Collector
 from podtrace_collector.errors import Overloaded
 from podtrace_collector.receive.decode import Decoded, extract, parse_protobuf
 from podtrace_collector.stage import AnalysisStage
 from podtrace_collector.store.memory import MemoryStore
 
-from tests.collector.otlp_helpers import make_request, metric, running, test_config
+from tests.collector.otlp_helpers import kv, make_request, metric, running, test_config
 from tests.collector.store.samples import window
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
@@ -84,3 +88,63 @@ def test_buffer_finishes_oldest_traces_early_before_refusing() -> None:
     assert sink.assembler.traces_finished_early > 0
     assert budget.used_spans <= 80
     assert sink.analyzer.spans + sink.assembler.buffered_spans == 150
+
+
+def _many_workloads(names: list[str]) -> bytes:
+    """One OTLP request with one request span from each of ``names`` (namespace ``made``)."""
+    request = ExportTraceServiceRequest()
+    now_ns = time.time_ns()
+    for i, name in enumerate(names):
+        rs = request.resource_spans.add()
+        for key, value in (
+            ("k8s.namespace.name", "made"),
+            ("k8s.deployment.name", name),
+            ("k8s.replicaset.name", f"{name}-5f7d8c9b4"),
+        ):
+            rs.resource.attributes.append(kv(key, value))
+        span = rs.scope_spans.add().spans.add()
+        span.trace_id, span.span_id = (i + 1).to_bytes(16, "big"), (i + 1).to_bytes(8, "big")
+        span.name, span.kind = "GET /", 2
+        span.start_time_unix_nano, span.end_time_unix_nano = now_ns, now_ns + 1_000_000
+    return request.SerializeToString()
+
+
+def _gateway_counts(c: Collector, analysed: int, stored: int) -> tuple[str, set[str]]:
+    """Wait until ``analysed`` traces were analysed or capped and the store counts ``stored``;
+    /metrics and the workloads' names."""
+    api = f"http://127.0.0.1:{c.api_port}"
+
+    def done() -> bool:
+        text = httpx.get(f"{api}/metrics").text
+        seen = metric(text, "podtrace_traces_analysed_total")
+        return seen + metric(text, "podtrace_traces_over_revision_cap_total") == analysed
+
+    _wait_for(done)
+    _wait_for(lambda: window(c.store).traces == stored)
+    names = {w["workload"] for w in httpx.get(f"{api}/api/v1/workloads").json()["workloads"]}
+    return httpx.get(f"{api}/metrics").text, names
+
+
+def test_new_workloads_per_minute_are_capped(tmp_path: Path) -> None:
+    """One request naming 300 new workloads registers 100 (--max-new-revisions), counts the
+    rest in totals and the cap's counters; after a restart the known ones are not new."""
+    store = f"sqlite:///{tmp_path / 'podtrace.db'}"
+    config = test_config(store=store, trace_timeout_s=0.2, max_new_revisions=100)
+    names = [f"w{i:03d}" for i in range(300)]
+    with running(config) as c:
+        otlp = f"http://127.0.0.1:{c.http_port}/v1/traces"
+        assert httpx.post(otlp, content=_many_workloads(names), headers=PROTOBUF).is_success
+        text, registered = _gateway_counts(c, 300, 300)
+    assert len(registered) == 100 and registered <= {f"made/{n}" for n in names}
+    assert metric(text, "podtrace_revisions_registered_total") == 100
+    assert metric(text, "podtrace_traces_over_revision_cap_total") == 200
+    assert metric(text, "podtrace_spans_over_revision_cap_total") == 200
+    known = sorted(n.split("/")[1] for n in registered)
+    with running(replace(config, max_new_revisions=10)) as c:
+        otlp = f"http://127.0.0.1:{c.http_port}/v1/traces"
+        body = _many_workloads([*known, *[f"new{i}" for i in range(50)]])
+        assert httpx.post(otlp, content=body, headers=PROTOBUF).is_success
+        text, after = _gateway_counts(c, 150, 450)
+    assert metric(text, "podtrace_traces_analysed_total") == 110  # the known 100 and 10 new
+    assert metric(text, "podtrace_revisions_registered_total") == 10
+    assert len(after) == 110

@@ -55,6 +55,7 @@ from podtrace_collector.aggregate.stats import (
     OriginStats,
     RevisionStats,
 )
+from podtrace_collector.analyse.cardinality import RevisionCap
 from podtrace_collector.analyse.requests import Request, TraceAnalysis, WorkloadRev, analyse_trace
 from podtrace_collector.model import Span
 
@@ -225,21 +226,38 @@ def _add_capped(users: set[str], user: str) -> None:
         users.add(user)
 
 
+def _admitted(cap: RevisionCap, trace: TraceAnalysis) -> bool:
+    return cap.admit({(info.workload, info.revision) for info, _, _ in trace.seen})
+
+
 class Analyzer:
     """The ``TraceSink`` of a gateway: analyses complete traces into per-minute ``Aggregates``.
 
     Thread-safe: the assembler calls ``on_trace`` from its threads while the store writer calls
     ``drain``.  A trace the analysis cannot handle is logged, counted in ``failed_traces`` and
-    skipped; it never propagates into the assembler.
+    skipped; it never propagates into the assembler.  With a ``cap``, a trace naming more new
+    workload-revisions than this minute allows counts in its minute's totals (traces, spans) and
+    in ``capped_traces``/``capped_spans``, and nothing else of it is recorded.
+
+    Args:
+        cap: the cap on workload-revisions first seen per minute (``--max-new-revisions``).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, cap: RevisionCap | None = None) -> None:
         self._lock = threading.Lock()
         self._buckets: dict[int, Aggregates] = {}
+        self._cap = cap
         self.traces = 0
         self.late_traces = 0
         self.spans = 0
         self.failed_traces = 0
+        self.capped_traces = 0  # over the cap on new workload-revisions: counted in totals only
+        self.capped_spans = 0
+
+    @property
+    def registered_revisions(self) -> int:
+        """Workload-revisions first registered by this analyser (0 without a cap)."""
+        return self._cap.registered if self._cap is not None else 0
 
     def on_trace(self, spans: Sequence[Span], *, late: bool) -> None:
         """Analyse one complete trace (``late``: spans that arrived after their trace completed)."""
@@ -250,6 +268,11 @@ class Analyzer:
                 agg = self._buckets.get(bucket)
                 if agg is None:
                     agg = self._buckets[bucket] = Aggregates()
+                if self._cap is not None and not _admitted(self._cap, trace):
+                    agg.count(1, len(spans))
+                    self.capped_traces += 1
+                    self.capped_spans += len(spans)
+                    return
                 add_trace(agg, trace)
                 self.traces += 1
                 self.late_traces += late
