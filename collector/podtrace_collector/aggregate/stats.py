@@ -55,6 +55,7 @@ class RevisionStats:
     origin_errors: int = summed()
     latency: Histogram = histogram()
     self_time: Histogram = histogram()
+    own_time: Histogram = histogram()  # server-side self time: self time without transit
 
     def merge(self, other: RevisionStats) -> None:
         merge_fields(self, other)
@@ -109,6 +110,21 @@ class EdgeStats:
 
 
 @dataclass(slots=True)
+class TransitStats:
+    """Transit from one caller workload to one workload-revision (requests under its CLIENT spans).
+
+    Transit is how long the caller's CLIENT span waited minus the request's own duration: the
+    network and queues to and from the callee's pods, and the caller's own scheduling.
+    """
+
+    requests: int = summed()
+    transit: Histogram = histogram()
+
+    def merge(self, other: TransitStats) -> None:
+        merge_fields(self, other)
+
+
+@dataclass(slots=True)
 class Count:
     """A plain count of requests (absorbed failures, entry requests of an operation)."""
 
@@ -152,6 +168,7 @@ MAPS: tuple[MapSpec, ...] = (
     MapSpec("origins", ("workload", "revision"), OriginStats, origin=True),
     MapSpec("entry_totals", ("workload", "operation"), EntryTotal),
     MapSpec("edges", ("caller", "callee"), EdgeStats),
+    MapSpec("transit", ("caller", "workload", "revision"), TransitStats),
     MapSpec("totals", (), Totals),
 )
 """Every map of ``Aggregates``: its key parts and stats class (``aggregate.fields.MapSpec``)."""
@@ -175,6 +192,8 @@ class Aggregates:
     entry_totals: dict[tuple[Workload, str], EntryTotal] = field(default_factory=dict)
     # (caller workload, callee workload) -> EdgeStats
     edges: dict[tuple[Workload, Workload], EdgeStats] = field(default_factory=dict)
+    # (caller workload, callee workload, callee revision) -> TransitStats
+    transit: dict[tuple[Workload, Workload, Revision], TransitStats] = field(default_factory=dict)
     # () -> traces and spans analysed
     totals: dict[tuple[()], Totals] = field(default_factory=dict)
 

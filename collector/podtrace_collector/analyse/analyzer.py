@@ -10,8 +10,9 @@ How the SPEC §4 definitions map onto ``Aggregates`` (read with ``analyse.reques
 
 * ``revisions[(W, R)]`` — every span of W@R updates kind/service/version, pods and first/last seen
   (so a workload with only client spans is still registered); every request of W@R counts in
-  ``requests``, its duration in ``latency`` and its self time in ``self_time``; failed requests in
-  ``errors``, origins in ``origin_errors``.
+  ``requests``, its duration in ``latency``, its self time in ``self_time`` and its own time
+  (server-side self time) in ``own_time``; failed requests in ``errors``, origins in
+  ``origin_errors``.
 * ``impacts[(OW, OR, A)]`` — failed requests of workload A affected by an origin in OW@OR, for
   each **other** workload ``A != OW``, with the smallest hop distance.  A request of OW itself
   that is affected by an origin in OW (a workload calling itself, or another revision of it) is
@@ -31,6 +32,8 @@ How the SPEC §4 definitions map onto ``Aggregates`` (read with ``analyse.reques
 * ``entry_totals[(EW, op)]`` — all entry requests (and those with an ``enduser.id``);
   ``edges[(caller W, callee W)]`` — one call per
   request with a parent request (asynchronous ones too), errors when it failed, its duration.
+* ``transit[(caller W, W, R)]`` — every request of W@R under a CLIENT span of the caller
+  workload, with its transit (``requests.Request.transit_ms``).
 
 Attribution is not exclusive: a request carrying origins in two workload-revisions counts for both.
 """
@@ -54,6 +57,7 @@ from podtrace_collector.aggregate.stats import (
     Impact,
     OriginStats,
     RevisionStats,
+    TransitStats,
 )
 from podtrace_collector.analyse.cardinality import RevisionCap
 from podtrace_collector.analyse.requests import Request, TraceAnalysis, WorkloadRev, analyse_trace
@@ -124,11 +128,7 @@ def _add_request(agg: Aggregates, r: Request, reached: set[WorkloadRev]) -> None
     counts = h.counts
     counts[latency_bucket] = counts.get(latency_bucket, 0) + 1
     h.total += 1
-    h = st.self_time
-    counts = h.counts
-    bucket = bucket_of(r.self_time_ms)
-    counts[bucket] = counts.get(bucket, 0) + 1
-    h.total += 1
+    add_times(agg, st, r.self_time_ms, r.own_ms, r.caller_workload, r.key, r.transit_ms)
     parent = r.parent
     operation = ""
     if parent is None:
@@ -163,6 +163,39 @@ def _add_request(agg: Aggregates, r: Request, reached: set[WorkloadRev]) -> None
         if parent is None:
             _add_entry_impact(agg, r, key, operation, min_hops)
             reached.add(key)
+
+
+def add_times(
+    agg: Aggregates,
+    st: RevisionStats,
+    self_ms: float,
+    own_ms: float,
+    caller: str,
+    key: WorkloadRev,
+    transit_ms: float,
+) -> None:
+    """Add one request's self time, own time and (with a caller workload) transit samples."""
+    h = st.self_time
+    counts = h.counts
+    bucket = bucket_of(self_ms)
+    counts[bucket] = counts.get(bucket, 0) + 1
+    h.total += 1
+    h = st.own_time
+    counts = h.counts
+    bucket = bucket_of(own_ms)
+    counts[bucket] = counts.get(bucket, 0) + 1
+    h.total += 1
+    if caller:
+        k = (caller, key[0], key[1])
+        transit = agg.transit.get(k)
+        if transit is None:
+            transit = agg.transit[k] = TransitStats()
+        transit.requests += 1
+        h = transit.transit
+        counts = h.counts
+        bucket = bucket_of(transit_ms)
+        counts[bucket] = counts.get(bucket, 0) + 1
+        h.total += 1
 
 
 def _origin_stats(agg: Aggregates, key: WorkloadRev) -> OriginStats:

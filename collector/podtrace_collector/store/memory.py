@@ -61,7 +61,9 @@ class MemoryStore:
         for key, stats in self._registry.items():
             copy = out[key] = RevisionStats()
             copy.merge(stats)
-            copy.latency, copy.self_time = Histogram(), Histogram()  # none in the registry
+            for name, merge in merges_of(RevisionStats):
+                if merge == "hist":  # none in the registry
+                    setattr(copy, name, Histogram())
         return out
 
     def _recount_registry(self) -> None:

@@ -7,6 +7,7 @@ import random
 import threading
 from collections.abc import Sequence
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from podtrace_collector.aggregate.stats import (
@@ -80,6 +81,25 @@ def test_chain_fills_every_field() -> None:
     assert set(agg.edges) == {("shop/frontend", "shop/checkout"), ("shop/checkout", "shop/cart")}
     assert agg.edges[("shop/checkout", "shop/cart")].errors == 1
     assert agg.absorbed == {}
+
+
+def test_own_time_and_transit_per_caller() -> None:
+    """Own time goes to the revision; transit to (caller workload, callee, revision)."""
+    t = Trace()
+    fe = t.server(FE, "fe", dur_ms=100)
+    call = t.client(fe, "GET", start_ms=10, dur_ms=50)
+    t.server(CART, "cart", parent=call, start_ms=20, dur_ms=30)  # 20 ms of transit
+    _, agg = summarize(t.spans)
+    cart = agg.revisions[("shop/cart", "cart1")]
+    assert cart.own_time.total == cart.self_time.total == 1
+    assert cart.own_time.quantile(0.5) == pytest.approx(30.0, rel=0.02)
+    assert cart.self_time.quantile(0.5) == pytest.approx(50.0, rel=0.02)
+    fe_stats = agg.revisions[("shop/frontend", "fe1")]
+    assert fe_stats.own_time.quantile(0.5) == pytest.approx(50.0, rel=0.02)
+    assert set(agg.transit) == {("shop/frontend", "shop/cart", "cart1")}  # no caller: no transit
+    transit = agg.transit[("shop/frontend", "shop/cart", "cart1")]
+    assert transit.requests == transit.transit.total == 1
+    assert transit.transit.quantile(0.5) == pytest.approx(20.0, rel=0.02)
 
 
 def test_contained_failure() -> None:
