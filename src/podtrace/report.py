@@ -22,6 +22,7 @@ def render_report(report: dict[str, Any]) -> str:
     parts = [
         _headline(report),
         _verdict(report),
+        _slowdown(report),
         _comparison(report),
         _affected(report),
         _entrypoints(report),
@@ -83,6 +84,40 @@ def _verdict(r: dict[str, Any]) -> str:
     if not reasons and not _dict(r.get("baseline")):
         reasons.append("  - no baseline: this is the workload's first revision")
     return "\n".join([line, *reasons])
+
+
+# Where a self-time regression went (the report's ``slowdown.where``), in words.
+_WHERE = {
+    "own_code": "slower in its own code",
+    "transit": "slower to reach (transit: network and queues between its callers and its pods)",
+    "caller": "slower to reach only through its callers' own slowness (not counted)",
+}
+
+
+def _slowdown(r: dict[str, Any]) -> str:
+    slow = _dict(r.get("slowdown"))
+    if not slow:
+        return ""
+    where = _WHERE.get(str(slow.get("where")), "self time not split into own time and transit")
+    lines = [f"Latency: {where}"]
+    rows = [
+        [
+            str(c.get("workload", "-")),
+            _p50_vs(c),
+            _p50_vs(_dict(c.get("other_calls"))) if c.get("other_calls") else "none tested",
+            "yes" if c.get("slower_everywhere") is True else "no",
+        ]
+        for c in _items(slow.get("callers"))
+    ]
+    if rows:
+        head = ["CALLER", "TRANSIT TO IT p50", "ITS OTHER CALLS p50", "SLOWER EVERYWHERE"]
+        lines.append(_table(head, rows))
+    return "\n".join(lines)
+
+
+def _p50_vs(c: dict[str, Any]) -> str:
+    now, before = _dict(c.get("transit_ms")), _dict(c.get("baseline_transit_ms"))
+    return f"{_ms(now.get('p50'))} vs {_ms(before.get('p50'))} ms"
 
 
 def _comparison(r: dict[str, Any]) -> str:

@@ -65,10 +65,28 @@ class TestRender:
         assert "none: no failure" in out and "none affected" in out and "nowhere" in out
         assert "affected users at least 42" in out
 
+    def test_where_a_slowdown_went(self) -> None:
+        """slowdown: the verdict is followed by where the time went and the callers' numbers."""
+        caller = {"workload": "shop/frontend", "transit_ms": {"p50": 50.0, "p95": 60.0},
+                  "baseline_transit_ms": {"p50": 5.0, "p95": 6.0}, "p_value": 1e-9,
+                  "other_calls": {"transit_ms": {"p50": 5.2}, "baseline_transit_ms": {"p50": 5.0},
+                                  "p_value": 0.4},
+                  "slower_everywhere": False}  # fmt: skip
+        out = render_report({**SPEC_REPORT, "slowdown": {"where": "transit", "callers": [caller]}})
+        assert out.index("VERDICT") < out.index("Latency: slower to reach (transit") < out.index(
+            "baseline 5c4b3a291"
+        )
+        row = next(line for line in out.splitlines() if "shop/frontend" in line)
+        assert row.split() == ["shop/frontend", "50", "vs", "5", "ms", "5.2", "vs", "5", "ms", "no"]
+        own = render_report({**SPEC_REPORT, "slowdown": {"where": "own_code", "callers": []}})
+        assert "Latency: slower in its own code" in own and "CALLER" not in own
+        assert "Latency" not in render_report({**SPEC_REPORT, "slowdown": None})
+
     @pytest.mark.parametrize(
         "report",
         [
             {},
+            {"slowdown": {"where": 3, "callers": [None, {"other_calls": "x"}]}},
             {"verdict": 3, "p_value": "x", "window": "soon", "baseline": [1]},
             {"affected_services": [1, "a", None, {"hops": "far"}], "reasons": [{"x": 1}]},
             {"latency_ms": {"p50": None, "p95": True}, "requests": 2**70},

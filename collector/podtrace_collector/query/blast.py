@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from podtrace_collector.aggregate.histogram import Histogram
 from podtrace_collector.aggregate.stats import (
     MAPS,
     MAX_USERS,
@@ -28,6 +29,7 @@ from podtrace_collector.query.common import (
     require_revisions,
     window_json,
 )
+from podtrace_collector.query.control import Comparison, Location, callers_of
 from podtrace_collector.query.resolve import check_workload
 from podtrace_collector.query.verdict import MIN_REQUESTS, decide
 
@@ -126,6 +128,9 @@ def blast_radius(plan: BlastPlan, agg: Aggregates, before: Aggregates) -> JSON:
     ending when the revision appeared (``baseline_window.mode`` says which).
 
     Added fields: ``origin_error_rate`` (and in ``baseline``), ``reasons`` (the verdict in words),
+    ``slowdown`` (where a self-time regression went: ``where`` is ``own_code``, ``transit`` or
+    ``caller`` — the callers' own slowness, excused — with the ``callers`` whose transit to the
+    revision got worse; null without a self-time regression),
     ``baseline_window`` (``{start, end, mode}`` or null), ``first_seen`` (the revision's first
     span), ``affected_users_capped`` (true when a user set hit its cap, making
     ``affected_users`` a lower bound), ``affected_users_reason`` (why ``affected_users`` is
@@ -145,7 +150,7 @@ def blast_radius(plan: BlastPlan, agg: Aggregates, before: Aggregates) -> JSON:
         "first_seen": window_json(plan.first_s, plan.first_s)["start"],
         **counts_json(current),
     }
-    report.update(_verdict_fields(current, base))
+    report.update(_verdict_fields(plan, current, base, agg, before))
     report.update(_impact_fields(agg, plan.names, workload, rev))
     return report
 
@@ -216,16 +221,59 @@ def _baseline(plan: BlastPlan, agg: Aggregates, before: Aggregates) -> _Baseline
     return _Baseline(rev, life.version, stats, window.start_s, window.end_s, BEFORE_REVISION)
 
 
-def _verdict_fields(current: RevisionStats, base: _Baseline | None) -> JSON:
-    verdict = decide(current, None if base is None else base.stats)
-    out: JSON = {"baseline": None, "baseline_window": None}
-    if base is not None:
+def _verdict_fields(
+    plan: BlastPlan,
+    current: RevisionStats,
+    base: _Baseline | None,
+    agg: Aggregates,
+    before: Aggregates,
+) -> JSON:
+    if base is None:
+        verdict = decide(current, None)
+        out: JSON = {"baseline": None, "baseline_window": None}
+    else:
+        control = base.mode == BEFORE_REVISION
+        base_agg = before if control else agg
+        callers = callers_of(plan.workload, plan.revision, base.revision, agg, base_agg)
+        verdict = decide(current, base.stats, callers=callers, control=control)
         counts = counts_json(base.stats)
-        out["baseline"] = {"revision": base.revision, "version": base.version, **counts}
+        out = {"baseline": {"revision": base.revision, "version": base.version, **counts}}
         window = window_json(*_read_window(base.start_s, base.end_s))
         out["baseline_window"] = {**window, "mode": base.mode}
     out.update(verdict=verdict.verdict, p_value=verdict.p_value, reasons=list(verdict.reasons))
+    out["slowdown"] = _slowdown_json(verdict.latency, plan.names)
     return out
+
+
+def _slowdown_json(where: Location | None, names: dict[str, tuple[str, str]]) -> JSON | None:
+    """Where a self-time regression went, and the callers whose transit to it got worse."""
+    if where is None:
+        return None
+    return {
+        "where": where.where or None,
+        "callers": [
+            {
+                "workload": f.caller,
+                "service": _service(names, f.caller),
+                **_comparison_json(f.transit),
+                "other_calls": None if f.others is None else _comparison_json(f.others),
+                "slower_everywhere": f.slower_everywhere,
+            }
+            for f in where.callers
+        ],
+    }
+
+
+def _comparison_json(c: Comparison) -> JSON:
+    return {
+        "transit_ms": _p50_p95(c.now),
+        "baseline_transit_ms": _p50_p95(c.before),
+        "p_value": c.p_value,
+    }
+
+
+def _p50_p95(h: Histogram) -> JSON:
+    return {"p50": h.quantile(0.5), "p95": h.quantile(0.95)}
 
 
 def _impact_fields(

@@ -30,6 +30,7 @@ _SUMMARY_FIELDS = (
     "verdict",
     "p_value",
     "reasons",
+    "slowdown",
     "requests",
     "errors",
     "origin_errors",
@@ -107,9 +108,9 @@ def rollouts(snapshot: Snapshot[RolloutsPlan]) -> JSON:
         Each rollout: ``workload``, ``kind``, ``service``, ``from_revision``, ``to_revision``,
         ``from_version``, ``to_version``, ``started_at`` (RFC 3339), ``window`` (the new
         revision's lifetime, ``{start, end}``, in whole minutes), ``verdict``, ``p_value``,
-        ``reasons``, ``requests``, ``errors``, ``origin_errors``, ``error_rate`` (of the new
-        revision), ``baseline_requests``, ``affected_services`` (a count), ``affected_entrypoints``
-        (a count), ``max_hops``, ``affected_traces``, ``affected_users``.
+        ``reasons``, ``slowdown``, ``requests``, ``errors``, ``origin_errors``, ``error_rate`` (of
+        the new revision), ``baseline_requests``, ``affected_services`` (a count),
+        ``affected_entrypoints`` (a count), ``max_hops``, ``affected_traces``, ``affected_users``.
     """
     out = []
     windows = snapshot.windows

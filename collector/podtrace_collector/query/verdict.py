@@ -18,14 +18,29 @@ regression — except that a self-time regression does not count against a basel
 origin error rate is significantly, materially higher (failed requests end early or late: the
 self times are not comparable), which also keeps the verdict antisymmetric: of two revisions
 judged against each other, at most one is ``regressed``.  ``healthy`` otherwise.
+
+A self-time regression is then located (``query.control``): in the revision's own code (its
+own time regressed), or in transit (slower to reach) — and, against a baseline measured before
+the revision appeared, a transit-only regression whose worse callers got as much slower on
+their other calls too is the callers' own slowness: it does not count.  ``reasons`` say which
+test decided and, for a latency regression, where the time went.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from podtrace_collector.aggregate.histogram import Histogram
 from podtrace_collector.aggregate.stats import RevisionStats
+from podtrace_collector.query.control import (
+    ALPHA,
+    MIN_LATENCY_RATIO,
+    MIN_SIDE_REQUESTS,
+    CallerTransit,
+    Location,
+    locate,
+)
 from podtrace_collector.query.stats import (
     MANN_WHITNEY_EXACT,
     Evidence,
@@ -33,14 +48,11 @@ from podtrace_collector.query.stats import (
     mann_whitney_test,
 )
 
-ALPHA = 0.01
-MIN_SIDE_REQUESTS = 5
 # A baseline seen in the revision's window with fewer requests than this is measured over the
 # window before the revision instead (``query.blast``): a canary must carry enough traffic.
 MIN_REQUESTS = 20
 MIN_RATE_INCREASE = 0.01
 MIN_RATE_RATIO = 2.0
-MIN_LATENCY_RATIO = 1.2
 
 ERROR_RATE = "origin error rate"
 SELF_TIME = "self time"
@@ -52,11 +64,16 @@ INSUFFICIENT_DATA = "insufficient_data"
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """The decision, the p-value that backs it (``None`` when no test ran) and why, in words."""
+    """The decision, the p-value that backs it (``None`` when no test ran) and why, in words.
+
+    ``latency``: where a self-time regression went (``control.Location``), ``None`` when the
+    self-time test found none.
+    """
 
     verdict: str
     p_value: float | None
     reasons: list[str] = field(default_factory=list)
+    latency: Location | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,14 +84,33 @@ class _Outcome:
     evidence: Evidence
     regression: str = ""
     not_run: str = ""  # why the test did not run (it then cannot decide)
+    where: str = ""  # for a self-time regression: where the time went, in words
 
     @property
     def cited(self) -> str:
         return f"{self.evidence.method} p={self.evidence.p_value:.3g}"
 
+    @property
+    def reason(self) -> str:
+        """The regression found, with the test that found it (and where the time went)."""
+        found = f"{self.regression} ({self.cited})"
+        return f"{found}, {self.where}" if self.where else found
 
-def decide(current: RevisionStats, baseline: RevisionStats | None) -> Verdict:
+
+def decide(
+    current: RevisionStats,
+    baseline: RevisionStats | None,
+    *,
+    callers: Sequence[CallerTransit] = (),
+    control: bool = False,
+) -> Verdict:
     """The verdict on ``current`` against ``baseline`` (``None`` for a first revision).
+
+    A self-time regression is located (``control.locate``): in the revision's own code, or in
+    transit, where ``callers`` (each caller's transit to the revision and to the baseline) name
+    the callers whose transit got worse.  With ``control`` (the baseline was measured before the
+    revision appeared), a transit-only regression whose worse callers all got as much slower on
+    their other calls is theirs, not the revision's: it does not count.
 
     Returns:
         ``regressed`` with the smallest p-value of the tests that found a significant, material
@@ -96,32 +132,57 @@ def decide(current: RevisionStats, baseline: RevisionStats | None) -> Verdict:
     if not able:
         return Verdict(INSUFFICIENT_DATA, None, notes)
     found = [o for o in able if o.regression]
+    where = _latency_found(found, notes, current, baseline, callers, control)
+    if found:
+        p_value = min(o.evidence.p_value for o in found)
+        return Verdict(REGRESSED, p_value, [o.reason for o in found] + notes, where)
+    p_value = min(o.evidence.p_value for o in able)
+    if where is not None and where.excused:
+        # notes[0] names the callers; any other test that could decide found nothing either.
+        rest = [o for o in able if o.subject != SELF_TIME]
+        cited = "; ".join(f"{o.subject}: {o.cited}" for o in rest)
+        tail = [f"no other significant, material regression ({cited})"] if rest else []
+        return Verdict(HEALTHY, p_value, [notes[0], *tail, *notes[1:]], where)
+    cited = "; ".join(f"{o.subject}: {o.cited}" for o in able)
+    return Verdict(
+        HEALTHY, p_value, [f"no significant, material regression ({cited})", *notes], where
+    )
+
+
+def _latency_found(
+    found: list[_Outcome],
+    notes: list[str],
+    current: RevisionStats,
+    baseline: RevisionStats,
+    callers: Sequence[CallerTransit],
+    control: bool,
+) -> Location | None:
+    """Weigh a self-time regression in ``found`` (in place): not comparable, excused, located."""
     slower = next((o for o in found if o.subject == SELF_TIME), None)
-    reverse = _error_test(baseline, current) if slower else None
-    if slower and reverse and reverse.regression:
+    if slower is None:
+        return None
+    reverse = _error_test(baseline, current)
+    if reverse.regression:
         found.remove(slower)  # the baseline fails more: its self times are not comparable
         notes.append(
             f"{slower.regression} not counted: the baseline fails more "
             f"(its {reverse.regression}, {reverse.cited})"
         )
-    if found:
-        return Verdict(REGRESSED, min(o.evidence.p_value for o in found), _reasons(found) + notes)
-    cited = "; ".join(f"{o.subject}: {o.cited}" for o in able)
-    return Verdict(
-        HEALTHY,
-        min(o.evidence.p_value for o in able),
-        [f"no significant, material regression ({cited})", *notes],
-    )
+        return None
+    where = locate(current.own_time, baseline.own_time, callers, control=control)
+    i = found.index(slower)
+    if where.excused:
+        del found[i]  # the callers' own slowness, not this revision's
+        notes.insert(0, f"{slower.reason} is {where.reason}")
+    else:
+        found[i] = _Outcome(SELF_TIME, slower.evidence, slower.regression, where=where.reason)
+    return where
 
 
 def _too_few(stats: RevisionStats, side: str) -> list[str]:
     if stats.requests >= MIN_SIDE_REQUESTS:
         return []
     return [f"{side} has {stats.requests} requests; at least {MIN_SIDE_REQUESTS} are needed"]
-
-
-def _reasons(found: list[_Outcome]) -> list[str]:
-    return [f"{o.regression} ({o.cited})" for o in found]
 
 
 def _cannot_decide(o: _Outcome) -> str:

@@ -554,6 +554,49 @@ def test_empty_latency_impact_draws_nothing(patched: Served, browser: Chromium) 
     assert line == "affected users: unknown (no enduser.id on entry spans)"
 
 
+_TRANSIT = {
+    "where": "transit",
+    "callers": [
+        {
+            "workload": "shop/checkout",
+            "service": "checkout",
+            "transit_ms": {"p50": 52.0, "p95": 60.0},
+            "baseline_transit_ms": {"p50": 5.0, "p95": 6.0},
+            "p_value": 1e-9,
+            "other_calls": None,
+            "slower_everywhere": False,
+        }
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("patched", "text"),
+    [
+        (_with(slowdown=_TRANSIT), "slower to reach"),
+        (_with(slowdown={"where": "own_code", "callers": []}), "slower in its own code"),
+        (_with(slowdown=None), None),
+    ],
+    indirect=["patched"],
+)
+def test_where_the_time_went_is_marked(patched: Served, browser: Chromium, text: str) -> None:
+    """Synthetic report: a mark beside the verdict says "slower to reach" (transit) or "slower
+    in its own code", naming the callers on hover; none without a latency regression."""
+    loaded(browser, patched.url + "/")
+    report_of(browser, "shop/cart")
+    mark = "document.getElementById('summary-slowdown')"
+    if text is None:
+        assert browser.evaluate(f"{mark}.hidden") is True
+        return
+    if "reach" in text:
+        shot(browser, "page-slower-to-reach.png")
+    assert browser.evaluate(f"{mark}.hidden") is False
+    assert browser.evaluate(f"{mark}.textContent") == text
+    if "reach" in text:
+        title = browser.evaluate(f"{mark}.title")
+        assert title == "shop/checkout: transit to it 52 ms vs 5.0 ms (p50)"
+
+
 # ---- headers -------------------------------------------------------------------------------
 
 

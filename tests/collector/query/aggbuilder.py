@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from podtrace_collector import query
+from podtrace_collector.aggregate.histogram import Histogram
 from podtrace_collector.aggregate.stats import (
     Aggregates,
     Count,
@@ -24,6 +25,7 @@ from podtrace_collector.aggregate.stats import (
     Impact,
     OriginStats,
     RevisionStats,
+    TransitStats,
     WorkloadRev,
 )
 from podtrace_collector.aggregate.window import P, Registry, Snapshot
@@ -71,6 +73,7 @@ class Buckets:
         origin_errors: int = 0,
         latency_ms: float = 10.0,
         self_ms: float = 4.0,
+        own_ms: float | None = None,
         version: str = "",
         service: str | None = None,
         kind: str = "Deployment",
@@ -79,7 +82,8 @@ class Buckets:
         """``n`` requests of ``workload@rev`` at ``t_s`` (first/last seen follow).
 
         Self times spread over ``self_ms`` x 0.9, 0.95, 1, 1.05, 1.1, as real ones do: constant
-        ones would all tie, and a test over ties alone cannot decide.
+        ones would all tie, and a test over ties alone cannot decide.  Own times spread the same
+        way over ``own_ms`` (default: ``self_ms``, no transit).
         """
         st = self.at(t_s).revisions.setdefault((workload, rev), RevisionStats())
         st.kind, st.version = kind, version
@@ -92,10 +96,15 @@ class Buckets:
         st.errors += errors
         st.origin_errors += origin_errors
         st.latency.add(latency_ms, n)
-        for i, factor in enumerate((0.9, 0.95, 1.0, 1.05, 1.1)):
-            if count := n // 5 + (i < n % 5):
-                st.self_time.add(self_ms * factor, count)
+        _spread(st.self_time, self_ms, n)
+        _spread(st.own_time, self_ms if own_ms is None else own_ms, n)
         return st
+
+    def transit(self, t_s: float, caller: str, callee: WorkloadRev, n: int, ms: float) -> None:
+        """``n`` requests of ``callee`` under ``caller``'s CLIENT spans, with transit ``ms``."""
+        stats = self.at(t_s).transit.setdefault((caller, *callee), TransitStats())
+        stats.requests += n
+        _spread(stats.transit, ms, n)
 
     def impact(self, t_s: float, origin: WorkloadRev, affected: str, n: int, hops: int) -> None:
         self.at(t_s).impacts.setdefault((*origin, affected), Impact()).merge(Impact(n, hops))
@@ -144,6 +153,12 @@ class Buckets:
         edge = EdgeStats(calls, errors)
         edge.latency.add(ms, calls)
         self.at(t_s).edges.setdefault((caller, callee), EdgeStats()).merge(edge)
+
+
+def _spread(h: Histogram, ms: float, n: int) -> None:
+    for i, factor in enumerate((0.9, 0.95, 1.0, 1.05, 1.1)):
+        if count := n // 5 + (i < n % 5):
+            h.add(ms * factor, count)
 
 
 def shop(*, canary: bool) -> Buckets:

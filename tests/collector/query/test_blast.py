@@ -128,6 +128,76 @@ class TestBaselineWindow:
         assert r["verdict"] == "insufficient_data" and r["p_value"] is None
 
 
+def _starved(*, canary: bool, others_slow: bool, own_slow: bool = False) -> Buckets:
+    """``search`` rolls out NEW (unchanged code) at the rollout; from then on the frontend is slow
+    to reach it (transit 5 -> 50 ms), and with ``others_slow`` to cart as well (a starved caller).
+    """
+    b = Buckets()
+    cart, search_new, search_old = (CART, "c1"), (SEARCH, NEW), (SEARCH, OLD)
+    for m in range(90):
+        t = T0 + m * MIN + (15 if m == 60 else 30)
+        after = m >= 60
+        slow = 50.0 if after else 5.0
+        b.requests(t, FRONTEND, "f1", 40, self_ms=20.0)
+        b.requests(t, CART, "c1", 20, self_ms=10.0 + (slow if others_slow else 5.0), own_ms=10.0)
+        b.transit(t, FRONTEND, cart, 20, slow if others_slow else 5.0)
+        if not after or canary:
+            b.requests(t, SEARCH, OLD, 20, self_ms=10.0 + (slow if canary else 5.0), own_ms=10.0)
+            b.transit(t, FRONTEND, search_old, 20, slow if canary else 5.0)
+        if after:
+            own = 30.0 if own_slow else 10.0
+            b.requests(t, SEARCH, NEW, 20, self_ms=own + slow, own_ms=own)
+            b.transit(t, FRONTEND, search_new, 20, slow)
+    return b
+
+
+class TestCallerControl:
+    def test_a_starved_caller_is_not_the_callee_rollout(self) -> None:
+        """Replaced (no canary); the frontend got slower to reach everything: healthy."""
+        r = blast(_starved(canary=False, others_slow=True), workload=SEARCH)
+        assert r["baseline_window"]["mode"] == BEFORE_REVISION
+        assert r["verdict"] == "healthy"
+        assert "the callers' own slowness" in r["reasons"][0]
+        assert r["slowdown"]["where"] == "caller"
+        [caller] = r["slowdown"]["callers"]
+        assert (caller["workload"], caller["service"]) == (FRONTEND, "frontend")
+        assert caller["slower_everywhere"] is True
+        assert caller["transit_ms"]["p50"] == pytest.approx(50.0, rel=0.1)
+        assert caller["baseline_transit_ms"]["p50"] == pytest.approx(5.0, rel=0.1)
+        assert caller["other_calls"]["transit_ms"]["p50"] == pytest.approx(50.0, rel=0.1)
+        assert caller["p_value"] < 0.01 and caller["other_calls"]["p_value"] < 0.01
+
+    def test_slow_to_reach_is_regressed_in_transit(self) -> None:
+        """Only the new revision is slower to reach: regressed, in transit."""
+        r = blast(_starved(canary=False, others_slow=False), workload=SEARCH)
+        assert r["verdict"] == "regressed"
+        assert "in transit (slower to reach)" in r["reasons"][0]
+        assert r["slowdown"]["where"] == "transit"
+        [caller] = r["slowdown"]["callers"]
+        assert caller["slower_everywhere"] is False
+        assert caller["other_calls"]["transit_ms"]["p50"] == pytest.approx(5.0, rel=0.1)
+
+    def test_slower_in_its_own_code(self) -> None:
+        """Own time tripled: regressed in its own code, the callers are not consulted."""
+        r = blast(_starved(canary=False, others_slow=True, own_slow=True), workload=SEARCH)
+        assert r["verdict"] == "regressed"
+        assert "in its own code" in r["reasons"][0]
+        assert r["slowdown"] == {"where": "own_code", "callers": []}
+
+    def test_a_canary_keeps_the_plain_rule(self) -> None:
+        """Both revisions live and equally slow to reach: no regression, no control needed."""
+        r = blast(_starved(canary=True, others_slow=True), workload=SEARCH)
+        assert r["baseline_window"]["mode"] == SAME_WINDOW
+        assert r["verdict"] == "healthy" and r["slowdown"] is None
+
+    def test_errors_and_own_code_both_said(self) -> None:
+        """The shop's NEW fails more and is slower in its own code: both reasons are given."""
+        r = _report(SHOP)
+        assert r["reasons"][0].startswith("origin error rate")
+        assert "in its own code" in r["reasons"][1]
+        assert r["slowdown"]["where"] == "own_code"
+
+
 class TestExplicitWindow:
     def test_since_and_until_bound_the_window(self) -> None:
         """since/until replace the defaults; counts follow the buckets they cover."""

@@ -19,6 +19,7 @@ window.podtraceReport = (() => {
         h("code", {}, shortRev(rep.revision))));
     $("summary-verdict").replaceWith(Object.assign(badge(rep.verdict), { id: "summary-verdict" }));
     renderSummaryLine(rep);
+    renderSlowdown(rep.slowdown);
     const slowed = latencyImpact(rep);
     const items = [
       ["affected users", users(rep.affected_users), "users"],
@@ -33,6 +34,25 @@ window.podtraceReport = (() => {
       h("div", { class: "kpi", "data-kpi": key, "data-unknown": value === "unknown" ? "true" : null,
         title: key === "users" ? usersNote(rep) : null },
         h("dt", {}, label), h("dd", {}, value))));
+  }
+
+  // Where a self-time regression went (the report's slowdown.where), as a mark by the verdict.
+  const SLOWDOWN = {
+    own_code: "slower in its own code",
+    transit: "slower to reach",
+    caller: "slower to reach: its callers' own slowness",
+  };
+
+  function renderSlowdown(slowdown) {
+    const el = $("summary-slowdown");
+    const where = slowdown && SLOWDOWN[slowdown.where] ? slowdown.where : "";
+    const callers = ((slowdown && slowdown.callers) || []).map((c) =>
+      `${c.workload}: transit to it ${ms(c.transit_ms && c.transit_ms.p50)} vs ` +
+      `${ms(c.baseline_transit_ms && c.baseline_transit_ms.p50)} (p50)`);
+    el.hidden = !where;
+    el.dataset.where = where;
+    el.textContent = where ? SLOWDOWN[where] : "";
+    el.title = callers.join("\n");
   }
 
   // Users are counted from enduser.id on entry spans; without one the count is unknown, not 0.
