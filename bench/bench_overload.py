@@ -82,8 +82,8 @@ def _http_sender(port: int) -> Any:
             answer = client.post(url, content=body, headers=headers)
         except httpx.TimeoutException:
             return "timeout", None
-        except httpx.HTTPError:
-            return "error", None
+        except httpx.HTTPError as exc:
+            return f"error ({type(exc).__name__})", None
         retry = answer.headers.get("retry-after")
         return str(answer.status_code), float(retry) if retry else None
 
@@ -157,7 +157,7 @@ def _flood(kind: str, port: int) -> list[Result]:
 
 def _report(kind: str, results: list[Result]) -> None:
     answers = Counter(answer for answer, _, _ in results)
-    refused = [r for r in results if r[0] not in ("200", "OK", "timeout", "error")]
+    refused = [r for r in results if r[0] in ("429", "503", "RESOURCE_EXHAUSTED", "UNAVAILABLE")]
     with_delay = sum(1 for r in refused if r[2])
     times = sorted(elapsed for answer, elapsed, _ in results if answer != "timeout")
     p50 = statistics.median(times) if times else 0.0

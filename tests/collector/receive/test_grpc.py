@@ -13,6 +13,7 @@ from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from podtrace_collector.collector import Collector
+from podtrace_collector.receive.grpc import SERVICE
 
 from tests.collector.otlp_helpers import (
     RecordingSink,
@@ -256,3 +257,36 @@ def test_more_senders_than_admitted_get_retry_info_promptly_and_counted() -> Non
         accepted
     )
     assert len(sink.spans) == 2 * len(accepted)
+
+
+def test_clients_trickling_their_message_hold_no_worker() -> None:
+    """Clients that open an Export and never send the message (a slow body) do not hold the
+    export workers: other clients are served at once."""
+    release = threading.Event()
+
+    def never_sent() -> Iterator[bytes]:
+        release.wait(30)
+        return
+        yield b""  # a generator that sends nothing until released
+
+    with running() as collector:
+        address = f"127.0.0.1:{collector.grpc_port}"
+        channels = [grpc.insecure_channel(address) for _ in range(12)]
+        stalled = [
+            channel.stream_unary(f"/{SERVICE}/Export").future(never_sent(), timeout=30)
+            for channel in channels
+        ]
+        try:
+            time.sleep(0.5)  # every stalled call is open on the server
+            with grpc.insecure_channel(address) as channel:
+                start = time.monotonic()
+                trace_service_pb2_grpc.TraceServiceStub(channel).Export(
+                    make_request(2, seed=77), timeout=5
+                )
+                assert time.monotonic() - start < 1.0
+        finally:
+            release.set()
+            for call in stalled:
+                call.cancel()
+            for channel in channels:
+                channel.close()
