@@ -352,8 +352,9 @@ def test_make_demo_installs_only_the_demo_extra() -> None:
     """`make demo` installs podtrace[demo], which holds every instrumentation the shop needs,
     and not the dev group (pytest, mypy, ruff)."""
     root = Path(__file__).resolve().parents[2]
-    dry = subprocess.run(["make", "-n", "demo", "VENV=/nonexistent-venv"], cwd=root,
-                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    # --no-print-directory: under `make test` this make is nested and would print its directory.
+    dry = subprocess.run(["make", "-n", "--no-print-directory", "demo", "VENV=/nonexistent-venv"],
+                         cwd=root, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert dry.returncode == 0, dry.stderr
     installs = [line for line in dry.stdout.splitlines() if "pip install" in line]
     assert any('-e ".[demo]"' in line for line in installs), dry.stdout
