@@ -84,7 +84,11 @@ class Collector:
         self.http_port: int | None = None
         self.api_port: int | None = None
         self._sidecar = config.mode == "sidecar"
-        self.store = store if store is not None or self._sidecar else open_store(config.store)
+        self.store = (
+            store
+            if store is not None or self._sidecar
+            else open_store(config.store, retention_s=config.retention_s)
+        )
         self.sink: SpanSink | None = None if self._sidecar else (sink or self._default_sink())
         self.forwarder = self._make_forwarder(resolve)
         enricher = None

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from podtrace_collector.durations import duration_s
 from podtrace_collector.errors import ConfigError
+from podtrace_collector.store import check_url
 
 ENV_PREFIX = "PODTRACE_"
 MODES = ("gateway", "sidecar")
@@ -88,10 +89,10 @@ def _validate(cfg: CollectorConfig) -> None:
         port, flag = getattr(cfg, name), name.replace("_", "-")
         if not 0 <= port <= 65535:
             raise ConfigError(f"--{flag} must be 0..65535, not {port}", flag=flag)
-    if cfg.store != "memory" and not cfg.store.startswith("sqlite:///"):
-        raise ConfigError(
-            f"--store must be 'memory' or 'sqlite:///PATH', not {cfg.store!r}", flag="store"
-        )
+    try:
+        check_url(cfg.store)
+    except ConfigError as exc:
+        raise ConfigError(f"--store: {exc}", flag="store") from None
     if cfg.mode == "sidecar" and not cfg.forward:
         raise ConfigError("--mode sidecar needs at least one --forward gateway URL", flag="mode")
     for flag, (attr, _) in _FLAGS.items():
@@ -168,7 +169,8 @@ _HELP = {
     "grpc-port": "OTLP/gRPC port (default 4317; 0 picks a free port)",
     "http-port": "OTLP/HTTP port (default 4318; 0 picks a free port)",
     "api-port": "query API, /healthz, /readyz, /metrics (default 4320)",
-    "store": "sqlite:///PATH or memory (default sqlite:///./podtrace.db)",
+    "store": "sqlite:///PATH, memory, clickhouse://[USER[:PASSWORD]@]HOST[:PORT]/DB or"
+    " chdb://PATH (default sqlite:///./podtrace.db)",
     "forward": "OTLP upstream: host:port, grpc://, http(s)://.../v1/traces; repeatable",
     "trace-timeout": "a trace is complete this long after its last span (default 10s)",
     "api-token": "bearer token required on /api and /metrics",

@@ -132,7 +132,7 @@ def test_sizes(text: str, size: int) -> None:
         (["--trace-timeout", "10x"], "--trace-timeout: '10x' is not a duration"),
         (["--memory-limit=-5MiB"], "--memory-limit"),
         (["--grpc-port", "70000"], "--grpc-port must be 0..65535"),
-        (["--store", "postgres://x"], "--store must be"),
+        (["--store", "postgres://x"], "--store: bad store URL"),
         (["--log-level", "loud"], "--log-level"),
         (["--forward-queue-spans", "0"], "--forward-queue-spans must be positive"),
         (["--max-buffered-spans", "many"], "is not an integer"),

@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from podtrace_collector.api import page, routes
 from podtrace_collector.api.errors import HTTP_CODES, error_response, query_error_response
 from podtrace_collector.api.hosts import AllowedHosts
-from podtrace_collector.errors import QueryError
+from podtrace_collector.errors import QueryError, StoreError
 from podtrace_collector.metrics import CONTENT_TYPE_LATEST, CollectorMetrics
 from podtrace_collector.store.base import Store
 
@@ -128,6 +128,12 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(QueryError)
     async def query_error(request: Request, exc: QueryError) -> JSONResponse:
         return query_error_response(exc)
+
+    @app.exception_handler(StoreError)
+    async def store_error(request: Request, exc: StoreError) -> JSONResponse:
+        # The store is away (a ClickHouse server unreachable, a locked file): retry later.
+        logger.warning("store read failed in %s: %s", request.url.path, exc)
+        return error_response(503, "store_unavailable", f"the store cannot be read: {exc}")
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception) -> JSONResponse:

@@ -19,17 +19,21 @@ from podtrace_collector.aggregate.stats import (
 from podtrace_collector.aggregate.window import Reads, Registry, Window
 from podtrace_collector.errors import StoreError
 from podtrace_collector.store.base import Store, read_windows
+from podtrace_collector.store.clickhouse import ClickHouseStore
 from podtrace_collector.store.memory import MemoryStore
 from podtrace_collector.store.sqlite import SqliteStore
 
+from tests.collector.chdb_engine import chdb_url
 from tests.collector.store.samples import T0, merged, registry, sample, window
 
-STORES = ["memory", "sqlite"]
+STORES = ["memory", "sqlite", "clickhouse"]
 
 
 def open_store(kind: str, tmp_path: Path) -> Store:
     if kind == "sqlite":
         return SqliteStore(tmp_path / "p.db")
+    if kind == "clickhouse":
+        return ClickHouseStore(chdb_url())  # the in-process engine, a database of its own
     return MemoryStore()
 
 
