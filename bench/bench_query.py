@@ -159,7 +159,7 @@ def main() -> None:
         print(f"store: {MINUTES} minutes, {SERVICES} services, {SPANS:,} spans represented;"
               f" filled in {fill_s:.1f} s, {size_mb:.0f} MB (+WAL)")  # fmt: skip
         everything = _timed(lambda: read_windows(store, Window(end_s - 3600, end_s)), 5)
-        with TestClient(create_app_for(create_app, store)) as client:
+        with TestClient(create_app_for(create_app, store), base_url="http://localhost") as client:
             url = f"/api/v1/blast-radius?workload={_name(0)}&since=1h"
             first = client.get(url)
             assert first.status_code == 200, first.text
