@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -167,3 +168,52 @@ def test_port_in_use_exits_1() -> None:
         )
     assert done.returncode == 1
     assert b"failed to start" in done.stderr and b"Traceback" not in done.stderr
+
+
+def _api_json(port: int, path: str) -> Any:
+    answer = httpx.get(f"http://127.0.0.1:{port}{path}", timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def _requests(port: int) -> int:
+    workloads = _api_json(port, "/api/v1/workloads?since=2020-01-01T00:00:00Z")["workloads"]
+    return sum(r["requests"] for w in workloads for r in w["revisions"])
+
+
+@pytest.mark.slow
+def test_a_chdb_gateway_killed_and_restarted_answers_as_before(tmp_path: Any) -> None:
+    """A gateway on chdb:// has what it analysed in the store within a few seconds (the writer
+    writes every 2 s); killed with SIGKILL and restarted on the same directory, it answers
+    exactly as before."""
+    store = [
+        "--store",
+        f"chdb://{tmp_path}/engine",
+        "--trace-timeout",
+        "0.2s",
+        "--retention",
+        "3650d",
+    ]  # fmt: skip (the helper's spans are from 2023)
+    paths = [
+        "/api/v1/workloads?since=2020-01-01T00:00:00Z&until=2030-01-01T00:00:00Z",
+        "/api/v1/rollouts",
+        "/api/v1/blast-radius?workload=shop/cart&since=2023-11-14T22:00:00Z"
+        "&until=2023-11-14T23:00:00Z",
+        "/api/v1/graph?since=2023-11-14T22:00:00Z&until=2023-11-14T23:00:00Z",
+    ]
+    with _collector(*store) as (process, started):
+        port = started["api_port"]
+        for n, seed in ((200, 1), (60, 2)):
+            body = make_request(n, spans_per_trace=2, seed=seed).SerializeToString()
+            assert _post(started["http_port"], body) == 200
+        posted = time.monotonic()
+        while _requests(port) < 130:  # every trace's one request, read back from the store
+            assert time.monotonic() - posted < 10, "analysed spans took over 10 s to be stored"
+            time.sleep(0.2)
+        before = [_api_json(port, p) for p in paths]
+        process.send_signal(signal.SIGKILL)
+        assert process.wait(10) == -signal.SIGKILL
+    with _collector(*store) as (process, started):
+        assert [_api_json(started["api_port"], p) for p in paths] == before
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0

@@ -73,8 +73,10 @@ class TestRender:
                                   "p_value": 0.4},
                   "slower_everywhere": False}  # fmt: skip
         out = render_report({**SPEC_REPORT, "slowdown": {"where": "transit", "callers": [caller]}})
-        assert out.index("VERDICT") < out.index("Latency: slower to reach (transit") < out.index(
-            "baseline 5c4b3a291"
+        assert (
+            out.index("VERDICT")
+            < out.index("Latency: slower to reach (transit")
+            < out.index("baseline 5c4b3a291")
         )
         row = next(line for line in out.splitlines() if "shop/frontend" in line)
         assert row.split() == ["shop/frontend", "50", "vs", "5", "ms", "5.2", "vs", "5", "ms", "no"]

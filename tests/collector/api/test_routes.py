@@ -23,9 +23,11 @@ from podtrace_collector.api.app import create_app
 from podtrace_collector.api.page import PAGE_DIR
 from podtrace_collector.metrics import CollectorMetrics
 from podtrace_collector.store.base import Store
+from podtrace_collector.store.clickhouse import ClickHouseStore
 from podtrace_collector.store.memory import MemoryStore
 from podtrace_collector.store.sqlite import SqliteStore
 
+from tests.collector.chdb_engine import chdb_url
 from tests.collector.store.samples import merged, sample
 
 OLD, NEW = "old01", "new02"
@@ -91,13 +93,19 @@ def server() -> Iterator[Server]:
     srv.stop()
 
 
-@pytest.fixture(scope="module", params=["memory", "sqlite"])
+@pytest.fixture(scope="module", params=["memory", "sqlite", "clickhouse"])
 def filled(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Store]:
-    """The scenario in a MemoryStore or a SqliteStore (built once: the tests only read)."""
+    """The scenario in each kind of store (built once: the tests only read)."""
     path = tmp_path_factory.mktemp("store") / "p.db"
-    st: Store = MemoryStore() if request.param == "memory" else SqliteStore(path)
+    st: Store = (
+        MemoryStore()
+        if request.param == "memory"
+        else SqliteStore(path)
+        if request.param == "sqlite"
+        else ClickHouseStore(chdb_url())
+    )
     st.write(scenario(time.time()))
     yield st
     st.close()
@@ -382,3 +390,15 @@ class TestPage:
         r = server.get(path)
         assert r.status_code == 404, path
         assert r.json()["error"]["code"] == "not_found"
+
+
+def test_an_unreachable_store_answers_503(server: Server) -> None:
+    """A store that cannot be read (a ClickHouse server away) is 503 store_unavailable."""
+    unreachable = ClickHouseStore("clickhouse://127.0.0.1:1/podtrace")
+    server.app.state.store = unreachable
+    try:
+        answer = server.get("/api/v1/workloads")
+        assert answer.status_code == 503
+        assert answer.json()["error"]["code"] == "store_unavailable"
+    finally:
+        unreachable.close()
