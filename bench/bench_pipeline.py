@@ -8,7 +8,8 @@ per request, so a trace's spans arrive spread over several requests), then measu
 * podtrace decode: ``parse_protobuf`` + ``extract`` (the collector's lean extraction);
 * assemble + analyse: ``Assembler`` -> ``Analyzer`` over already decoded spans;
 * pipeline: decode -> assemble -> analyse, end to end on one thread;
-* memory per buffered span (tracemalloc), decoded spans and the assembler's own share.
+* memory per buffered span (tracemalloc), decoded spans and the assembler's own share;
+* how many requests of fragmented traces were paired, and the memory of a waiting request.
 
 Rates are spans per second of CPU time of this (single-threaded) process, best of five rounds in
 which the stages alternate: the benchmark machine is shared, and wall-clock time would measure
@@ -188,6 +189,7 @@ def pipeline(bodies: list[bytes], *, decoded: list[list[Any]] | None = None) -> 
         if i % 10 == 0:
             asm.tick()
     asm.close()
+    analyzer.release_waiting()  # requests still waiting for the rest of their trace
     return analyzer
 
 
@@ -225,6 +227,30 @@ def memory_per_span(bodies: list[bytes]) -> tuple[float, float, int]:
     return (after - before) / n, (after - mid) / n, n
 
 
+def memory_per_waiting_request(decoded: list[list[Any]]) -> tuple[float, int]:
+    """(bytes per request held by the pairing table, requests held): the spans of one callee
+    service, each trace's analysed as a fragment of its own, so that every request in them waits
+    for its caller's client span (and for its own calls' server spans)."""
+    analyzer = Analyzer(pair_wait_s=3600, max_waiting=10**7)
+    by_trace: dict[bytes, list[Any]] = {}
+    for spans in decoded:
+        for s in spans:
+            if s.resource.attributes.get("service.name") == "cart":
+                by_trace.setdefault(s.trace_id, []).append(s)
+    fragments = list(by_trace.values())
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for fragment in fragments:
+        analyzer.on_trace(fragment, late=False)
+    analyzer.drain()  # the aggregates leave; what stays is the pairing table
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    waiting = analyzer.pairing.waiting
+    return (after - before) / max(waiting, 1), waiting
+
+
 def main() -> None:
     bodies, n = build_bodies()
     # The garbage-collector settings of a `podtrace collector` process; they apply to every row.
@@ -250,6 +276,14 @@ def main() -> None:
     total, own, buffered = memory_per_span(bodies)
     print(f"memory per buffered span: {total:.0f} B, of which the assembler's own: {own:.0f} B")
     print(f"({buffered} spans buffered; decoded Span objects with their ids, names, attributes)")
+    p = result.pairing
+    print(
+        f"traces analysed in fragments: {result.late_traces} late fragments; requests paired "
+        f"{p.paired}, unpaired {p.unpaired}, overflow {p.overflow}"
+    )
+    per_request, waiting = memory_per_waiting_request(decoded)
+    print(f"memory per request waiting for the rest of its trace: {per_request:.0f} B "
+          f"({waiting} waiting)")  # fmt: skip
     if os.environ.get("PODTRACE_BENCH_PROFILE"):
         prof = cProfile.Profile()
         prof.runcall(pipeline, bodies)

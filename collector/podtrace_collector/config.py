@@ -61,6 +61,7 @@ class CollectorConfig:
     store: str = "sqlite:///./podtrace.db"
     forward: tuple[str, ...] = ()
     trace_timeout_s: float = 10.0
+    pair_wait_s: float = 30.0
     api_token: str | None = None
     api_allowed_hosts: tuple[str, ...] = ()
     otlp_token: str | None = None
@@ -147,6 +148,7 @@ _FLAGS: dict[str, tuple[str, str]] = {
     "store": ("store", "str"),
     "forward": ("forward", "list"),
     "trace-timeout": ("trace_timeout_s", "duration"),
+    "pair-wait": ("pair_wait_s", "duration"),
     "api-token": ("api_token", "str"),
     "api-allowed-hosts": ("api_allowed_hosts", "list"),
     "otlp-token": ("otlp_token", "str"),
@@ -173,6 +175,8 @@ _HELP = {
     " chdb://PATH (default sqlite:///./podtrace.db)",
     "forward": "OTLP upstream: host:port, grpc://, http(s)://.../v1/traces; repeatable",
     "trace-timeout": "a trace is complete this long after its last span (default 10s)",
+    "pair-wait": "how long a request of a trace analysed in pieces waits for its caller's or"
+    " callee's span (default 30s)",
     "api-token": "bearer token required on /api and /metrics",
     "api-allowed-hosts": "Host names the API answers besides IPs and localhost"
     " (.domain for subdomains, * for any); repeatable",

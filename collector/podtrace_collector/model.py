@@ -39,6 +39,11 @@ SPAN_KEYS_KEPT = frozenset(
         "rpc.method",
         "messaging.destination.name",
         "enduser.id",
+        # A client span of a database or a message system never gets a child request
+        # (``analyse.pairing``): these tell it apart.
+        "db.system",
+        "db.system.name",
+        "messaging.system",
     }
 )
 

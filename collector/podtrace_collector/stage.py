@@ -67,6 +67,7 @@ class AnalysisStage:
         retention_s: float,
         write_interval_s: float = 2.0,
         max_new_revisions: int | None = None,
+        pair_wait_s: float = 30.0,
     ) -> None:
         self.budget = budget
         cap = None
@@ -75,7 +76,7 @@ class AnalysisStage:
             # are not new.
             known = store.read(lambda _registry: Reads([])).registry
             cap = RevisionCap(max_new_revisions, known=known)
-        self.analyzer = Analyzer(cap=cap)
+        self.analyzer = Analyzer(cap=cap, pair_wait_s=pair_wait_s)
         span_cap = min(budget.limit_spans, budget.limit_bytes // DECODED_SPAN_BYTES)
         self.assembler = Assembler(
             _ReleasingSink(self.analyzer, budget),
@@ -110,8 +111,10 @@ class AnalysisStage:
         return self.writer.healthy
 
     def close(self, timeout_s: float = 10.0) -> None:
-        """Flush buffered traces (unfinished traces are analysed as they are) and the writer."""
+        """Flush buffered traces (unfinished traces are analysed as they are, and requests
+        waiting for the rest of their trace are added as they are) and the writer."""
         self.assembler.close(timeout_s / 2)
+        self.analyzer.release_waiting()
         if not self.writer.close(timeout_s / 2):
             logger.warning("store writer did not finish within %.1fs", timeout_s / 2)
 
@@ -205,6 +208,33 @@ class _StageMetrics(PromCollector):
             "Traces waiting in the assembler",
             value=a.buffered_traces,
         )
+        yield from self._pairing()
+
+    def _pairing(self) -> Iterator[Any]:
+        p = self._sink.analyzer.pairing
+        for name, doc, value in (
+            (
+                "podtrace_requests_paired",
+                "Requests of traces analysed in fragments whose open ends a later fragment paired",
+                p.paired,
+            ),
+            (
+                "podtrace_requests_unpaired",
+                "Requests added as they were after waiting --pair-wait for the rest of their trace",
+                p.unpaired,
+            ),
+            (
+                "podtrace_requests_pairing_overflow",
+                "Requests with open ends added at once: too many were waiting",
+                p.overflow,
+            ),
+        ):
+            yield CounterMetricFamily(name, doc, value=value)
+        yield GaugeMetricFamily(
+            "podtrace_requests_waiting_for_pair",
+            "Requests whose time samples wait for the rest of their trace",
+            value=p.waiting,
+        )
 
 
 def build_analysis_stage(
@@ -217,6 +247,7 @@ def build_analysis_stage(
         trace_timeout_s=config.trace_timeout_s,
         retention_s=config.retention_s,
         max_new_revisions=config.max_new_revisions,
+        pair_wait_s=config.pair_wait_s,
     )
     metrics.registry.register(_StageMetrics(sink))
     return sink

@@ -7,18 +7,22 @@ from dataclasses import replace
 from pathlib import Path
 
 import httpx
+import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from podtrace_collector.budget import DECODED_SPAN_BYTES, MemoryBudget
 from podtrace_collector.collector import Collector
 from podtrace_collector.errors import Overloaded
 from podtrace_collector.receive.decode import Decoded, extract, parse_protobuf
-from podtrace_collector.stage import AnalysisStage
+from podtrace_collector.stage import AnalysisStage, _StageMetrics
 from podtrace_collector.store.memory import MemoryStore
 
+from tests.collector.analyse.tracebuilder import Trace, deployment
 from tests.collector.otlp_helpers import kv, make_request, metric, running, test_config
 from tests.collector.store.samples import window
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
+FE = deployment("shop", "frontend", "fe1")
+CART = deployment("shop", "cart", "cart1")
 
 
 def _decode_pb(body: bytes) -> Decoded:
@@ -148,3 +152,40 @@ def test_new_workloads_per_minute_are_capped(tmp_path: Path) -> None:
     assert metric(text, "podtrace_traces_analysed_total") == 110  # the known 100 and 10 new
     assert metric(text, "podtrace_revisions_registered_total") == 10
     assert len(after) == 110
+
+
+def test_fragments_pair_and_waiting_ones_are_added_at_close() -> None:
+    """A trace's pods arriving after its timeout: the callee's times wait for the caller's span
+    (the gauge shows it), are paired when it comes; a call nobody answers is added at close."""
+    budget = MemoryBudget(limit_bytes=1000 * DECODED_SPAN_BYTES, limit_spans=1000)
+    store = MemoryStore()
+    sink = AnalysisStage(store, budget, trace_timeout_s=0.05, retention_s=0)
+    metrics = _StageMetrics(sink)
+    t = Trace()
+    fe = t.server(FE, "fe", dur_ms=100)
+    t.call(fe, CART, "cart", start_ms=10, dur_ms=40, gap_ms=10)
+    t.client(fe, "GET external", start_ms=70, dur_ms=20)
+    cart = [s for s in t.spans if s.resource is CART]
+    frontend = [s for s in t.spans if s.resource is FE]
+    sink.start()
+    sink.submit(cart)
+    _wait_for(lambda: _sample(metrics, "podtrace_requests_waiting_for_pair") == 1)
+    sink.submit(frontend)
+    _wait_for(lambda: _sample(metrics, "podtrace_requests_paired_total") == 1)
+    assert _sample(metrics, "podtrace_requests_waiting_for_pair") == 1  # the external call
+    sink.close(5.0)
+    assert _sample(metrics, "podtrace_requests_unpaired_total") == 1
+    assert _sample(metrics, "podtrace_requests_waiting_for_pair") == 0
+    agg = window(store)
+    cart_stats = agg.revisions[("shop/cart", "cart1")]
+    assert cart_stats.self_time.quantile(0.5) == pytest.approx(60.0, rel=0.03)  # 40 + 2 x 10
+    assert agg.revisions[("shop/frontend", "fe1")].self_time.total == 1
+    assert agg.transit[("shop/frontend", "shop/cart", "cart1")].requests == 1
+
+
+def _sample(metrics: _StageMetrics, name: str) -> float | None:
+    for family in metrics.collect():
+        for s in family.samples:
+            if s.name == name:
+                return float(s.value)
+    return None

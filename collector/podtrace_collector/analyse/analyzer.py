@@ -43,7 +43,8 @@ from __future__ import annotations
 import bisect
 import logging
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from podtrace_collector.aggregate.histogram import bucket_of
 from podtrace_collector.aggregate.stats import (
@@ -60,6 +61,7 @@ from podtrace_collector.aggregate.stats import (
     TransitStats,
 )
 from podtrace_collector.analyse.cardinality import RevisionCap
+from podtrace_collector.analyse.pairing import MAX_WAITING, Pairing, Waiting, open_ends
 from podtrace_collector.analyse.requests import Request, TraceAnalysis, WorkloadRev, analyse_trace
 from podtrace_collector.model import Span
 
@@ -85,13 +87,16 @@ def operation_of(span: Span) -> str:
     return span.name
 
 
-def add_trace(agg: Aggregates, trace: TraceAnalysis) -> None:
-    """Add one analysed trace into ``agg`` (in place)."""
+def add_trace(
+    agg: Aggregates, trace: TraceAnalysis, held: set[Request] | frozenset[Request] = frozenset()
+) -> None:
+    """Add one analysed trace into ``agg`` (in place), but the time samples (self time, own
+    time, transit) of the ``held`` requests: they wait for the rest of the trace (``pairing``)."""
     agg.count(1, len(trace.spans))
     _add_registry(agg, trace)
     reached: set[WorkloadRev] = set()
     for r in trace.requests:
-        _add_request(agg, r, reached)
+        _add_request(agg, r, reached, r not in held)
     for key in reached:
         agg.origins[key].affected_traces += 1
     for (ow, orev), workload in trace.absorbed:
@@ -117,7 +122,7 @@ def _add_registry(agg: Aggregates, trace: TraceAnalysis) -> None:
             st.pods.add(pod)
 
 
-def _add_request(agg: Aggregates, r: Request, reached: set[WorkloadRev]) -> None:
+def _add_request(agg: Aggregates, r: Request, reached: set[WorkloadRev], timed: bool) -> None:
     st = agg.revisions[r.key]
     st.requests += 1
     # ``Histogram.add`` inlined, with the latency bucket computed once: this runs three times a
@@ -128,7 +133,31 @@ def _add_request(agg: Aggregates, r: Request, reached: set[WorkloadRev]) -> None
     counts = h.counts
     counts[latency_bucket] = counts.get(latency_bucket, 0) + 1
     h.total += 1
-    add_times(agg, st, r.self_time_ms, r.own_ms, r.caller_workload, r.key, r.transit_ms)
+    if timed:  # ``add_times`` inlined: one call less per request
+        self_ms, own_ms = r.self_time_ms, r.own_ms
+        bucket = bucket_of(self_ms)
+        h = st.self_time
+        counts = h.counts
+        counts[bucket] = counts.get(bucket, 0) + 1
+        h.total += 1
+        if own_ms != self_ms:  # equal without transit: one logarithm less
+            bucket = bucket_of(own_ms)
+        h = st.own_time
+        counts = h.counts
+        counts[bucket] = counts.get(bucket, 0) + 1
+        h.total += 1
+        caller = r.caller_workload
+        if caller:
+            tk = (caller, *r.key)
+            transit = agg.transit.get(tk)
+            if transit is None:
+                transit = agg.transit[tk] = TransitStats()
+            transit.requests += 1
+            h = transit.transit
+            counts = h.counts
+            bucket = bucket_of(r.transit_ms)
+            counts[bucket] = counts.get(bucket, 0) + 1
+            h.total += 1
     parent = r.parent
     operation = ""
     if parent is None:
@@ -186,16 +215,20 @@ def add_times(
     counts[bucket] = counts.get(bucket, 0) + 1
     h.total += 1
     if caller:
-        k = (caller, key[0], key[1])
-        transit = agg.transit.get(k)
-        if transit is None:
-            transit = agg.transit[k] = TransitStats()
-        transit.requests += 1
-        h = transit.transit
-        counts = h.counts
-        bucket = bucket_of(transit_ms)
-        counts[bucket] = counts.get(bucket, 0) + 1
-        h.total += 1
+        _add_transit(agg, caller, key, transit_ms)
+
+
+def _add_transit(agg: Aggregates, caller: str, key: WorkloadRev, transit_ms: float) -> None:
+    k = (caller, key[0], key[1])
+    transit = agg.transit.get(k)
+    if transit is None:
+        transit = agg.transit[k] = TransitStats()
+    transit.requests += 1
+    h = transit.transit
+    counts = h.counts
+    bucket = bucket_of(transit_ms)
+    counts[bucket] = counts.get(bucket, 0) + 1
+    h.total += 1
 
 
 def _origin_stats(agg: Aggregates, key: WorkloadRev) -> OriginStats:
@@ -272,14 +305,30 @@ class Analyzer:
     workload-revisions than this minute allows counts in its minute's totals (traces, spans) and
     in ``capped_traces``/``capped_spans``, and nothing else of it is recorded.
 
+    The time samples of a request with open ends (a trace analysed in fragments) wait in
+    ``pairing`` for the rest of the trace, and are added to their own minute when it comes or
+    when they have waited ``pair_wait_s`` (``analyse.pairing``; ``drain`` hands them back, and
+    ``release_waiting`` all of them at shutdown).
+
     Args:
         cap: the cap on workload-revisions first seen per minute (``--max-new-revisions``).
+        pair_wait_s: how long a request with open ends waits for the rest of its trace.
+        max_waiting: requests held waiting at most; past it they are added as they are.
+        clock: monotonic seconds, for the waits (injectable for tests).
     """
 
-    def __init__(self, *, cap: RevisionCap | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        cap: RevisionCap | None = None,
+        pair_wait_s: float = 30.0,
+        max_waiting: int = MAX_WAITING,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._lock = threading.Lock()
         self._buckets: dict[int, Aggregates] = {}
         self._cap = cap
+        self.pairing = Pairing(pair_wait_s=pair_wait_s, max_waiting=max_waiting, clock=clock)
         self.traces = 0
         self.late_traces = 0
         self.spans = 0
@@ -296,17 +345,18 @@ class Analyzer:
         """Analyse one complete trace (``late``: spans that arrived after their trace completed)."""
         try:
             trace = analyse_trace(spans)
+            orphans, clients = open_ends(trace)
             bucket = bucket_start_s(trace.start_ns)
             with self._lock:
-                agg = self._buckets.get(bucket)
-                if agg is None:
-                    agg = self._buckets[bucket] = Aggregates()
+                agg = self._bucket(bucket)
                 if self._cap is not None and not _admitted(self._cap, trace):
                     agg.count(1, len(spans))
                     self.capped_traces += 1
                     self.capped_spans += len(spans)
                     return
-                add_trace(agg, trace)
+                held, done = self.pairing.settle(trace, bucket, orphans, clients)
+                add_trace(agg, trace, held)
+                self._add_waited(done)
                 self.traces += 1
                 self.late_traces += late
                 self.spans += len(spans)
@@ -316,10 +366,32 @@ class Analyzer:
             logger.exception("analysis of a trace of %d spans failed; skipped", len(spans))
 
     def drain(self) -> dict[int, Aggregates]:
-        """Hand over everything accumulated so far, ``{bucket start (Unix s): Aggregates}``."""
+        """Hand over everything accumulated so far, ``{bucket start (Unix s): Aggregates}``,
+        with the time samples of requests that waited ``pair_wait_s`` for the rest of their
+        trace in vain (each in its own minute)."""
         with self._lock:
+            self._add_waited(self.pairing.expire())
             out, self._buckets = self._buckets, {}
         return out
+
+    def release_waiting(self) -> None:
+        """Add every request still waiting for the rest of its trace, as it is (shutdown)."""
+        with self._lock:
+            self._add_waited(self.pairing.expire(everything=True))
+
+    def _bucket(self, bucket: int) -> Aggregates:
+        agg = self._buckets.get(bucket)
+        if agg is None:
+            agg = self._buckets[bucket] = Aggregates()
+        return agg
+
+    def _add_waited(self, done: list[Waiting]) -> None:
+        for w in done:
+            agg = self._bucket(w.bucket)
+            st = agg.revisions.get(w.key)
+            if st is None:  # its minute was drained already: the store merges the two
+                st = agg.revisions[w.key] = RevisionStats()
+            add_times(agg, st, w.self_ms, w.own_ms, w.caller, w.key, w.transit_ms)
 
     @property
     def pending_buckets(self) -> int:

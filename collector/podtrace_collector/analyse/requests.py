@@ -143,6 +143,7 @@ class TraceAnalysis:
     __slots__ = (
         "absorbed",
         "duplicates",
+        "orphans",
         "parents",
         "requests",
         "seen",
@@ -150,6 +151,7 @@ class TraceAnalysis:
         "span_requests",
         "spans",
         "start_ns",
+        "unanswered",
     )
 
     def __init__(self) -> None:
@@ -165,6 +167,10 @@ class TraceAnalysis:
         self.requests: list[Request] = []  # parents before children
         # One (origin workload-revision, absorbing workload) per absorbed request and origin.
         self.absorbed: list[tuple[WorkloadRev, str]] = []
+        # A fragment's open ends (``analyse.pairing``): synchronous requests whose parent span
+        # is not in the trace, and the indices of CLIENT spans without a child request.
+        self.orphans: list[Request] = []
+        self.unanswered: list[int] = []
 
     @property
     def trace_id(self) -> bytes:
@@ -182,10 +188,10 @@ def analyse_trace(spans: Iterable[Span]) -> TraceAnalysis:
     result.span_keys = [m[1] for m in meta]
     near: list[Request | None] = [None] * len(uniq)
     result.span_requests = near
-    result.requests = _build_requests(uniq, parent, order, meta, near)
+    result.requests = _build_requests(uniq, parent, order, meta, near, result)
     result.absorbed = _propagate(result.requests)
     for r in result.requests:
-        _set_times(r)
+        set_times(r)
     return result
 
 
@@ -327,10 +333,14 @@ def _build_requests(
     order: list[int],
     meta: list[_Meta],
     near: list[Request | None],
+    out: TraceAnalysis,
 ) -> list[Request]:
-    """The requests, parents first; ``near[i]`` becomes the nearest request at or above span i."""
+    """The requests, parents first; ``near[i]`` becomes the nearest request at or above span i;
+    ``out.orphans`` and ``out.unanswered`` the trace's open ends."""
     any_request = any(s.kind in _REQUEST_KINDS for s in spans)
     requests: list[Request] = []
+    clients: list[int] = []
+    answered = bytearray(len(spans))  # 1 for a span that is a request's parent span
     for i in order:
         s = spans[i]
         p = parent[i]
@@ -340,15 +350,23 @@ def _build_requests(
             r = Request(s, m[0], m[1], up, i)
             requests.append(r)
             near[i] = r
-            if p >= 0 and r.sync:
-                ps = spans[p]
-                if ps.kind == KIND_CLIENT:
-                    r.caller_wait_ns = ps.end_ns - ps.start_ns
-                    r.caller_workload = meta[p][0].workload
-                if up is not None:
-                    _add_wait(up, r, ps, meta[p][0].workload)
+            if p >= 0:
+                answered[p] = 1
+                if r.sync:
+                    ps = spans[p]
+                    if ps.kind == KIND_CLIENT:
+                        r.caller_wait_ns = ps.end_ns - ps.start_ns
+                        r.caller_workload = meta[p][0].workload
+                    if up is not None:
+                        _add_wait(up, r, ps, meta[p][0].workload)
+            elif s.parent_id and r.sync:
+                out.orphans.append(r)  # its caller is in another fragment, or never came
         else:
             near[i] = up
+            if s.kind == KIND_CLIENT:
+                clients.append(i)
+    if clients:
+        out.unanswered = [i for i in clients if not answered[i]]
     return requests
 
 
@@ -389,18 +407,37 @@ def _propagate(requests: list[Request]) -> list[tuple[WorkloadRev, str]]:
     return absorbed
 
 
-def _set_times(r: Request) -> None:
-    waited = _union_ns(r.waits) if r.waits else 0
-    own_ns = r.span.end_ns - r.span.start_ns
-    self_ns = r.caller_wait_ns - waited
-    r.self_time_ms = self_ns / 1e6 if self_ns > 0 else 0.0
-    if own_ns > waited:
-        r.own_ms = (own_ns - waited) / 1e6
-    if r.caller_workload and r.caller_wait_ns > max(own_ns, 0):
-        r.transit_ms = (r.caller_wait_ns - max(own_ns, 0)) / 1e6
+def set_times(r: Request) -> None:
+    """(Re)compute the request's self time, own time and transit from its span, caller and waits."""
+    span = r.span
+    r.self_time_ms, r.own_ms, r.transit_ms = split_times(
+        span.start_ns, span.end_ns, r.caller_wait_ns, bool(r.caller_workload), r.waits
+    )
 
 
-def _union_ns(intervals: list[tuple[int, int]]) -> int:
+def split_times(
+    start_ns: int,
+    end_ns: int,
+    caller_wait_ns: int,
+    has_caller: bool,
+    waits: list[tuple[int, int]] | None,
+) -> tuple[float, float, float]:
+    """``(self time, own time, transit)`` in ms of a request spanning ``[start_ns, end_ns]``
+    whose caller waited ``caller_wait_ns`` (through a CLIENT span when ``has_caller``) and which
+    waited on ``waits`` (sorted in place); see the module docstring."""
+    waited = union_ns(waits) if waits else 0
+    own_ns = max(end_ns - start_ns, 0)
+    self_ns = caller_wait_ns - waited
+    transit_ns = caller_wait_ns - own_ns if has_caller else 0
+    return (
+        self_ns / 1e6 if self_ns > 0 else 0.0,
+        (own_ns - waited) / 1e6 if own_ns > waited else 0.0,
+        transit_ns / 1e6 if transit_ns > 0 else 0.0,
+    )
+
+
+def union_ns(intervals: list[tuple[int, int]]) -> int:
+    """The total length of the union of a non-empty list of intervals (sorted in place)."""
     intervals.sort()
     total = 0
     cur_start, cur_end = intervals[0]

@@ -45,9 +45,12 @@ _trace_ids = itertools.count(1)
 
 def summarize(spans: Sequence[Span]) -> tuple[int, Aggregates]:
     """One trace through the production path (``Analyzer.on_trace``, then ``drain``):
-    ``(bucket start in Unix seconds, its Aggregates)``."""
+    ``(bucket start in Unix seconds, its Aggregates)``.  Requests whose open ends wait for the
+    rest of the trace (an orphan, a client span without its server span) are added as they are,
+    as when nothing more of the trace comes."""
     analyzer = Analyzer()
     analyzer.on_trace(spans, late=False)
+    analyzer.release_waiting()
     assert analyzer.failed_traces == 0
     ((bucket, agg),) = analyzer.drain().items()
     return bucket, agg

@@ -1,0 +1,318 @@
+"""Pairing the open ends of trace fragments, so that late spans do not bias self time.
+
+The SDKs export each process's spans in batches (every 5 s by default), so the spans of one trace
+reach the gateway seconds apart, and a trace timeout shorter than that splits the trace into
+fragments, each analysed on its own.  A fragment has two kinds of *open ends* that bias time:
+
+* an **orphan**: a synchronous request whose parent span is in another fragment.  Without its
+  caller's CLIENT span its self time falls back to its own duration (no transit, no caller).
+* an **open client**: a CLIENT span without a child request in the fragment, in the workload of
+  its nearest request.  That request's self time and own time then count the whole call as its
+  own.  The client spans of a database or a message system (``db.system``, ``db.system.name``,
+  ``messaging.system``, ``messaging.destination.name``) never get a child: they are not open.
+
+``Pairing`` holds the time samples (self time, own time, transit) of each request with open ends,
+keyed by ``(trace id, parent span id)`` for an orphan and ``(trace id, client span id)`` for an
+open client, for up to ``pair_wait_s``.  When a later fragment of the trace brings the missing
+side, the request's times are recomputed with it and the request is handed back to be added to
+the minute its fragment was counted in; the later fragment's own requests get the other side
+(the caller's CLIENT span, or the wait on a child) before they are added.  Past ``pair_wait_s``
+a request is handed back as it is and counted ``unpaired``; while ``max_waiting`` requests wait,
+a new one is not held (``overflow``) and is added as it is at once.  Everything else about a
+request (counts, errors, origins, edges) is added with its fragment, as before.
+
+A request whose missing side never comes (a call to an uninstrumented service or an external API,
+or a caller that exports elsewhere) waits ``pair_wait_s`` and is counted ``unpaired``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+
+from podtrace_collector.analyse.requests import (
+    Request,
+    TraceAnalysis,
+    WorkloadRev,
+    set_times,
+    split_times,
+    union_ns,
+)
+from podtrace_collector.model import KIND_CLIENT
+
+# Client span attributes of calls that never get a child request.
+_NEVER_ANSWERED = frozenset(
+    {"db.system", "db.system.name", "messaging.system", "messaging.destination.name"}
+)
+
+TableKey = tuple[bytes, bytes]  # (trace id, span id)
+# Requests held at most: about 0.7 KB each with their table entries (``bench/bench_pipeline.py``).
+MAX_WAITING = 50_000
+
+
+class Waiting:
+    """One request whose time samples wait for the rest of its trace.
+
+    Attributes:
+        bucket, key: where its samples go: its fragment's minute and its workload-revision.
+        start_ns, end_ns, caller_wait_ns, caller, waits: what its times are computed from
+            (``waits`` is ``None`` once only its caller is missing: ``waited_ns`` then holds
+            their union, which cannot change any more).
+        deadline: when it is handed back as it is.
+        open: open ends left; 0 once paired, expired or flushed.
+        self_ms, own_ms, transit_ms: its times, set when it is handed back.
+    """
+
+    __slots__ = (
+        "bucket",
+        "caller",
+        "caller_wait_ns",
+        "deadline",
+        "end_ns",
+        "key",
+        "keys",
+        "open",
+        "own_ms",
+        "self_ms",
+        "start_ns",
+        "transit_ms",
+        "waited_ns",
+        "waits",
+    )
+
+    def __init__(self, bucket: int, r: Request) -> None:
+        self.bucket = bucket
+        self.key: WorkloadRev = r.key
+        self.start_ns = r.span.start_ns
+        self.end_ns = r.span.end_ns
+        self.caller_wait_ns = r.caller_wait_ns
+        self.caller = r.caller_workload
+        self.waits: list[tuple[int, int]] | None = list(r.waits) if r.waits else []
+        self.waited_ns = 0
+        self.deadline = 0.0
+        self.open = 0
+        self.keys: list[TableKey] = []  # its entries in the tables, removed when it leaves
+        self.self_ms = self.own_ms = self.transit_ms = 0.0
+
+    def finish(self) -> None:
+        self.open = 0
+        waits = self.waits if self.waits is not None else [(0, self.waited_ns)]
+        self.self_ms, self.own_ms, self.transit_ms = split_times(
+            self.start_ns, self.end_ns, self.caller_wait_ns, bool(self.caller), waits
+        )
+        self.waits = None  # it may stay queued until its deadline: keep it small
+
+
+# An open client: the request that waits on it, the client span's interval and workload.
+_Client = tuple[Waiting, int, int, str]
+
+
+def open_ends(trace: TraceAnalysis) -> tuple[list[Request], list[int]]:
+    """The trace's orphans, and the indices of its open client spans (module docstring)."""
+    if not trace.unanswered:
+        return list(trace.orphans), []
+    spans, near, keys = trace.spans, trace.span_requests, trace.span_keys
+    clients = []
+    for i in trace.unanswered:
+        attrs = spans[i].attributes
+        if attrs and not attrs.keys().isdisjoint(_NEVER_ANSWERED):
+            continue  # a database or a message system: no child request will come
+        r = near[i]
+        if r is not None and keys[i][0] == r.key[0]:
+            clients.append(i)
+    return list(trace.orphans), clients
+
+
+class Pairing:
+    """The requests waiting for the rest of their trace (not thread-safe: the caller locks).
+
+    Counters: ``paired`` (requests whose every open end was paired), ``unpaired`` (handed back
+    with open ends after ``pair_wait_s`` or at a flush), ``overflow`` (not held: the table was
+    full); ``waiting`` is how many wait now.
+    """
+
+    def __init__(
+        self,
+        *,
+        pair_wait_s: float = 30.0,
+        max_waiting: int = MAX_WAITING,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.pair_wait_s = pair_wait_s
+        self.max_waiting = max(0, max_waiting)
+        self._clock = clock
+        self._clients: dict[TableKey, _Client] = {}
+        self._orphans: dict[TableKey, list[Waiting]] = {}
+        self._traces: dict[bytes, int] = {}  # trace id -> its entries in the two tables
+        self._queue: deque[Waiting] = deque()  # by deadline (a constant wait)
+        self.waiting = 0
+        self.paired = 0
+        self.unpaired = 0
+        self.overflow = 0
+
+    def settle(
+        self, trace: TraceAnalysis, bucket: int, orphans: list[Request], clients: list[int]
+    ) -> tuple[set[Request], list[Waiting]]:
+        """Pair the trace's open ends (``open_ends``) with those waiting, then hold what is open.
+
+        Returns:
+            The trace's requests now held (their time samples must not be added with the
+            trace), and the requests of earlier fragments now complete (to add).
+        """
+        done: list[Waiting] = []
+        if trace.trace_id in self._traces:
+            changed = self._pair_spans(trace, clients, done)
+            changed |= self._pair_orphans(trace, orphans, done)
+            for r in changed:
+                set_times(r)
+        held = self._hold(trace, bucket, orphans, clients) if orphans or clients else set()
+        return held, done
+
+    def expire(self, *, everything: bool = False) -> list[Waiting]:
+        """Hand back the requests that waited ``pair_wait_s`` (or all of them), as they are."""
+        now = self._clock()
+        out = []
+        queue = self._queue
+        while queue and (everything or queue[0].deadline <= now):
+            w = queue.popleft()
+            if w.open:
+                self._forget(w)
+                w.finish()
+                self.waiting -= 1
+                self.unpaired += 1
+                out.append(w)
+        return out
+
+    def _pair_spans(
+        self, trace: TraceAnalysis, clients: list[int], done: list[Waiting]
+    ) -> set[Request]:
+        """Earlier orphans whose parent span is in this trace: give them their caller."""
+        tid, changed = trace.trace_id, set()
+        near, keys = trace.span_requests, trace.span_keys
+        for i, s in enumerate(trace.spans):
+            waiting = self._orphans.pop((tid, s.span_id), None)
+            if waiting is None:
+                continue
+            self._untrack(tid, len(waiting))
+            p = near[i]
+            for w in waiting:
+                w.keys.remove((tid, s.span_id))
+                if s.kind == KIND_CLIENT:
+                    w.caller_wait_ns, w.caller = s.end_ns - s.start_ns, keys[i][0]
+                if p is not None:  # the parent request waited on it (``requests._add_wait``)
+                    inside = s is not p.span and keys[i][0] == p.key[0]
+                    wait = (s.start_ns, s.end_ns) if inside else (w.start_ns, w.end_ns)
+                    p.waits = [*(p.waits or ()), wait]
+                    changed.add(p)
+                self._close(w, done)
+            if i in clients:
+                clients.remove(i)  # its child came
+        return changed
+
+    def _pair_orphans(
+        self, trace: TraceAnalysis, orphans: list[Request], done: list[Waiting]
+    ) -> set[Request]:
+        """This trace's orphans whose caller's CLIENT span waits in an earlier fragment."""
+        tid, changed = trace.trace_id, set()
+        for r in list(orphans):
+            client = self._clients.pop((tid, r.span.parent_id), None)
+            if client is None:
+                continue
+            self._untrack(tid, 1)
+            w, start_ns, end_ns, workload = client
+            w.keys.remove((tid, r.span.parent_id))
+            assert w.waits is not None  # a request with an open client keeps its intervals
+            w.waits.append((start_ns, end_ns))
+            self._close(w, done)
+            r.caller_wait_ns, r.caller_workload = end_ns - start_ns, workload
+            changed.add(r)
+            orphans.remove(r)
+        return changed
+
+    def _hold(
+        self, trace: TraceAnalysis, bucket: int, orphans: list[Request], clients: list[int]
+    ) -> set[Request]:
+        tid, spans, near = trace.trace_id, trace.spans, trace.span_requests
+        made: dict[Request, Waiting | None] = {}  # None: not held (the table is full)
+        for r in orphans:
+            w = self._waiting_for(r, bucket, made)
+            if w is not None:
+                key = (tid, r.span.parent_id)
+                self._orphans.setdefault(key, []).append(w)
+                self._track(w, key)
+        with_clients = set()
+        for i in clients:
+            up = near[i]
+            assert up is not None  # open_ends keeps only clients below a request
+            w = self._waiting_for(up, bucket, made)
+            if w is not None:
+                s = spans[i]
+                key = (tid, s.span_id)
+                self._clients[key] = (w, s.start_ns, s.end_ns, trace.span_keys[i][0])
+                self._track(w, key)
+                with_clients.add(w)
+        for w in made.values():
+            if w is not None and w not in with_clients and w.waits is not None:
+                # Only its caller is missing: its waits cannot change, keep their union alone.
+                w.waited_ns, w.waits = union_ns(w.waits) if w.waits else 0, None
+        return {r for r, w in made.items() if w is not None}
+
+    def _waiting_for(
+        self, r: Request, bucket: int, made: dict[Request, Waiting | None]
+    ) -> Waiting | None:
+        if r in made:
+            w = made[r]
+        elif self.waiting >= self.max_waiting:
+            w = made[r] = None
+            self.overflow += 1
+        else:
+            w = made[r] = Waiting(bucket, r)
+            self.waiting += 1
+            self._enqueue(w)
+        if w is not None:
+            w.open += 1
+        return w
+
+    def _enqueue(self, w: Waiting) -> None:
+        queue = self._queue
+        if len(queue) > 2 * self.waiting + 1024:
+            # Paired requests stay queued until their deadline: drop them now and then, so the
+            # queue stays within twice the requests waiting.
+            self._queue = queue = deque(item for item in queue if item.open)
+        w.deadline = self._clock() + self.pair_wait_s
+        queue.append(w)
+
+    def _track(self, w: Waiting, key: TableKey) -> None:
+        w.keys.append(key)
+        self._traces[key[0]] = self._traces.get(key[0], 0) + 1
+
+    def _untrack(self, tid: bytes, n: int) -> None:
+        left = self._traces[tid] - n
+        if left:
+            self._traces[tid] = left
+        else:
+            del self._traces[tid]
+
+    def _close(self, w: Waiting, done: list[Waiting]) -> None:
+        w.open -= 1
+        if w.open == 0:
+            w.finish()
+            self.waiting -= 1
+            self.paired += 1
+            done.append(w)
+
+    def _forget(self, w: Waiting) -> None:
+        for key in w.keys:
+            client = self._clients.get(key)
+            if client is not None and client[0] is w:
+                del self._clients[key]
+            else:
+                waiting = self._orphans.get(key)
+                if waiting is None or w not in waiting:
+                    continue
+                waiting.remove(w)
+                if not waiting:
+                    del self._orphans[key]
+            self._untrack(key[0], 1)
+        w.keys.clear()

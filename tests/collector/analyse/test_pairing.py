@@ -1,0 +1,247 @@
+"""Pairing the open ends of trace fragments: a trace analysed in pieces gets the self times,
+own times and transit it gets whole."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from podtrace_collector.aggregate.histogram import Histogram
+from podtrace_collector.aggregate.stats import Aggregates
+from podtrace_collector.analyse.analyzer import Analyzer
+from podtrace_collector.analyse.pairing import open_ends
+from podtrace_collector.analyse.requests import analyse_trace
+from podtrace_collector.model import KIND_CLIENT, Resource, Span
+
+from tests.collector.analyse.tracebuilder import BASE_S, Trace, deployment
+
+FE = deployment("shop", "frontend", "fe1")
+CHK = deployment("shop", "checkout", "chk1")
+CART = deployment("shop", "cart", "cart1")
+PAY = deployment("shop", "payment", "pay1")
+MAIL = deployment("shop", "email", "mail1")
+PODS = [FE, CHK, CART, PAY, MAIL]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _chain() -> Trace:
+    """frontend -> checkout -> cart, each call with 5 ms of network each way."""
+    t = Trace()
+    fe = t.server(FE, "fe", dur_ms=100)
+    chk = t.call(fe, CHK, "chk", start_ms=10, dur_ms=70, gap_ms=5)
+    t.call(chk, CART, "cart", start_ms=30, dur_ms=20, gap_ms=5)
+    return t
+
+
+def _by_pod(spans: Iterable[Span]) -> list[list[Span]]:
+    """The spans of each pod apart, as batch exporters send them."""
+    groups: dict[int, list[Span]] = {}
+    for s in spans:
+        groups.setdefault(id(s.resource), []).append(s)
+    return list(groups.values())
+
+
+def _times(agg: Aggregates) -> dict[object, dict[int, int]]:
+    """Every time histogram of ``agg``: self and own time per revision, transit per key."""
+    out: dict[object, dict[int, int]] = {}
+    for key, st_ in agg.revisions.items():
+        for name, h in (("self", st_.self_time), ("own", st_.own_time)):
+            if h.total:
+                out[(name, *key)] = dict(h.counts)
+    for tkey, t in agg.transit.items():
+        out[("transit", *tkey)] = dict(t.transit.counts)
+    return out
+
+
+def _analysed(fragments: Sequence[Sequence[Span]], analyzer: Analyzer | None = None) -> Aggregates:
+    analyzer = analyzer or Analyzer()
+    for f in fragments:
+        analyzer.on_trace(list(f), late=False)
+    analyzer.release_waiting()
+    merged = Aggregates()
+    for agg in analyzer.drain().values():
+        merged.merge(agg)
+    return merged
+
+
+def _median(h: Histogram) -> float | None:
+    return h.quantile(0.5)
+
+
+class TestOpenEnds:
+    def test_a_whole_trace_has_none(self) -> None:
+        """Every call answered, every parent present: nothing waits."""
+        assert open_ends(analyse_trace(_chain().spans)) == ([], [])
+
+    def test_orphans_and_open_clients(self) -> None:
+        """Checkout's pod alone: its request is an orphan and its call to cart is open."""
+        t = _chain()
+        checkout = [s for s in t.spans if s.resource is CHK]
+        orphans, clients = open_ends(analyse_trace(checkout))
+        assert [r.span.name for r in orphans] == ["chk"]
+        assert [checkout[i].name for i in clients] == ["call cart"]
+
+    @pytest.mark.parametrize("key", ["db.system", "db.system.name", "messaging.system"])
+    def test_database_and_messaging_calls_are_not_open(self, key: str) -> None:
+        """A client span of a database or message system never gets a child request."""
+        t = Trace()
+        fe = t.server(FE, "fe", dur_ms=50)
+        t.span(FE, "SELECT", KIND_CLIENT, parent=fe, dur_ms=20, attrs={key: "postgresql"})
+        assert open_ends(analyse_trace(t.spans)) == ([], [])
+
+
+class TestPairing:
+    def test_callee_first_then_caller(self) -> None:
+        """Cart's pod exports first: its request waits for the caller's client span."""
+        t = _chain()
+        whole = _analysed([t.spans])
+        analyzer = Analyzer()
+        frags = _by_pod(t.spans)
+        pieces = _analysed(list(reversed(frags)), analyzer)
+        assert _times(pieces) == _times(whole)
+        cart = pieces.revisions[("shop/cart", "cart1")]
+        assert _median(cart.self_time) == pytest.approx(30.0, rel=0.03)  # 20 ms + 2 x 5 network
+        assert _median(pieces.transit[("shop/checkout", "shop/cart", "cart1")].transit) == (
+            pytest.approx(10.0, rel=0.03)
+        )
+        p = analyzer.pairing
+        assert (p.paired, p.unpaired, p.overflow, p.waiting) == (2, 0, 0, 0)  # cart, checkout
+
+    def test_caller_first_then_callee(self) -> None:
+        """Frontend exports first: its call waits for checkout's request, and so on down."""
+        t = _chain()
+        assert _times(_analysed(_by_pod(t.spans))) == _times(_analysed([t.spans]))
+
+    def test_middle_first(self) -> None:
+        """Checkout's pod first: it waits on both sides, and both come."""
+        t = _chain()
+        fe, chk, cart = _by_pod(t.spans)
+        analyzer = Analyzer()
+        assert _times(_analysed([chk, cart, fe], analyzer)) == _times(_analysed([t.spans]))
+        assert analyzer.pairing.unpaired == 0
+
+    def test_without_pairing_fragments_bias_self_time(self) -> None:
+        """The bias pairing removes: cart alone has no transit, frontend counts the whole call."""
+        t = _chain()
+        fe, chk, cart = _by_pod(t.spans)
+        analyzer = Analyzer(max_waiting=0)  # nothing held: as before pairing
+        alone = _analysed([cart, chk, fe], analyzer)
+        assert analyzer.pairing.overflow == 3
+        assert _median(alone.revisions[("shop/cart", "cart1")].self_time) == pytest.approx(
+            20.0, rel=0.03
+        )
+        assert _median(alone.revisions[("shop/frontend", "fe1")].self_time) == pytest.approx(
+            100.0, rel=0.03
+        )
+        assert alone.transit == {}
+
+    def test_a_paired_request_goes_to_its_own_minute(self) -> None:
+        """The minute of the first fragment was drained already: the sample joins it later."""
+        t = _chain()
+        fe, chk, cart = _by_pod(t.spans)
+        analyzer = Analyzer()
+        analyzer.on_trace(cart, late=False)
+        first = analyzer.drain()
+        assert first[BASE_S].revisions[("shop/cart", "cart1")].requests == 1
+        assert first[BASE_S].revisions[("shop/cart", "cart1")].self_time.total == 0
+        analyzer.on_trace(chk, late=True)
+        analyzer.on_trace(fe, late=True)
+        second = analyzer.drain()
+        cart_stats = second[BASE_S].revisions[("shop/cart", "cart1")]
+        assert (cart_stats.requests, cart_stats.self_time.total) == (0, 1)
+
+    def test_an_unanswered_call_waits_then_counts_as_it_is(self) -> None:
+        """A call to an uninstrumented service: held pair_wait_s, then added, counted unpaired."""
+        t = Trace()
+        fe = t.server(FE, "fe", dur_ms=100)
+        t.client(fe, "GET external", start_ms=10, dur_ms=60)
+        clock = Clock()
+        analyzer = Analyzer(pair_wait_s=30.0, clock=clock)
+        analyzer.on_trace(t.spans, late=False)
+        assert analyzer.pairing.waiting == 1
+        clock.now = 29.0
+        early = analyzer.drain()[BASE_S].revisions[("shop/frontend", "fe1")]
+        assert (early.requests, early.self_time.total) == (1, 0)
+        clock.now = 30.0
+        late = analyzer.drain()[BASE_S].revisions[("shop/frontend", "fe1")]
+        assert late.self_time.total == 1
+        assert _median(late.self_time) == pytest.approx(100.0, rel=0.03)
+        assert (analyzer.pairing.unpaired, analyzer.pairing.waiting) == (1, 0)
+
+    def test_the_table_is_bounded(self) -> None:
+        """Past max_waiting, a request's samples are added at once and counted as overflow."""
+        analyzer = Analyzer(max_waiting=1)
+        for _ in range(3):
+            t = Trace()
+            t.client(t.server(FE, "fe", dur_ms=100), "GET external", dur_ms=60)
+            analyzer.on_trace(t.spans, late=False)
+        p = analyzer.pairing
+        assert (p.waiting, p.overflow) == (1, 2)
+        assert analyzer.drain()[BASE_S].revisions[("shop/frontend", "fe1")].self_time.total == 2
+
+    def test_paired_requests_leave_the_queue(self) -> None:
+        """Many paired traces: the expiry queue stays within twice the requests waiting."""
+        analyzer = Analyzer()
+        for _ in range(3000):
+            t = _chain()
+            for frag in reversed(_by_pod(t.spans)):
+                analyzer.on_trace(frag, late=False)
+        p = analyzer.pairing
+        assert (p.waiting, p.paired) == (0, 6000)
+        assert len(p._queue) <= 2 * p.waiting + 1025
+
+
+# --- the property: any call tree, cut into its pods' fragments, arrives in any order -----------
+
+
+@st.composite
+def call_trees(draw: st.DrawFn) -> list[Span]:
+    """A random tree of synchronous calls across the pods, with database calls, calls to an
+    uninstrumented service, asynchronous messages and internal spans."""
+    t = Trace()
+    root = t.server(draw(st.sampled_from(PODS)), "root", dur_ms=draw(st.integers(50, 500)))
+    frontier = [root]
+    for _ in range(draw(st.integers(0, 8))):
+        parent = draw(st.sampled_from(frontier))
+        start = (parent.start_ns - t.base_ns) / 1e6 + draw(st.integers(0, 20))
+        what = draw(st.sampled_from(["call", "call", "db", "external", "publish", "internal"]))
+        dur = draw(st.integers(1, 40))
+        if what == "call":
+            callee: Resource = draw(st.sampled_from(PODS))
+            gap = draw(st.integers(0, 6))
+            frontier.append(t.call(parent, callee, "op", start_ms=start, dur_ms=dur, gap_ms=gap))
+        elif what == "db":
+            attrs = {"db.system": "postgresql"}
+            t.span(parent.resource, "SELECT", KIND_CLIENT, parent=parent, start_ms=start,
+                   dur_ms=dur, attrs=attrs)  # fmt: skip
+        elif what == "external":
+            t.client(parent, "GET", start_ms=start, dur_ms=dur)
+        elif what == "publish":
+            t.publish(parent, draw(st.sampled_from(PODS)), dur_ms=dur)
+        else:
+            frontier.append(t.internal(parent, start_ms=start, dur_ms=dur))
+    return t.spans
+
+
+@settings(max_examples=150, deadline=None)
+@given(call_trees(), st.randoms(use_true_random=False))
+def test_fragments_in_any_order_time_as_the_whole(spans: list[Span], rnd: random.Random) -> None:
+    """Self time, own time and transit of a trace cut into its pods' fragments, arriving in any
+    order, equal those of the whole trace; only calls nobody answers are unpaired."""
+    frags = _by_pod(spans)
+    rnd.shuffle(frags)
+    analyzer = Analyzer()
+    assert _times(_analysed(frags, analyzer)) == _times(_analysed([spans]))
+    unanswered = sum(1 for s in spans if s.kind == KIND_CLIENT and s.name == "GET")
+    assert analyzer.pairing.unpaired <= unanswered
+    assert analyzer.pairing.waiting == 0
