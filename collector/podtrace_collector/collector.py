@@ -9,6 +9,11 @@
 * **sidecar** — the pod's Kubernetes attributes are stamped on every resource and spans go to the
   ``Forwarder`` (one gateway per trace id).
 
+In both modes OTLP metrics and logs are taken on the same ports, stamped like spans in a sidecar,
+and forwarded as they are to ``--forward-metrics`` / ``--forward-logs`` (``ingest/signals.py``,
+``forward/signals.py``); without those flags they are answered with a partial success that
+rejects them.
+
 Everything runs in the calling process: the gRPC server on its own thread pool, the OTLP/HTTP and
 API servers each on a uvicorn loop in a thread.  Sockets are bound in ``start()`` (port 0 picks a
 free port; the bound ports are ``grpc_port``, ``http_port``, ``api_port``), so a ``Collector`` can
@@ -32,15 +37,18 @@ from podtrace_collector.budget import MemoryBudget
 from podtrace_collector.config import CollectorConfig
 from podtrace_collector.errors import CollectorError
 from podtrace_collector.forward.forwarder import Forwarder, Resolve, resolve_ipv4_first
+from podtrace_collector.forward.signals import signal_forwarders
 from podtrace_collector.ingest.dedupe import Deduplicator
 from podtrace_collector.ingest.enrich import DetectedValue, Enricher, detect_pod_attributes
 from podtrace_collector.ingest.pipeline import Ingest
+from podtrace_collector.ingest.signals import SignalIngest
 from podtrace_collector.metrics import CollectorMetrics
 from podtrace_collector.model import SpanSink
 from podtrace_collector.receive.admission import Admission, export_limit
 from podtrace_collector.receive.grpc import GrpcReceiver
 from podtrace_collector.receive.http import OtlpHttpApp, create_otlp_app
 from podtrace_collector.serving import connection_cap, fd_limit, guarded_protocol
+from podtrace_collector.signals import FORWARDED
 from podtrace_collector.stage import build_analysis_stage
 from podtrace_collector.store import open_store
 
@@ -102,6 +110,16 @@ class Collector:
             forwarder=self.forwarder,
             enricher=enricher,
         )
+        self.signal_forwarders = signal_forwarders(config, self.metrics, self.budget)
+        self.signals = [
+            SignalIngest(
+                signal,
+                metrics=self.metrics,
+                forwarder=self.signal_forwarders.get(signal.name),
+                enricher=enricher,
+            )
+            for signal in FORWARDED
+        ]
         self._grpc: GrpcReceiver | None = None
         self._otlp: OtlpHttpApp | None = None
         self._servers: list[tuple[uvicorn.Server, threading.Thread]] = []
@@ -148,6 +166,8 @@ class Collector:
         _call_optional(self.sink, "start")
         if self.forwarder is not None:
             self.forwarder.start()
+        for forwarder in self.signal_forwarders.values():
+            forwarder.start()
         self._grpc = GrpcReceiver(
             self.ingest,
             self.metrics,
@@ -157,6 +177,7 @@ class Collector:
             max_body_bytes=cfg.max_body_bytes,
             max_connections=connection_cap(fd_limit()),
             token=cfg.otlp_token,
+            signals=self.signals,
         )
         self.grpc_port = self._grpc.port
         self._grpc.start()
@@ -166,6 +187,7 @@ class Collector:
             self.admission,
             max_body_bytes=cfg.max_body_bytes,
             token=cfg.otlp_token,
+            signals=self.signals,
         )
         self.http_port = self._serve(self._otlp, cfg.http_port, "otlp-http")
         api = create_app(
@@ -186,6 +208,8 @@ class Collector:
                 "http_port": self.http_port,
                 "api_port": self.api_port,
                 "forward": list(cfg.forward),
+                "forward_metrics": list(cfg.forward_metrics),
+                "forward_logs": list(cfg.forward_logs),
                 "open_files_limit": fd_limit(),
                 "connections_per_port": connection_cap(fd_limit()),
                 "exports_admitted": self.admission.max_exports,
@@ -197,12 +221,16 @@ class Collector:
         deadline = time.monotonic() + timeout_s
         self._ready = False
         self.ingest.stopping = True
+        for signal in self.signals:
+            signal.stopping = True
         if self._grpc is not None:
             self._grpc.stop(min(1.0, timeout_s))
         for server, _ in self._servers[:1]:  # OTLP/HTTP first: no new spans
             server.should_exit = True
         if self.forwarder is not None:
             self.forwarder.close(max(0.0, deadline - time.monotonic()))
+        for forwarder in self.signal_forwarders.values():
+            forwarder.close(max(0.0, deadline - time.monotonic()))
         _call_optional(self.sink, "close", max(0.0, deadline - time.monotonic()))
         for server, thread in self._servers:
             server.should_exit = True

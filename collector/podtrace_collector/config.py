@@ -1,11 +1,12 @@
 """The collector's configuration: command-line flags, ``PODTRACE_*`` variables, defaults.
 
 Every flag ``--some-flag`` also reads ``PODTRACE_SOME_FLAG``; the command line wins over the
-environment, which wins over the default.  ``--forward`` and ``--api-allowed-hosts`` may be
-repeated on the command line, or given as a comma-separated list in their variable.  Durations
-are ``500ms``, ``10s``, ``5m``, ``2h``, ``7d`` (a bare number is seconds); sizes are ``1024``,
-``64KB``, ``64KiB``, ``16MiB``, ``1GiB`` (``K``/``M``/``G`` alone are binary).  A bad value raises
-``ConfigError`` naming the flag, and the variable too when the value came from the environment.
+environment, which wins over the default.  ``--forward``, ``--forward-metrics``,
+``--forward-logs`` and ``--api-allowed-hosts`` may be repeated on the command line, or given as a
+comma-separated list in their variable.  Durations are ``500ms``, ``10s``, ``5m``, ``2h``, ``7d``
+(a bare number is seconds); sizes are ``1024``, ``64KB``, ``64KiB``, ``16MiB``, ``1GiB``
+(``K``/``M``/``G`` alone are binary).  A bad value raises ``ConfigError`` naming the flag, and the
+variable too when the value came from the environment.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class CollectorConfig:
     api_port: int = 4320
     store: str = "sqlite:///./podtrace.db"
     forward: tuple[str, ...] = ()
+    forward_metrics: tuple[str, ...] = ()
+    forward_logs: tuple[str, ...] = ()
     trace_timeout_s: float = 10.0
     pair_wait_s: float = 30.0
     api_token: str | None = None
@@ -147,6 +150,8 @@ _FLAGS: dict[str, tuple[str, str]] = {
     "api-port": ("api_port", "int"),
     "store": ("store", "str"),
     "forward": ("forward", "list"),
+    "forward-metrics": ("forward_metrics", "list"),
+    "forward-logs": ("forward_logs", "list"),
     "trace-timeout": ("trace_timeout_s", "duration"),
     "pair-wait": ("pair_wait_s", "duration"),
     "api-token": ("api_token", "str"),
@@ -174,6 +179,9 @@ _HELP = {
     "store": "sqlite:///PATH, memory, clickhouse://[USER[:PASSWORD]@]HOST[:PORT]/DB or"
     " chdb://PATH (default sqlite:///./podtrace.db)",
     "forward": "OTLP upstream: host:port, grpc://, http(s)://.../v1/traces; repeatable",
+    "forward-metrics": "where OTLP metrics received go (every one gets all): host:port,"
+    " grpc://, http(s)://HOST[:PORT][/v1/metrics]; repeatable; none: metrics are rejected",
+    "forward-logs": "where OTLP logs received go, as --forward-metrics; none: logs are rejected",
     "trace-timeout": "a trace is complete this long after its last span (default 10s)",
     "pair-wait": "how long a request of a trace analysed in pieces waits for its caller's or"
     " callee's span (default 30s)",
@@ -200,7 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``podtrace collector`` argument parser (every default is None: see ``load_config``)."""
     parser = argparse.ArgumentParser(
         prog="podtrace collector",
-        description="Receive OTLP traces; run as a pod sidecar or as a cluster gateway. "
+        description="Receive OTLP traces (and metrics and logs, to forward); run as a pod sidecar"
+        " or as a cluster gateway. "
         "Every flag also reads PODTRACE_<FLAG> from the environment.",
     )
     for flag in _FLAGS:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Callable
+from functools import partial
 
 from prometheus_client import (
     CollectorRegistry,
@@ -65,7 +66,11 @@ OUTCOMES = {
 # Servers and reasons of podtrace_http_connections_closed_total (serving.py).
 CLOSING_SERVERS = ("otlp-http", "api")
 CLOSE_REASONS = ("header_timeout", "body_timeout", "evicted")
-SIGNALS = ("traces",)
+SIGNALS = ("traces", "metrics", "logs")
+FORWARDED_SIGNALS = ("metrics", "logs")
+# Reasons of podtrace_signal_items_dropped_total (metrics and logs).
+DROP_NO_DESTINATION = "no_destination"
+SIGNAL_DROP_REASONS = (DROP_NO_DESTINATION, DROP_FORWARD_REJECTED, DROP_SHUTDOWN)
 # From half a millisecond (a small export) to the 10 s a slow client or store may take.
 DURATION_BUCKETS_S = (
     *(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5),
@@ -137,6 +142,7 @@ class CollectorMetrics:
         self._init_sink(r)
         self._init_admission(r)
         self._init_self(r)
+        self._init_signals(r)
         self._init_label_values()
 
     def _init_forward(self, r: CollectorRegistry) -> None:
@@ -217,6 +223,64 @@ class CollectorMetrics:
             registry=r,
         )
 
+    def _init_signals(self, r: CollectorRegistry) -> None:
+        """Metrics and logs: taken, stamped and forwarded, counted in items (points, records)."""
+        self.signal_received = Counter(
+            "podtrace_signal_items_received",
+            "Data points (metrics) or log records (logs) in decoded export requests",
+            ["signal"],
+            registry=r,
+        )
+        self.signal_accepted = Counter(
+            "podtrace_signal_items_accepted",
+            "Data points or log records queued for forwarding",
+            ["signal"],
+            registry=r,
+        )
+        self.signal_refused = Counter(
+            "podtrace_signal_items_refused",
+            "Data points or log records in requests refused with a retryable error",
+            ["signal"],
+            registry=r,
+        )
+        self.signal_dropped = Counter(
+            "podtrace_signal_items_dropped",
+            "Data points or log records the collector did not deliver, by reason",
+            ["signal", "reason"],
+            registry=r,
+        )
+        labels = ["signal", "target"]
+        self.forward_items_queue = Gauge(
+            "podtrace_forward_items_queued",
+            "Data points or log records queued per forward target",
+            labels,
+            registry=r,
+        )
+        self.forward_items_sent = Counter(
+            "podtrace_forward_items_sent",
+            "Data points or log records delivered per forward target",
+            labels,
+            registry=r,
+        )
+        self.forward_items_failed = Counter(
+            "podtrace_forward_signal_requests_failed",
+            "Failed metrics or logs export attempts per forward target and reason",
+            [*labels, "reason"],
+            registry=r,
+        )
+        self.forward_items_retried = Counter(
+            "podtrace_forward_signal_retries",
+            "Metrics or logs export attempts retried per forward target",
+            labels,
+            registry=r,
+        )
+        self.forward_items_dropped = Counter(
+            "podtrace_forward_items_dropped",
+            "Data points or log records dropped per forward target and reason",
+            [*labels, "reason"],
+            registry=r,
+        )
+
     def _init_label_values(self) -> None:
         """Create every fixed label value at zero: alerts have a series before the first event."""
         for transport, outcomes in OUTCOMES.items():
@@ -229,14 +293,15 @@ class CollectorMetrics:
         for server in CLOSING_SERVERS:
             for reason in CLOSE_REASONS:
                 self.connections_closed.labels(server, reason)
+        for signal in FORWARDED_SIGNALS:
+            for family in (self.signal_received, self.signal_accepted, self.signal_refused):
+                family.labels(signal)
+            for reason in SIGNAL_DROP_REASONS:
+                self.signal_dropped.labels(signal, reason)
 
-    def watch_target(self, target: str) -> None:
-        """Create a forward target's series at zero (its lane calls this when it starts)."""
-        self.forward_queue.labels(target)
-        self.forward_sent.labels(target)
-        self.forward_retried.labels(target)
-        for reason in (DROP_FORWARD_QUEUE_FULL, DROP_FORWARD_REJECTED, DROP_SHUTDOWN):
-            self.forward_dropped.labels(target, reason)
+    def lane_counters(self, target: str, signal: str = "traces") -> LaneCounters:
+        """The series a forward lane to ``target`` counts in, created at zero."""
+        return LaneCounters(self, target, signal)
 
     def watch_budget(
         self, used_bytes: Callable[[], float], used_spans: Callable[[], float]
@@ -253,3 +318,54 @@ class CollectorMetrics:
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric in the registry."""
         return generate_latest(self.registry)
+
+
+class LaneCounters:
+    """One forward lane's series: spans (traces) or items by ``signal`` (metrics, logs).
+
+    Traces keep their own families (``podtrace_forward_spans_*``, labelled by target); metrics
+    and logs count data points or log records in ``podtrace_forward_items_*`` labelled by signal
+    and target.  Either way a lost item is also counted once collector-wide, by reason.
+    """
+
+    def __init__(self, metrics: CollectorMetrics, target: str, signal: str) -> None:
+        m = metrics
+        if signal == "traces":
+            self._labels: tuple[str, ...] = (target,)
+            self._failed, self._dropped = m.forward_failed, m.forward_dropped
+            self._queue = m.forward_queue.labels(target)
+            self._sent = m.forward_sent.labels(target)
+            self._retried = m.forward_retried.labels(target)
+            self._lost: Callable[[str], Counter] = m.spans_dropped.labels
+            reasons: tuple[str, ...] = (
+                DROP_FORWARD_QUEUE_FULL,
+                DROP_FORWARD_REJECTED,
+                DROP_SHUTDOWN,
+            )
+        else:
+            self._labels = (signal, target)
+            self._failed, self._dropped = m.forward_items_failed, m.forward_items_dropped
+            self._queue = m.forward_items_queue.labels(signal, target)
+            self._sent = m.forward_items_sent.labels(signal, target)
+            self._retried = m.forward_items_retried.labels(signal, target)
+            self._lost = partial(m.signal_dropped.labels, signal)
+            reasons = (DROP_FORWARD_REJECTED, DROP_SHUTDOWN)
+        for reason in reasons:
+            self._dropped.labels(*self._labels, reason)
+
+    def queued(self, n: int) -> None:
+        self._queue.set(n)
+
+    def sent(self, n: int) -> None:
+        self._sent.inc(n)
+
+    def retried(self) -> None:
+        self._retried.inc()
+
+    def failed(self, reason: str) -> None:
+        self._failed.labels(*self._labels, reason).inc()
+
+    def dropped(self, reason: str, n: int) -> None:
+        if n:
+            self._dropped.labels(*self._labels, reason).inc(n)
+            self._lost(reason).inc(n)

@@ -1,11 +1,12 @@
 """One forward endpoint's bounded queue and the thread that sends it, with retries.
 
-Items are serialized ``ExportTraceServiceRequest`` bytes; since repeated protobuf fields
-concatenate, a batch is the byte-concatenation of queued items, sent as one request.  A batch that
-fails with a retryable answer stays in flight and is retried with exponential backoff
-(``retry_initial_s`` doubling up to ``retry_max_s``, or the upstream's ``Retry-After``/
-``RetryInfo`` when it gives one) for as long as the collector runs: the queue's bound, not a time
-limit, is what caps memory, and new items past the bound are dropped and counted.
+Items are serialized export requests (``ExportTraceServiceRequest``; a metrics or logs lane,
+``signal``, holds those requests and counts their data points or log records); since repeated
+protobuf fields concatenate, a batch is the byte-concatenation of queued items, sent as one
+request.  A batch that fails with a retryable answer stays in flight and is retried with
+exponential backoff (``retry_initial_s`` doubling up to ``retry_max_s``, or the upstream's
+``Retry-After``/``RetryInfo`` when it gives one) for as long as the collector runs: the queue's
+bound, not a time limit, is what caps memory, and new items past the bound are dropped and counted.
 """
 
 from __future__ import annotations
@@ -42,10 +43,10 @@ class Lane:
         max_batch_bytes: int,
         retry_initial_s: float = 0.1,
         retry_max_s: float = 5.0,
+        signal: str = "traces",
     ) -> None:
         self.target = target
         self._exporter = exporter
-        self._metrics = metrics
         self._budget = budget
         self._queue_spans = queue_spans
         self._max_batch_bytes = max_batch_bytes
@@ -60,8 +61,7 @@ class Lane:
         self._thread = threading.Thread(
             target=self._run, name=f"podtrace-forward {target.url}", daemon=True
         )
-        metrics.watch_target(target.url)
-        self._gauge = metrics.forward_queue.labels(target.url)
+        self._counts = metrics.lane_counters(target.url, signal)
 
     @property
     def spans(self) -> int:
@@ -101,7 +101,7 @@ class Lane:
         with self._cond:
             self._items.append((payload, n_spans))
             self._cond.notify()
-        self._gauge.set(self._spans)
+        self._counts.queued(self._spans)
 
     def take_all(self) -> list[tuple[bytes, int]]:
         """Remove and return every queued item (not the batch in flight)."""
@@ -109,7 +109,7 @@ class Lane:
             items = list(self._items)
             self._items.clear()
             self._spans -= sum(n for _, n in items)
-        self._gauge.set(self._spans)
+        self._counts.queued(self._spans)
         return items
 
     def close(self, deadline: float) -> None:
@@ -179,7 +179,7 @@ class Lane:
                     payloads, n_spans, sent=n_spans - outcome.rejected, lost=outcome.rejected
                 )
                 return
-            self._metrics.forward_failed.labels(self.target.url, outcome.reason).inc()
+            self._counts.failed(outcome.reason)
             if not outcome.retryable:
                 self._log_refusal(outcome.reason, n_spans)
                 self._done(payloads, n_spans, sent=0, lost=n_spans)
@@ -192,7 +192,7 @@ class Lane:
                     return
                 self._done(payloads, n_spans, sent=0, lost=n_spans, reason=DROP_SHUTDOWN)
                 return
-            self._metrics.forward_retried.labels(self.target.url).inc()
+            self._counts.retried()
             delay = min(delay * 2, self._retry_max_s)
 
     def _done(
@@ -206,15 +206,13 @@ class Lane:
     ) -> None:
         with self._cond:
             self._spans -= n_spans
-        self._gauge.set(self._spans)
+        self._counts.queued(self._spans)
         self._budget.release(
             sum(len(p) for p in payloads) + ITEM_OVERHEAD_BYTES * len(payloads), n_spans
         )
         if sent:
-            self._metrics.forward_sent.labels(self.target.url).inc(sent)
-        if lost:
-            self._metrics.drop(reason, lost)
-            self._metrics.forward_dropped.labels(self.target.url, reason).inc(lost)
+            self._counts.sent(sent)
+        self._counts.dropped(reason, lost)
 
     def _sleep(self, wait_s: float) -> bool:
         """Back off; ``False`` when retiring, or when the drain deadline would pass first."""
@@ -253,12 +251,11 @@ class Lane:
         self._items.clear()
         n_spans = sum(n for _, n in items)
         self._spans -= n_spans
-        self._gauge.set(self._spans)
+        self._counts.queued(self._spans)
         self._budget.release(
             sum(len(p) for p, _ in items) + ITEM_OVERHEAD_BYTES * len(items), n_spans
         )
-        self._metrics.drop(DROP_SHUTDOWN, n_spans)
-        self._metrics.forward_dropped.labels(self.target.url, DROP_SHUTDOWN).inc(n_spans)
+        self._counts.dropped(DROP_SHUTDOWN, n_spans)
 
 
 def retry_wait_s(outcome: Outcome, backoff_s: float, max_s: float) -> float:

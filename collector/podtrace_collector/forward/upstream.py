@@ -4,10 +4,11 @@ Upstream URLs (``--forward``):
 
 * ``host:port`` or ``grpc://host:port`` — OTLP/gRPC without TLS; ``grpcs://host:port`` with TLS;
 * ``http://host[:port][/path]``, ``https://...`` — OTLP/HTTP protobuf; the path defaults to
-  ``/v1/traces``.
+  the signal's: ``/v1/traces``, ``/v1/metrics`` or ``/v1/logs``.
 
 An attempt returns an ``Outcome`` rather than raising: success (with the upstream's
-``partial_success`` count), a retryable failure (with the delay the upstream asked for through
+``partial_success`` count: the rejected count is field 1 of every signal's response), a
+retryable failure (with the delay the upstream asked for through
 ``Retry-After`` or gRPC ``RetryInfo``), or a permanent one.  Retryable answers follow the OTLP
 specification: HTTP 429/502/503/504 and connection errors; gRPC ``UNAVAILABLE``,
 ``RESOURCE_EXHAUSTED`` (with ``RetryInfo`` only), ``DEADLINE_EXCEEDED``, ``ABORTED``,
@@ -29,6 +30,7 @@ from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-unty
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from podtrace_collector.errors import ConfigError
+from podtrace_collector.signals import SIGNALS, TRACES, Signal
 
 EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 _RETRYABLE_GRPC = frozenset(
@@ -68,12 +70,16 @@ class Target:
         return replace(self, host=host)
 
 
-def parse_target(url: str) -> Target:
-    """Parse a ``--forward`` URL.
+def parse_target(url: str, *, signal: Signal = TRACES) -> Target:
+    """Parse a ``--forward`` URL (``--forward-metrics``, ``--forward-logs`` for those signals).
+
+    An http(s) URL without a path gets the signal's (``/v1/traces``, ``/v1/metrics``,
+    ``/v1/logs``), as OTLP exporters do with a base endpoint.
 
     Raises:
-        ConfigError: the URL has an unknown scheme or no host or port.
+        ConfigError: the URL has an unknown scheme, no host or port, or another signal's path.
     """
+    flag = f"--{signal.flag}"
     text = url.strip()
     if "://" not in text:
         text = "grpc://" + text
@@ -82,17 +88,26 @@ def parse_target(url: str) -> Target:
     try:
         port = parts.port
     except ValueError:
-        raise ConfigError(f"--forward {url!r}: bad port") from None
+        raise ConfigError(f"{flag} {url!r}: bad port", flag=signal.flag) from None
     if scheme not in ("grpc", "grpcs", "http", "https") or not parts.hostname:
         raise ConfigError(
-            f"--forward {url!r}: want host:port, grpc://host:port or http(s)://host[:port]/v1/traces"
+            f"{flag} {url!r}: want host:port, grpc://host:port or"
+            f" http(s)://host[:port]{signal.http_path}",
+            flag=signal.flag,
         )
     if scheme.startswith("grpc"):
         if port is None:
-            raise ConfigError(f"--forward {url!r}: a gRPC target needs a port")
+            raise ConfigError(f"{flag} {url!r}: a gRPC target needs a port", flag=signal.flag)
         return Target("grpc", parts.hostname, port, tls=scheme == "grpcs")
     tls = scheme == "https"
-    path = parts.path if parts.path not in ("", "/") else "/v1/traces"
+    path = parts.path if parts.path not in ("", "/") else signal.http_path
+    other = next((s for s in SIGNALS if s is not signal and path.endswith(s.http_path)), None)
+    if other is not None:
+        raise ConfigError(
+            f"{flag} {url!r}: {path} is where OTLP {other.name} go; {signal.name} go to"
+            f" {signal.http_path} (give the base URL, http(s)://host:port, and it is added)",
+            flag=signal.flag,
+        )
     return Target("http", parts.hostname, port or (443 if tls else 80), tls=tls, path=path)
 
 
@@ -113,17 +128,28 @@ class Exporter(Protocol):
     def close(self) -> None: ...
 
 
-def make_exporter(target: Target, *, token: str | None, max_message_bytes: int) -> Exporter:
-    """An exporter for ``target`` (gRPC or HTTP)."""
+def make_exporter(
+    target: Target, *, token: str | None, max_message_bytes: int, signal: Signal = TRACES
+) -> Exporter:
+    """An exporter of ``signal`` requests to ``target`` (gRPC or HTTP)."""
     if target.kind == "grpc":
-        return GrpcExporter(target, token=token, max_message_bytes=max_message_bytes)
+        return GrpcExporter(
+            target, token=token, max_message_bytes=max_message_bytes, method=signal.grpc_method
+        )
     return HttpExporter(target, token=token)
 
 
 class GrpcExporter:
     """OTLP/gRPC export of already-serialized requests (no re-encoding)."""
 
-    def __init__(self, target: Target, *, token: str | None, max_message_bytes: int) -> None:
+    def __init__(
+        self,
+        target: Target,
+        *,
+        token: str | None,
+        max_message_bytes: int,
+        method: str = EXPORT_METHOD,
+    ) -> None:
         host = f"[{target.host}]" if ":" in target.host else target.host
         address = f"{host}:{target.port}"
         options = [
@@ -138,7 +164,7 @@ class GrpcExporter:
             self._channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(), options)
         else:
             self._channel = grpc.insecure_channel(address, options)
-        self._call = self._channel.unary_unary(EXPORT_METHOD)
+        self._call = self._channel.unary_unary(method)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else None
 
     def send(self, payload: bytes, *, timeout_s: float) -> Outcome:

@@ -11,11 +11,11 @@ forwarded and what is decoded agree.  Attributes the app already set always win;
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 
-from podtrace_collector.receive.lean import OtlpRequest
+from podtrace_collector.receive.lean import LeanResource, OtlpRequest
 
 logger = logging.getLogger(__name__)
 
@@ -74,11 +74,16 @@ class Enricher:
 
     def apply(self, request: OtlpRequest) -> int:
         """Stamp every ``ResourceSpans`` of a ``LeanRequest`` in place; returns attributes added."""
+        return self.stamp(rs.resource for rs in request.resource_spans)
+
+    def stamp(self, resources: Iterable[LeanResource]) -> int:
+        """Stamp lean resources in place (any signal's: they share one shape); returns how many
+        attributes were added."""
         if not self._encoded:
             return 0
         added = 0
-        for resource_spans in request.resource_spans:
-            attributes = resource_spans.resource.attributes
+        for resource in resources:
+            attributes = resource.attributes
             present, default_name_at = _present_keys(attributes)
             if default_name_at is not None and "service.name" in self._encoded:
                 del attributes[default_name_at]

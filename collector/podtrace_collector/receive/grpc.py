@@ -1,9 +1,10 @@
-"""OTLP/gRPC receiver: ``opentelemetry.proto.collector.trace.v1.TraceService/Export``.
+"""OTLP/gRPC receiver: ``Export`` of ``TraceService``, ``MetricsService`` and ``LogsService``.
 
 The server is ``grpc.aio`` on an event loop of its own thread, registered with a raw-bytes
-request deserializer: the bytes go to ``Ingest.export_protobuf`` on a pool of worker threads,
-which decodes them once (the C scanner in a plain gateway; the lean message, which is also what
-gets enriched and forwarded, otherwise).  Receiving a request holds no thread: a client that
+request deserializer: the bytes go to the signal's ``ExportRoute`` (``ingest/signals.py``) on a
+pool of worker threads; for traces ``Ingest.export_protobuf``, which decodes them once (the C
+scanner in a plain gateway; the lean message, which is also what gets enriched and forwarded,
+otherwise).  Receiving a request holds no thread: a client that
 sends its message slowly, or never, costs a stream, not a worker (with grpcio's threaded server
 six such clients stopped every export).  gzip-compressed requests are decompressed by grpcio;
 the largest accepted message (after decompression) is ``--max-body-bytes``.
@@ -24,7 +25,9 @@ import hmac
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from concurrent import futures
+from functools import partial
 from typing import Any, NoReturn
 
 import grpc
@@ -33,45 +36,51 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2  # type: ignore[i
 
 from podtrace_collector.errors import CollectorError
 from podtrace_collector.ingest.pipeline import ExportResult, Ingest
+from podtrace_collector.ingest.signals import ExportRoute, TraceRoute
 from podtrace_collector.metrics import CollectorMetrics
 from podtrace_collector.receive.admission import Admission
-from podtrace_collector.receive.decode import encode_response
 from podtrace_collector.receive.status import INTERNAL, UNAUTHORIZED, answer_for, retry_after_s
+from podtrace_collector.signals import TRACES
 
 logger = logging.getLogger(__name__)
 
-SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+SERVICE = TRACES.grpc_service
 TRANSPORT = "grpc"
 HANDSHAKE_TIMEOUT_S = 5.0
 IDLE_TIMEOUT_S = 300.0
 MAX_STREAMS_PER_CONNECTION = 100
 
 
-class TraceServiceServicer:
-    """``Export`` over raw request bytes, as a coroutine of the receiver's event loop."""
+class ExportServicer:
+    """One signal's ``Export`` over raw request bytes, as a coroutine of the receiver's loop."""
 
     def __init__(
         self,
-        ingest: Ingest,
+        route: ExportRoute,
         metrics: CollectorMetrics,
         admission: Admission,
         pool: futures.Executor,
         *,
         token: str | None,
     ) -> None:
-        self._ingest = ingest
+        self._route = route
         self._metrics = metrics
         self._admission = admission
         self._pool = pool
         self._expected = f"Bearer {token}".encode() if token else None
 
+    @property
+    def service(self) -> str:
+        """The gRPC service this servicer's ``Export`` belongs to."""
+        return self._route.signal.grpc_service
+
     async def Export(self, request: bytes, context: Any) -> bytes:
-        """Admit, then decode, validate and ingest one ``ExportTraceServiceRequest``."""
+        """Admit, then decode, validate and take one export request of the signal."""
         started = time.perf_counter()
         try:
             return await self._export(request, context)
         finally:
-            self._metrics.otlp_duration.labels(TRANSPORT, "traces").observe(
+            self._metrics.otlp_duration.labels(TRANSPORT, self._route.signal.name).observe(
                 time.perf_counter() - started
             )
 
@@ -83,15 +92,14 @@ class TraceServiceServicer:
             await self._refuse(context, self._admission.busy())
         try:
             loop = asyncio.get_running_loop()
-            result: ExportResult = await loop.run_in_executor(
-                self._pool, self._ingest.export_protobuf, request
-            )
+            work = partial(self._route.export_body, request, is_json=False)
+            result: ExportResult = await loop.run_in_executor(self._pool, work)
         except Exception as exc:
             await self._refuse(context, exc)
         finally:
             self._admission.leave()
         self._metrics.requests.labels(TRANSPORT, "partial" if result.rejected else "ok").inc()
-        return encode_response(result.rejected, result.message, as_json=False)
+        return self._route.encode(result, as_json=False)
 
     async def _refuse(self, context: Any, exc: Exception) -> NoReturn:
         answer = answer_for(exc)
@@ -125,7 +133,8 @@ def _retry_info(message: str, retry_after_s: float) -> tuple[str, bytes]:
 class GrpcReceiver:
     """The OTLP/gRPC server, its event loop thread and its worker pool.
 
-    ``port`` is the port bound.
+    ``port`` is the port bound.  ``signals`` are the routes of the signals besides traces
+    (metrics, logs); a service without one answers ``UNIMPLEMENTED``.
 
     Raises:
         CollectorError: the address cannot be bound.
@@ -143,6 +152,7 @@ class GrpcReceiver:
         max_connections: int,
         token: str | None = None,
         max_workers: int = 4,
+        signals: Sequence[ExportRoute] = (),
     ) -> None:
         self._pool = futures.ThreadPoolExecutor(max_workers, thread_name_prefix="podtrace-grpc")
         self._loop = asyncio.new_event_loop()
@@ -150,11 +160,14 @@ class GrpcReceiver:
             target=self._loop.run_forever, name="podtrace-grpc-loop", daemon=True
         )
         self._thread.start()
-        servicer = TraceServiceServicer(ingest, metrics, admission, self._pool, token=token)
+        servicers = [
+            ExportServicer(route, metrics, admission, self._pool, token=token)
+            for route in (TraceRoute(ingest), *signals)
+        ]
         host = f"[{bind}]" if ":" in bind else bind
         try:
             self.server, self.port = self._call(
-                _create(servicer, f"{host}:{port}", _options(max_body_bytes, max_connections))
+                _create(servicers, f"{host}:{port}", _options(max_body_bytes, max_connections))
             )
         except Exception:
             self._close_loop()
@@ -180,14 +193,17 @@ class GrpcReceiver:
 
 
 async def _create(
-    servicer: TraceServiceServicer, address: str, options: list[tuple[str, Any]]
+    servicers: Sequence[ExportServicer], address: str, options: list[tuple[str, Any]]
 ) -> tuple[Any, int]:
     """Build the server on the receiver's loop (``grpc.aio`` binds a server to its loop)."""
     server = grpc.aio.server(options=options)
-    handler = grpc.method_handlers_generic_handler(
-        SERVICE, {"Export": grpc.unary_unary_rpc_method_handler(servicer.Export)}
+    handlers = tuple(
+        grpc.method_handlers_generic_handler(
+            servicer.service, {"Export": grpc.unary_unary_rpc_method_handler(servicer.Export)}
+        )
+        for servicer in servicers
     )
-    server.add_generic_rpc_handlers((handler,))
+    server.add_generic_rpc_handlers(handlers)
     try:
         bound = server.add_insecure_port(address)
     except RuntimeError as exc:

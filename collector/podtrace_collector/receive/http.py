@@ -1,10 +1,11 @@
-"""OTLP/HTTP receiver: ``POST /v1/traces`` (plain ASGI on uvicorn), protobuf or JSON, gzip.
+"""OTLP/HTTP receiver: ``POST /v1/traces``, ``/v1/metrics``, ``/v1/logs`` (plain ASGI on uvicorn).
 
 Per the OTLP/HTTP specification: the body is ``application/x-protobuf`` (also
 ``application/protobuf``) or ``application/json`` (media type matched case-insensitively,
 parameters such as ``charset`` ignored), optionally ``Content-Encoding: gzip`` (or ``deflate``).
-Answers are in the request's encoding: ``200`` with an ``ExportTraceServiceResponse`` whose
-``partial_success`` is set only when spans were rejected; errors carry a ``google.rpc.Status``:
+Each path is one signal's ``ExportRoute`` (``ingest/signals.py``).  Answers are in the request's
+encoding: ``200`` with the signal's export response, whose ``partial_success`` is set only when
+items were rejected; errors carry a ``google.rpc.Status``:
 ``400`` undecodable, ``401`` missing/bad ``--otlp-token``, ``404`` other paths, ``405`` wrong
 method, ``413`` body over ``--max-body-bytes`` (checked while reading, and again while
 decompressing, so neither a large body nor a zip bomb is ever held whole), ``415`` unsupported
@@ -16,10 +17,10 @@ client that sends its whole body before reading (urllib) reads the answer instea
 The body is read on the event loop; decompressing, decoding and handing on run on two worker
 threads, so that the loop keeps answering (and refusing) while exports are in progress.
 
-``POST /v1/traces`` is served by ``OtlpHttpApp`` directly at the ASGI level: it is the one hot
-endpoint, and FastAPI's routing, middleware stack and ``Request`` object cost about a fifth of the
-CPU of an export (``bench/bench_ingest.py``).  Every other request is answered by the same
-application: ``405`` (with ``Allow: POST``) on the path, ``404`` elsewhere, as a Status.
+The exports are served by ``OtlpHttpApp`` directly at the ASGI level: ``/v1/traces`` is the one
+hot endpoint, and FastAPI's routing, middleware stack and ``Request`` object cost about a fifth of
+the CPU of an export (``bench/bench_ingest.py``).  Every other request is answered by the same
+application: ``405`` (with ``Allow: POST``) on those paths, ``404`` elsewhere, as a Status.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import logging
 import math
 import time
 import zlib
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
@@ -38,16 +39,15 @@ from typing import Any
 from google.protobuf import json_format
 from google.rpc import status_pb2  # type: ignore[import-untyped]
 
-from podtrace_collector.ingest.pipeline import Ingest
+from podtrace_collector.ingest.pipeline import ExportResult, Ingest
+from podtrace_collector.ingest.signals import ExportRoute, TraceRoute
 from podtrace_collector.metrics import CollectorMetrics
 from podtrace_collector.receive.admission import Admission
-from podtrace_collector.receive.decode import encode_response, parse_json
 from podtrace_collector.receive.status import INTERNAL, answer_for, retry_after_s, rpc_code
 
 logger = logging.getLogger(__name__)
 
 TRANSPORT = "http"
-PATH = "/v1/traces"
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _PROTOBUF_TYPES = frozenset({"application/x-protobuf", "application/protobuf"})
@@ -75,11 +75,12 @@ class OtlpHttpApp:
     """The OTLP/HTTP ASGI application (serve it with uvicorn on ``--http-port``).
 
     Args:
-        ingest: the receivers' shared pipeline.
+        ingest: the receivers' shared trace pipeline.
         metrics: where request outcomes are counted.
         admission: the receivers' shared admission control.
         max_body_bytes: the largest body accepted, before and after decompression.
         token: the bearer token required on exports, if any.
+        signals: the other signals' routes (metrics, logs); without one, its path is a 404.
     """
 
     def __init__(
@@ -90,8 +91,10 @@ class OtlpHttpApp:
         *,
         max_body_bytes: int,
         token: str | None = None,
+        signals: Sequence[ExportRoute] = (),
     ) -> None:
-        self._ingest = ingest
+        routes: list[ExportRoute] = [TraceRoute(ingest), *signals]
+        self._routes = {route.signal.http_path: route for route in routes}
         self._metrics = metrics
         self._admission = admission
         self._limit = max_body_bytes
@@ -104,18 +107,19 @@ class OtlpHttpApp:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
+        route = self._routes.get(scope["path"]) if scope["type"] == "http" else None
+        if route is None or scope["method"] != "POST":
             await self._not_served(scope, receive, send)
             return
         started = time.perf_counter()
         try:
-            await self._serve(scope, receive, send)
+            await self._serve(route, scope, receive, send)
         finally:
-            self._metrics.otlp_duration.labels(TRANSPORT, "traces").observe(
+            self._metrics.otlp_duration.labels(TRANSPORT, route.signal.name).observe(
                 time.perf_counter() - started
             )
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _serve(self, route: ExportRoute, scope: Scope, receive: Receive, send: Send) -> None:
         headers = _headers(scope)
         is_json = _media_type(headers) == JSON
         body = _Body(receive, self._admission)
@@ -124,7 +128,7 @@ class OtlpHttpApp:
             is_json = _check_media_type(headers)
             encoding = _content_encoding(headers)
             raw = await body.read(headers, self._limit)
-            rejected, message = await self._export(raw, encoding, is_json)
+            result = await self._export(route, raw, encoding, is_json)
         except _ClientGone:
             self._metrics.requests.labels(TRANSPORT, "client_gone").inc()
             return
@@ -140,15 +144,17 @@ class OtlpHttpApp:
             return
         finally:
             body.release()
-        self._metrics.requests.labels(TRANSPORT, "partial" if rejected else "ok").inc()
-        content = encode_response(rejected, message, as_json=is_json)
+        self._metrics.requests.labels(TRANSPORT, "partial" if result.rejected else "ok").inc()
+        content = route.encode(result, as_json=is_json)
         await _respond(send, content, JSON if is_json else PROTOBUF, 200, None)
 
-    async def _export(self, raw: bytes, encoding: str, is_json: bool) -> tuple[int, str]:
+    async def _export(
+        self, route: ExportRoute, raw: bytes, encoding: str, is_json: bool
+    ) -> ExportResult:
         if not self._admission.try_enter():
             raise _refusal(self._admission.busy())
         try:
-            work = partial(_decompress_and_export, self._ingest, raw, encoding, self._limit)
+            work = partial(_decompress_and_export, route, raw, encoding, self._limit)
             return await asyncio.get_running_loop().run_in_executor(self._pool, work, is_json)
         finally:
             self._admission.leave()
@@ -162,12 +168,12 @@ class OtlpHttpApp:
             raise refusal
 
     async def _not_served(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Anything but ``POST /v1/traces``: 405 on the path, 404 elsewhere."""
+        """Anything but a POST to a signal's path: 405 on those paths, 404 elsewhere."""
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
         if scope["type"] != "http":
             return
-        if scope["path"] == PATH:
+        if scope["path"] in self._routes:
             status, outcome, message, extra = (
                 405,
                 "method_not_allowed",
@@ -176,7 +182,8 @@ class OtlpHttpApp:
             )
         else:
             status, outcome, extra = 404, "not_found", None
-            message = f"no such path: OTLP/HTTP traces are received on POST {PATH}"
+            paths = ", ".join(self._routes)
+            message = f"no such path: OTLP/HTTP is received with POST on {paths}"
         self._metrics.requests.labels(TRANSPORT, outcome).inc()
         as_json = _media_type(_headers(scope)) == JSON
         await _Body(receive, self._admission).drain()
@@ -245,9 +252,12 @@ def create_otlp_app(
     *,
     max_body_bytes: int,
     token: str | None = None,
+    signals: Sequence[ExportRoute] = (),
 ) -> OtlpHttpApp:
     """The OTLP/HTTP application (serve it with uvicorn on ``--http-port``)."""
-    return OtlpHttpApp(ingest, metrics, admission, max_body_bytes=max_body_bytes, token=token)
+    return OtlpHttpApp(
+        ingest, metrics, admission, max_body_bytes=max_body_bytes, token=token, signals=signals
+    )
 
 
 def _status_body(status: int, message: str, as_json: bool) -> tuple[bytes, str]:
@@ -271,15 +281,14 @@ async def _respond(
 
 
 def _decompress_and_export(
-    ingest: Ingest, raw: bytes, encoding: str, limit: int, is_json: bool
-) -> tuple[int, str]:
+    route: ExportRoute, raw: bytes, encoding: str, limit: int, is_json: bool
+) -> ExportResult:
     """Runs on the export workers: decompress, decode, hand on."""
     body = _decompress(raw, encoding, limit) if encoding in ("gzip", "deflate") else raw
     try:
-        result = ingest.export(parse_json(body)) if is_json else ingest.export_protobuf(body)
+        return route.export_body(body, is_json=is_json)
     except Exception as exc:
         raise _refusal(exc) from exc
-    return result.rejected, result.message
 
 
 def _refusal(exc: Exception) -> _Refusal:

@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 import pytest
-from podtrace_collector.forward.upstream import GrpcExporter, HttpExporter, Target, retry_after_s
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from podtrace_collector.errors import ConfigError
+from podtrace_collector.forward.upstream import (
+    GrpcExporter,
+    HttpExporter,
+    Target,
+    make_exporter,
+    parse_target,
+    retry_after_s,
+)
+from podtrace_collector.signals import LOGS, METRICS, TRACES, Signal
 
 from tests.collector.otlp_helpers import RecordingSink, make_request, running, test_config
 
@@ -114,3 +126,49 @@ class TestRetryAfter:
     def test_seconds_and_dates(self, header: str | None, expected: float | None) -> None:
         """Seconds are taken as they are; a date counts from now; garbage falls back."""
         assert retry_after_s(header, now_s=self.NOW) == expected
+
+
+class TestTargetsPerSignal:
+    @pytest.mark.parametrize(
+        ("url", "signal", "path"),
+        [
+            ("http://collector:4318", METRICS, "/v1/metrics"),
+            ("http://collector:4318/", LOGS, "/v1/logs"),
+            ("https://vendor.example/otlp/v1/metrics", METRICS, "/otlp/v1/metrics"),
+            ("http://prometheus:9090/api/v1/otlp/v1/metrics", METRICS, "/api/v1/otlp/v1/metrics"),
+            ("http://collector:4318", TRACES, "/v1/traces"),
+        ],
+    )
+    def test_http_paths_default_to_the_signals(self, url: str, signal: Signal, path: str) -> None:
+        """A base URL gets the signal's path, as OTLP exporters do; a given path is kept."""
+        assert parse_target(url, signal=signal).path == path
+
+    @pytest.mark.parametrize(
+        ("url", "signal", "flag"),
+        [
+            ("http://collector:4318/v1/traces", METRICS, "--forward-metrics"),
+            ("http://collector:4318/v1/metrics", LOGS, "--forward-logs"),
+            ("http://collector:4318/v1/logs", TRACES, "--forward"),
+            ("ftp://collector", LOGS, "--forward-logs"),
+            ("collector", METRICS, "--forward-metrics"),
+        ],
+    )
+    def test_mistakes_name_the_flag(self, url: str, signal: Signal, flag: str) -> None:
+        """Another signal's path, a bad scheme, no port: a ConfigError that names the flag."""
+        with pytest.raises(ConfigError, match=f"^{flag} ") as info:
+            parse_target(url, signal=signal)
+        assert info.value.flag == flag.removeprefix("--")
+
+    def test_grpc_exporters_call_the_signals_service(self) -> None:
+        """A gRPC metrics exporter calls MetricsService/Export on the upstream."""
+        from tests.collector.signal_receiver import SignalReceiver
+
+        with SignalReceiver() as rx:
+            target = parse_target(rx.grpc_url, signal=METRICS)
+            exporter = make_exporter(target, token=None, max_message_bytes=1 << 20, signal=METRICS)
+            outcome = exporter.send(ExportMetricsServiceRequest().SerializeToString(), timeout_s=5)
+            exporter.close()
+            assert outcome.ok
+            assert [r.transport for r in rx.wait_for("metrics", lambda got: len(got) == 1)] == [
+                "grpc"
+            ]

@@ -127,10 +127,10 @@ def test_wrong_method_and_path(url: str, gateway: Collector) -> None:
     redirect; both carry a Status."""
     wrong_method = httpx.get(url)
     assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "POST"
-    for path in ("/v1/logs", "/v1/traces/"):
+    for path in ("/v1/profiles", "/v1/traces/"):
         other = httpx.post(f"http://127.0.0.1:{gateway.http_port}{path}", content=b"")
         assert other.status_code == 404
-        assert "POST /v1/traces" in status_pb2.Status.FromString(other.content).message
+        assert "POST on /v1/traces" in status_pb2.Status.FromString(other.content).message
 
 
 def test_body_over_limit_is_413(url: str) -> None:
