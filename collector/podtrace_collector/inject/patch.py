@@ -6,6 +6,7 @@ patch reads as what podtrace added; any other list change replaces the list.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 Operation = dict[str, Any]
@@ -75,4 +76,13 @@ def _is_subsequence(short: list[Any], long: list[Any]) -> bool:
 
 
 def _same(a: Any, b: Any) -> bool:
-    return type(a) is type(b) and a == b
+    # As JSON, not as Python: [False] == [0] and {"a": True} == {"a": 1} in Python.
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict | list):
+        return _canonical(a) == _canonical(b)
+    return bool(a == b)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))

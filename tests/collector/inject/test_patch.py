@@ -53,6 +53,14 @@ def test_equal_documents_need_no_patch() -> None:
     assert make_patch(document, json.loads(json.dumps(document))) == []
 
 
+def test_nested_booleans_are_not_numbers_in_lists() -> None:
+    """A list element [False] is not [0]: growing a list keeps the JSON types apart."""
+    old: list[Any] = [[0]]
+    new: list[Any] = [[False], [0]]
+    patched = jsonpatch.apply_patch(old, make_patch(old, new))
+    assert json.dumps(patched) == json.dumps(new)
+
+
 def test_booleans_are_not_numbers() -> None:
     """true and 1 are equal in Python but not in JSON: the change is patched."""
     assert make_patch({"a": 1}, {"a": True}) == [{"op": "replace", "path": "/a", "value": True}]
