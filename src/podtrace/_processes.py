@@ -12,10 +12,13 @@ thread the SDK starts in the child blocks it, as :mod:`podtrace._signals` requir
 ``multiprocessing`` children end through ``os._exit``, which skips atexit, so their buffered
 spans would be lost. Before that, every child (fork, spawn or forkserver: ``Process``, ``Pool``
 workers, ``ProcessPoolExecutor`` workers) runs ``multiprocessing.util._exit_function``, which
-calls the finalizers registered in that process; the child clears the ones it inherited, then
-runs the ``register_after_fork`` callbacks. podtrace registers one there that adds a
-``Finalize`` running the exit flush, with the lowest priority so it runs after the app's own
-finalizers and after daemonic grandchildren are stopped.
+calls the finalizers registered in that process; a fork or forkserver child clears the ones it
+inherited, then runs the ``register_after_fork`` callbacks. podtrace registers one there that
+adds a ``Finalize`` running the exit flush (a spawn child, which runs no such callbacks, adds it
+when it calls ``init()``), with the lowest priority so it runs after the app's own
+finalizers and after daemonic grandchildren are stopped. A child stopped by SIGTERM
+(``Pool.terminate()``) flushes in podtrace's SIGTERM handler; :mod:`podtrace._lost_signal`
+makes sure that handler runs even when the signal lands while the worker waits for a task.
 """
 
 from __future__ import annotations
@@ -23,15 +26,17 @@ from __future__ import annotations
 import multiprocessing.process
 import multiprocessing.util
 import os
+import sys
 import threading
 from collections.abc import Callable
 
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import TracerProvider
 
+from podtrace import _lost_signal
 from podtrace._k8s import SERVICE_INSTANCE_ID, cached_attributes
 from podtrace._k8s import service_instance_id as _instance_id_policy
-from podtrace._signals import hold_sigterm, release_sigterm
+from podtrace._signals import fatal_handler_pending, hold_sigterm, release_sigterm
 
 # Finalizers run highest priority first; ours runs after everything the app registered.
 _EXIT_PRIORITY = -1_000
@@ -41,14 +46,22 @@ def install(provider: TracerProvider, flush: Callable[[], None]) -> None:
     """Register the after-fork hooks and the multiprocessing exit flush for ``provider``."""
     _hold_sigterm_across_fork()
     _register_instance_id_hook(provider)
-    # Called in each multiprocessing child, once it has dropped the finalizers it inherited.
-    multiprocessing.util.register_after_fork(flush, _flush_at_child_exit)
-    if multiprocessing.process.parent_process() is not None:
-        _flush_at_child_exit(flush)  # init() ran inside a child, after that point
+    # Called in each fork or forkserver child, once it has dropped the finalizers it inherited.
+    multiprocessing.util.register_after_fork(flush, _in_child)
+    if multiprocessing.process.parent_process() is not None or _spawned_child():
+        _in_child(flush)  # init() ran inside a child, after that point, or in a spawned one
 
 
-def _flush_at_child_exit(flush: Callable[[], None]) -> None:
+def _spawned_child() -> bool:
+    # A spawn child runs no after-fork callbacks. It calls init() while it imports the parent's
+    # main module, which multiprocessing imports under the name __mp_main__ (not __main__).
+    return "__mp_main__" in sys.modules
+
+
+def _in_child(flush: Callable[[], None]) -> None:
     multiprocessing.util.Finalize(None, flush, exitpriority=_EXIT_PRIORITY)
+    if fatal_handler_pending():  # a Pool worker must not outlive Pool.terminate()
+        _lost_signal.watch()
 
 
 _fork_masks = threading.local()

@@ -3,7 +3,8 @@
 :class:`ExitFlush` is the one way out: it shuts the provider down once per process, quickly
 (the last exports are not retried and wait at most a third of the bound each) and within the
 bound. Interpreter exit (atexit), multiprocessing's exit path for its children (see
-:mod:`podtrace._processes`) and a SIGTERM about to kill the process all call it.
+:mod:`podtrace._processes`) and a SIGTERM about to kill the process all call it; a SIGTERM that
+arrives during it takes effect once it is over.
 
 Kubernetes sends SIGTERM, waits ``terminationGracePeriodSeconds`` and then kills. Spans still in
 the batch queue at that point are lost unless they are flushed first. The handler flushes within
@@ -28,7 +29,6 @@ import logging
 import os
 import signal
 import threading
-import time
 from collections.abc import Callable, Iterator
 from types import FrameType
 
@@ -87,10 +87,11 @@ def run_bounded(func: Callable[[], object], timeout_s: float, name: str) -> bool
 class ExitFlush:
     """Shut ``provider`` down within ``timeout_s``, once per process; callable, never raises.
 
-    SIGTERM is held back on the calling thread while the flush runs (multiprocessing's
-    ``Pool.terminate`` sends it to workers already on their way out): its handler then finds the
-    flush over. A call that still gets in (the signal arrived before the hold) waits for the
-    running flush, polling: the call it interrupted, on the same thread, may hold a join's lock.
+    A SIGTERM that interrupts the flush (multiprocessing's ``Pool.terminate`` sends it to workers
+    already on their way out) must not kill the process under it, and its handler must not wait
+    for the flush either: it runs on the very thread the flush was called from, which may hold a
+    lock of that call. So the handler hands what SIGTERM does to :meth:`then`, returns, and the
+    flush carries it out once it is over.
     """
 
     def __init__(
@@ -100,40 +101,38 @@ class ExitFlush:
         self.exporter = exporter
         self.timeout_s = timeout_s
         self._pid = 0
-        self._thread: threading.Thread | None = None
-        self._deadline = 0.0
+        self._running_pid = 0
+        self._then: Callable[[], object] | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether this process is inside the flush (further up the main thread's stack)."""
+        return self._running_pid == os.getpid()
+
+    def then(self, action: Callable[[], object]) -> None:
+        """Run ``action`` once the running flush is over."""
+        self._then = action
 
     def __call__(self) -> None:
         pid = os.getpid()
         if self._pid == pid:
-            self._wait_for_running_flush()
-            return
-        held = hold_sigterm()
+            return  # already flushed: atexit after multiprocessing's exit path, say
+        self._running_pid = pid  # first: from here on a SIGTERM defers to this call
+        self._pid = pid
         try:
-            thread = threading.Thread(target=self._shutdown, name="podtrace-shutdown", daemon=True)
-            self._thread, self._deadline = thread, time.monotonic() + self.timeout_s
-            self._pid = pid
-            thread.start()
-            thread.join(self.timeout_s)
+            run_bounded(self._shutdown, self.timeout_s, "shutdown")
         finally:
-            release_sigterm(held)
-
-    def _wait_for_running_flush(self) -> None:
-        thread = self._thread
-        if thread is None or thread.ident is None:
-            return  # interrupted before the flush started: nothing to wait for
-        while thread.is_alive() and time.monotonic() < self._deadline:
-            time.sleep(0.01)
+            self._running_pid = 0
+            action, self._then = self._then, None
+            if action is not None:
+                action()
 
     def _shutdown(self) -> None:
-        try:
-            if self.exporter is not None:
-                # A third of the bound per request: an export already in flight when exit began
-                # may take one full export timeout, and the last batch still gets a chance.
-                self.exporter.begin_exit(self.timeout_s / 3)
-            self.provider.shutdown()
-        except Exception as exc:
-            logger.warning("podtrace: shutdown failed: %r", exc)
+        if self.exporter is not None:
+            # A third of the bound per request: an export already in flight when exit began may
+            # take one full export timeout, and the last batch still gets a chance.
+            self.exporter.begin_exit(self.timeout_s / 3)
+        self.provider.shutdown()
 
 
 _registered: list[ExitFlush] = []
@@ -151,6 +150,23 @@ def uninstall_atexit_for_tests() -> None:
         atexit.unregister(_registered.pop())
 
 
+_fatal_handler: object = None  # podtrace's handler, when SIGTERM ends the process after it
+_entered_pid = 0  # the process in which podtrace's handler last started
+
+
+def fatal_handler_pending() -> bool:
+    """Whether podtrace's SIGTERM handler, which ends the process, is in place and has not run.
+
+    True only while SIGTERM would end the process through podtrace's handler (no app handler
+    before or after it) and that handler has not started in this process.
+    """
+    return (
+        _fatal_handler is not None
+        and signal.getsignal(signal.SIGTERM) is _fatal_handler
+        and _entered_pid != os.getpid()
+    )
+
+
 def install_sigterm(flush: ExitFlush) -> bool:
     """Flush on SIGTERM, then chain to the previous behaviour; False if not installable here.
 
@@ -166,6 +182,11 @@ def install_sigterm(flush: ExitFlush) -> bool:
         return False
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        global _entered_pid
+        _entered_pid = os.getpid()
+        if flush.running:  # it interrupted the exit flush: finish that, then go on
+            flush.then(lambda: _chain(previous, signum, frame))
+            return
         if callable(previous) or previous == signal.SIG_IGN:
             run_bounded(lambda: flush.provider.force_flush(), flush.timeout_s, "flush")
         else:
@@ -176,6 +197,8 @@ def install_sigterm(flush: ExitFlush) -> bool:
         signal.signal(signal.SIGTERM, on_sigterm)
     except (ValueError, OSError):
         return False
+    global _fatal_handler
+    _fatal_handler = None if callable(previous) or previous == signal.SIG_IGN else on_sigterm
     return True
 
 

@@ -151,3 +151,52 @@ def test_only_the_main_thread_takes_sigterm(dead_port: int) -> None:
     os.waitpid(pid, 0)
     assert report == b"1 0"  # the child's new worker blocks it; its main thread does not
     assert not _blocks_sigterm(threading.get_native_id())  # the parent's mask is restored
+
+
+LOST_WAKEUP_APP = """
+import multiprocessing, os, signal, sys, threading, time
+from opentelemetry import trace
+import podtrace
+podtrace.init("lost", endpoint=os.environ["ENDPOINT"], instrument=False)
+
+def child(lock):
+    trace.get_tracer("app").start_span("before-the-wait").end()
+
+    def aside():  # an app thread takes the signal, as the kernel may pick any thread
+        time.sleep(0.3)
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+
+    threading.Thread(target=aside, daemon=True).start()
+    lock.acquire()  # held by the parent: the C-level wait of a Pool worker between tasks
+
+if __name__ == "__main__":
+    ctx = multiprocessing.get_context(sys.argv[1])
+    lock = ctx.Lock()
+    lock.acquire()
+    process = ctx.Process(target=child, args=(lock,))
+    process.start()
+    process.join(20)
+    print(process.exitcode, flush=True)
+    if process.exitcode is None:
+        process.kill()
+"""
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_sigterm_is_not_lost_while_a_child_waits_in_c(
+    method: str, receiver: OtlpReceiver, child_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A SIGTERM whose handler would wait forever is re-delivered: the child flushes and dies.
+
+    Without that, the worker blocks in its lock wait for good and Pool.terminate() hangs.
+    """
+    app = tmp_path / "lost.py"
+    app.write_text(LOST_WAKEUP_APP)
+    child_env["ENDPOINT"] = receiver.http_endpoint
+    proc = subprocess.run(
+        [sys.executable, str(app), method], env=child_env, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [str(-signal.SIGTERM)]  # ended by SIGTERM, not still waiting
+    assert receiver.wait_for(lambda s: len(s) >= 1, timeout_s=5)[0].name == "before-the-wait"

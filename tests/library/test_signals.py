@@ -158,9 +158,10 @@ def test_sigterm_during_the_exit_flush_waits_for_it(
         "timer.daemon = True\n"
         "timer.start()\n"
     )
-    proc, _ = _run(child_env, receiver.http_endpoint, after=after)
+    proc, elapsed = _run(child_env, receiver.http_endpoint, after=after)
     ended = time.monotonic()
     assert proc.returncode == -15, proc.stderr
+    assert elapsed < 10  # over when the flush is, not when the 30 s bound runs out
     assert len(receiver.wait_for(lambda s: len(s) >= 3, timeout_s=2)) == 3
     deadline = time.monotonic() + 2
     while not receiver.http_answered_at and time.monotonic() < deadline:
