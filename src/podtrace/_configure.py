@@ -16,7 +16,8 @@ from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
-from podtrace import _env, _export, _instrument, _processes, _signals
+from podtrace import _export, _instrument, _processes, _signals
+from podtrace import environment_variables as envvars
 from podtrace._endpoints import EndpointError
 from podtrace._exporters import make_exporter
 from podtrace._k8s import KubernetesResourceDetector
@@ -83,7 +84,7 @@ def init(
 
 
 def _sdk_disabled() -> bool:
-    return (_env.get(_env.OTEL_SDK_DISABLED) or "").lower() == "true"
+    return (envvars.get(envvars.OTEL_SDK_DISABLED) or "").lower() == "true"
 
 
 def _build(
@@ -99,8 +100,8 @@ def _build(
         processor = _batch_processor(counting)
         _export.count_queue_drops(processor)
         provider.add_span_processor(processor)
-    timeout_s = options.get("shutdown_timeout_s") or _env.seconds(
-        _env.PODTRACE_SHUTDOWN_TIMEOUT_S, _env.DEFAULT_SHUTDOWN_TIMEOUT_S
+    timeout_s = options.get("shutdown_timeout_s") or envvars.seconds(
+        envvars.PODTRACE_SHUTDOWN_TIMEOUT_S, envvars.DEFAULT_SHUTDOWN_TIMEOUT_S
     )
     flush = _signals.ExitFlush(provider, counting, timeout_s)
     _signals.install_atexit(flush)

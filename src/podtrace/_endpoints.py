@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
-from podtrace import _env
+from podtrace import environment_variables as envvars
 
 TRACES_PATH = "/v1/traces"
 EXAMPLE = "http://localhost:4318"
@@ -89,8 +89,8 @@ def http_from_environment(environ: Mapping[str, str] | None = None) -> FromVaria
     """
     env = os.environ if environ is None else environ
     for variable, is_base in (
-        (_env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, False),
-        (_env.OTEL_EXPORTER_OTLP_ENDPOINT, True),
+        (envvars.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, False),
+        (envvars.OTEL_EXPORTER_OTLP_ENDPOINT, True),
     ):
         value = env.get(variable, "").strip()
         if value:

@@ -17,7 +17,8 @@ from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
-from podtrace import _endpoints, _env
+from podtrace import _endpoints
+from podtrace import environment_variables as envvars
 from podtrace._log import warn_once
 
 if TYPE_CHECKING:
@@ -36,8 +37,8 @@ def resolve_protocol(protocol: str | None, environ: Mapping[str, str] | None = N
     env = os.environ if environ is None else environ
     chosen = (
         protocol
-        or env.get(_env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, "").strip()
-        or env.get(_env.OTEL_EXPORTER_OTLP_PROTOCOL, "").strip()
+        or env.get(envvars.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, "").strip()
+        or env.get(envvars.OTEL_EXPORTER_OTLP_PROTOCOL, "").strip()
         or HTTP_PROTOBUF
     ).lower()
     if chosen not in {HTTP_PROTOBUF, GRPC}:
@@ -56,18 +57,20 @@ def resolve_timeout_s(timeout_s: float | None) -> float | None:
     """The export timeout: argument, else None when an OTEL_* variable sets it, else 2 s."""
     if timeout_s is not None:
         return float(timeout_s)
-    if _env.get(_env.OTEL_EXPORTER_OTLP_TRACES_TIMEOUT) or _env.get(
-        _env.OTEL_EXPORTER_OTLP_TIMEOUT
+    if envvars.get(envvars.OTEL_EXPORTER_OTLP_TRACES_TIMEOUT) or envvars.get(
+        envvars.OTEL_EXPORTER_OTLP_TIMEOUT
     ):
         return None  # the exporter reads the variable itself
-    return _env.DEFAULT_EXPORT_TIMEOUT_S
+    return envvars.DEFAULT_EXPORT_TIMEOUT_S
 
 
 def make_exporter(
     endpoint: str | None, protocol: str | None, timeout_s: float | None
 ) -> SpanExporter | None:
     """Build the exporter named by ``OTEL_TRACES_EXPORTER`` (default ``otlp``); None: ``none``."""
-    names = [n.strip().lower() for n in (_env.get(_env.OTEL_TRACES_EXPORTER) or "otlp").split(",")]
+    names = [
+        n.strip().lower() for n in (envvars.get(envvars.OTEL_TRACES_EXPORTER) or "otlp").split(",")
+    ]
     name = names[0] if names else "otlp"
     if len(names) > 1:
         warn_once(

@@ -13,7 +13,7 @@ from importlib.metadata import EntryPoint, entry_points
 
 from opentelemetry.instrumentation.dependencies import get_dist_dependency_conflicts
 
-from podtrace import _env
+from podtrace import environment_variables as envvars
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ GROUP = "opentelemetry_instrumentor"
 
 def disabled_names() -> set[str]:
     """Entry-point names listed in ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` (``*`` = all)."""
-    raw = _env.get(_env.OTEL_PYTHON_DISABLED_INSTRUMENTATIONS) or ""
+    raw = envvars.get(envvars.OTEL_PYTHON_DISABLED_INSTRUMENTATIONS) or ""
     return {name.strip() for name in raw.split(",") if name.strip()}
 
 

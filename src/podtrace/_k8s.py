@@ -3,7 +3,7 @@
 Sources, highest precedence first (SPEC section 2); a later source only fills what is missing:
 
 1. ``OTEL_RESOURCE_ATTRIBUTES`` / ``OTEL_SERVICE_NAME`` (explicit always wins).
-2. Downward-API environment variables (:mod:`podtrace._env` lists the spellings).
+2. Downward-API environment variables (:mod:`podtrace.environment_variables` lists the spellings).
 3. The downward-API volume (``PODTRACE_PODINFO_DIR``, default ``/etc/podinfo``).
 4. The service-account namespace file, cgroup and mountinfo, then the hostname as the pod name.
 5. The Kubernetes API (``PODTRACE_K8S_API=1``), bounded by a 1 s deadline.
@@ -24,7 +24,8 @@ from urllib.parse import unquote
 
 from opentelemetry.sdk.resources import Resource, ResourceDetector
 
-from podtrace import _env, _k8s_api
+from podtrace import _k8s_api
+from podtrace import environment_variables as envvars
 from podtrace._k8s_derive import (
     Attributes,
     annotation_attributes,
@@ -172,14 +173,16 @@ def _detect() -> Attributes:
     pod_evidence = ("k8s.pod.name", "k8s.pod.uid", "k8s.namespace.name")
     if not in_kubernetes and not any(k in attrs for k in pod_evidence):
         return explicit
-    image_tag = _from_api(attrs, labels, annotations) if _env.flag(_env.PODTRACE_K8S_API) else None
+    image_tag = (
+        _from_api(attrs, labels, annotations) if envvars.flag(envvars.PODTRACE_K8S_API) else None
+    )
     host = _hostname()
     # With hostNetwork: true the hostname is the node's name, not the pod's.
     if "k8s.pod.name" not in attrs and host and host != attrs.get("k8s.node.name"):
         attrs["k8s.pod.name"] = host
     derive_owners(attrs, labels)
     derive_service(attrs, labels, annotations, image_tag)
-    _fill(attrs, label_attributes(labels, _env.get(_env.PODTRACE_POD_LABELS)))
+    _fill(attrs, label_attributes(labels, envvars.get(envvars.PODTRACE_POD_LABELS)))
     return attrs
 
 
@@ -192,29 +195,29 @@ def _fill(attrs: Attributes, more: Mapping[str, str | list[str]]) -> None:
 def _explicit() -> Attributes:
     """The known attributes named in OTEL_RESOURCE_ATTRIBUTES / OTEL_SERVICE_NAME."""
     out: Attributes = {}
-    for item in (_env.get(_env.OTEL_RESOURCE_ATTRIBUTES) or "").split(","):
+    for item in (envvars.get(envvars.OTEL_RESOURCE_ATTRIBUTES) or "").split(","):
         key, sep, value = item.partition("=")
         key = key.strip()
         if sep and (key in KNOWN_ATTRIBUTES or key.startswith("k8s.pod.label.")):
             out[key] = unquote(value.strip())
-    if service := _env.get(_env.OTEL_SERVICE_NAME):
+    if service := envvars.get(envvars.OTEL_SERVICE_NAME):
         out["service.name"] = service
     return out
 
 
 def _from_env() -> Attributes:
     pairs = {
-        "k8s.pod.name": _env.POD_NAME_VARS,
-        "k8s.pod.uid": _env.POD_UID_VARS,
-        "k8s.node.name": _env.NODE_NAME_VARS,
-        "k8s.namespace.name": _env.NAMESPACE_VARS,
-        "k8s.container.name": _env.CONTAINER_NAME_VARS,
+        "k8s.pod.name": envvars.POD_NAME_VARS,
+        "k8s.pod.uid": envvars.POD_UID_VARS,
+        "k8s.node.name": envvars.NODE_NAME_VARS,
+        "k8s.namespace.name": envvars.NAMESPACE_VARS,
+        "k8s.container.name": envvars.CONTAINER_NAME_VARS,
     }
-    return {key: value for key, names in pairs.items() if (value := _env.first(names))}
+    return {key: value for key, names in pairs.items() if (value := envvars.first(names))}
 
 
 def _from_podinfo(attrs: Attributes, labels: dict[str, str], annotations: dict[str, str]) -> None:
-    root = Path(_env.path(_env.PODTRACE_PODINFO_DIR, _env.DEFAULT_PODINFO_DIR))
+    root = Path(envvars.path(envvars.PODTRACE_PODINFO_DIR, envvars.DEFAULT_PODINFO_DIR))
     for file, key in (
         ("name", "k8s.pod.name"),
         ("namespace", "k8s.namespace.name"),
@@ -240,13 +243,15 @@ def _from_podinfo(attrs: Attributes, labels: dict[str, str], annotations: dict[s
 
 def _from_filesystem(attrs: Attributes) -> bool:
     """Namespace file, cgroup and mountinfo; returns whether this looks like a pod."""
-    sa_dir = Path(_env.path(_env.PODTRACE_SERVICEACCOUNT_DIR, _env.DEFAULT_SERVICEACCOUNT_DIR))
+    sa_dir = Path(
+        envvars.path(envvars.PODTRACE_SERVICEACCOUNT_DIR, envvars.DEFAULT_SERVICEACCOUNT_DIR)
+    )
     namespace = read_value(sa_dir / "namespace")
     if namespace:
         attrs.setdefault("k8s.namespace.name", namespace)
     proc = read_proc_identity(
-        Path(_env.path(_env.PODTRACE_CGROUP_PATH, _env.DEFAULT_CGROUP_PATH)),
-        Path(_env.path(_env.PODTRACE_MOUNTINFO_PATH, _env.DEFAULT_MOUNTINFO_PATH)),
+        Path(envvars.path(envvars.PODTRACE_CGROUP_PATH, envvars.DEFAULT_CGROUP_PATH)),
+        Path(envvars.path(envvars.PODTRACE_MOUNTINFO_PATH, envvars.DEFAULT_MOUNTINFO_PATH)),
     )
     _fill(
         attrs,
@@ -256,12 +261,14 @@ def _from_filesystem(attrs: Attributes) -> bool:
             "k8s.container.name": proc.container_name or "",
         },
     )
-    return bool(namespace or proc.pod_uid or _env.get(_env.KUBERNETES_SERVICE_HOST))
+    return bool(namespace or proc.pod_uid or envvars.get(envvars.KUBERNETES_SERVICE_HOST))
 
 
 def _from_api(attrs: Attributes, labels: dict[str, str], annotations: dict[str, str]) -> str | None:
     namespace, pod = attrs.get("k8s.namespace.name"), attrs.get("k8s.pod.name") or _hostname()
-    sa_dir = Path(_env.path(_env.PODTRACE_SERVICEACCOUNT_DIR, _env.DEFAULT_SERVICEACCOUNT_DIR))
+    sa_dir = Path(
+        envvars.path(envvars.PODTRACE_SERVICEACCOUNT_DIR, envvars.DEFAULT_SERVICEACCOUNT_DIR)
+    )
     config = _k8s_api.config_from_env(sa_dir)
     if config is None or not isinstance(namespace, str) or not isinstance(pod, str) or not pod:
         warn_once(
@@ -297,6 +304,6 @@ def _from_api(attrs: Attributes, labels: dict[str, str], annotations: dict[str, 
 
 def _hostname() -> str | None:
     try:
-        return _env.get(_env.PODTRACE_HOSTNAME) or socket.gethostname() or None
+        return envvars.get(envvars.PODTRACE_HOSTNAME) or socket.gethostname() or None
     except OSError:
         return None

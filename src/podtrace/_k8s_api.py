@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from podtrace import _env
+from podtrace import environment_variables as envvars
 from podtrace._k8s_derive import split_image
 
 logger = logging.getLogger(__name__)
@@ -55,17 +55,17 @@ class ApiConfig:
 
 def config_from_env(serviceaccount_dir: Path) -> ApiConfig | None:
     """Build the API configuration, or None when no API server address is known."""
-    base = _env.get(_env.PODTRACE_K8S_API_URL)
+    base = envvars.get(envvars.PODTRACE_K8S_API_URL)
     if base is None:
-        host = _env.get(_env.KUBERNETES_SERVICE_HOST)
+        host = envvars.get(envvars.KUBERNETES_SERVICE_HOST)
         if host is None:
             return None
-        port = _env.get(_env.KUBERNETES_SERVICE_PORT) or "443"
+        port = envvars.get(envvars.KUBERNETES_SERVICE_PORT) or "443"
         base = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
     token_text = _read(serviceaccount_dir / "token")
     ca = serviceaccount_dir / "ca.crt"
     timeout_s = min(
-        _env.seconds(_env.PODTRACE_K8S_API_TIMEOUT_S, _env.DEFAULT_K8S_API_TIMEOUT_S),
+        envvars.seconds(envvars.PODTRACE_K8S_API_TIMEOUT_S, envvars.DEFAULT_K8S_API_TIMEOUT_S),
         MAX_TIMEOUT_S,
     )
     return ApiConfig(base.rstrip("/"), token_text, str(ca) if ca.is_file() else None, timeout_s)

@@ -20,7 +20,8 @@ import shutil
 import sys
 from collections.abc import Mapping
 
-from podtrace import _endpoints, _env, _interpreter
+from podtrace import _endpoints, _interpreter
+from podtrace import environment_variables as envvars
 from podtrace._exporters import GRPC, resolve_protocol
 
 BOOTSTRAP_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bootstrap")
@@ -58,19 +59,19 @@ def child_environment(args: argparse.Namespace, environ: Mapping[str, str]) -> d
     env = dict(environ)
     parts = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != BOOTSTRAP_DIR]
     env["PYTHONPATH"] = os.pathsep.join([BOOTSTRAP_DIR, *parts])
-    env[_env.PODTRACE_BOOTSTRAP] = "1"
+    env[envvars.PODTRACE_BOOTSTRAP] = "1"
     if args.service_name:
-        env[_env.OTEL_SERVICE_NAME] = args.service_name
+        env[envvars.OTEL_SERVICE_NAME] = args.service_name
     if args.protocol:
-        env[_env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL] = args.protocol
+        env[envvars.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL] = args.protocol
     protocol = resolve_protocol(args.protocol, env)
     if args.endpoint:
         check = _endpoints.grpc_target if protocol == GRPC else _endpoints.http_traces_url
-        env[_env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT] = check(args.endpoint, what="--endpoint")
+        env[envvars.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT] = check(args.endpoint, what="--endpoint")
     elif protocol != GRPC:
         _endpoints.http_from_environment(env)  # a bare HOST:PORT is fixed (and said) in the child
     if args.no_instrument:
-        env[_env.OTEL_PYTHON_DISABLED_INSTRUMENTATIONS] = "*"
+        env[envvars.OTEL_PYTHON_DISABLED_INSTRUMENTATIONS] = "*"
     return env
 
 

@@ -1,8 +1,8 @@
 """The Kubernetes examples: the fields podtrace depends on are where the product looks for them.
 
 The manifests are parsed and checked against the code they feed: the detector's variable names
-(``podtrace._env``), the collector's flag parser and default ports (``podtrace_collector.config``)
-and the verdict names of the analysis.
+(``podtrace.environment_variables``), the collector's flag parser and default ports
+(``podtrace_collector.config``) and the verdict names of the analysis.
 """
 
 from __future__ import annotations
@@ -19,17 +19,17 @@ from podtrace_collector.config import CollectorConfig, load_config
 from podtrace_collector.query.gate import NOT_SEEN, STATES
 from podtrace_collector.query.verdict import HEALTHY, INSUFFICIENT_DATA, REGRESSED
 
-from podtrace import _env
+from podtrace import environment_variables as envvars
 from tests.examples.argo import FAILED, INCONCLUSIVE, SUCCESSFUL, evaluate_result
 
 K8S = Path(__file__).resolve().parents[2] / "examples" / "k8s"
 GATEWAY_HOSTS = {"podtrace-gateway.podtrace", "podtrace-gateway.podtrace.svc.cluster.local"}
 UNTRACED = {"orders-broker", "loadgen"}  # the broker and the users: infrastructure, not the shop
 DOWNWARD_ENV = {
-    "metadata.name": _env.POD_NAME_VARS,
-    "metadata.namespace": _env.NAMESPACE_VARS,
-    "metadata.uid": _env.POD_UID_VARS,
-    "spec.nodeName": _env.NODE_NAME_VARS,
+    "metadata.name": envvars.POD_NAME_VARS,
+    "metadata.namespace": envvars.NAMESPACE_VARS,
+    "metadata.uid": envvars.POD_UID_VARS,
+    "spec.nodeName": envvars.NODE_NAME_VARS,
 }
 PODINFO_FILES = {
     "labels": "metadata.labels",
@@ -107,7 +107,7 @@ def test_downward_api_env_uses_names_the_detector_reads(name: str) -> None:
     # Both name the app's container: the sidecar stamps it on the app's spans, not its own name.
     for container in (_app(name), _sidecar(name)):
         env = _env_of(container)
-        container_var = next(n for n in _env.CONTAINER_NAME_VARS if n in env)
+        container_var = next(n for n in envvars.CONTAINER_NAME_VARS if n in env)
         assert env[container_var] == name
 
 
@@ -119,7 +119,7 @@ def test_podinfo_volume_has_every_file_at_the_default_path(name: str) -> None:
     assert items == PODINFO_FILES
     for container in (_app(name), _sidecar(name)):
         mounts = {m["name"]: m for m in container["volumeMounts"]}
-        assert mounts["podinfo"]["mountPath"] == _env.DEFAULT_PODINFO_DIR
+        assert mounts["podinfo"]["mountPath"] == envvars.DEFAULT_PODINFO_DIR
         assert mounts["podinfo"].get("readOnly") is True
         assert "PODTRACE_PODINFO_DIR" not in _env_of(container)
 

@@ -6,7 +6,6 @@ an empty directory, so the machine the tests run on (which may itself be a pod) 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import sys
@@ -17,29 +16,9 @@ import pytest
 from opentelemetry import trace
 
 from podtrace import _configure, _export, _k8s, _log, _signals
-
-_HERE = Path(__file__).parent
-
-
-def _load_helper(name: str) -> None:
-    # Test helper modules next to this file, importable by plain name from the tests
-    # (pytest's importlib mode puts no test directory on sys.path).
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, _HERE / f"{name}.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-
-
-_load_helper("otlp_receiver")
-_load_helper("fake_k8s_api")
-_load_helper("fake_pod_fs")
-_load_helper("netutil")
-
-from fake_pod_fs import FakePod  # noqa: E402
-from netutil import free_port  # noqa: E402
-from otlp_receiver import OtlpReceiver  # noqa: E402
+from tests.library.fake_pod_fs import FakePod
+from tests.library.netutil import free_port
+from tests.library.otlp_receiver import OtlpReceiver
 
 _CLEARED_PREFIXES = ("OTEL_", "PODTRACE_", "KUBERNETES_", "K8S_", "POD_", "NODE_NAME")
 _CLEARED = {"CONTAINER_NAME", "NODE_NAME"}

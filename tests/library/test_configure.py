@@ -9,10 +9,10 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from otlp_receiver import OtlpReceiver
 
 import podtrace
 from podtrace._configure import build_resource
+from tests.library.otlp_receiver import OtlpReceiver
 
 
 def _span(name: str = "work") -> None:

@@ -7,9 +7,8 @@ import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from otlp_receiver import OtlpReceiver
-
 from podtrace._distro import PodtraceConfigurator, PodtraceDistro
+from tests.library.otlp_receiver import OtlpReceiver
 
 
 def test_entry_points_registered() -> None:

@@ -10,8 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from netutil import free_port, wait_ready
-from otlp_receiver import OtlpReceiver, ReceivedSpan
+
+from tests.library.netutil import free_port, wait_ready
+from tests.library.otlp_receiver import OtlpReceiver, ReceivedSpan
 
 SERVER, CLIENT = 2, 3  # OTLP span kinds
 

@@ -6,10 +6,10 @@ import logging
 
 import pytest
 from opentelemetry import trace
-from otlp_receiver import OtlpReceiver
 
 import podtrace
 from podtrace._endpoints import EndpointError, grpc_target, http_from_environment, http_traces_url
+from tests.library.otlp_receiver import OtlpReceiver
 
 
 @pytest.mark.parametrize(

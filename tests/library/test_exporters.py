@@ -10,9 +10,9 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExportResult
-from otlp_receiver import OtlpReceiver
 
 from podtrace._exporters import hasten_for_exit, make_exporter, resolve_protocol, resolve_timeout_s
+from tests.library.otlp_receiver import OtlpReceiver
 
 
 def test_protocol_precedence(monkeypatch: pytest.MonkeyPatch) -> None:

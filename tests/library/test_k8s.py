@@ -6,13 +6,13 @@ import logging
 import os
 import time
 
-import fake_k8s_api as fake
 import pytest
-from fake_pod_fs import FakePod
 from opentelemetry.sdk.resources import Resource
 
 from podtrace import KubernetesResourceDetector, detect_kubernetes_attributes
 from podtrace._k8s import cached_attributes, clear_cache, service_instance_id
+from tests.library import fake_k8s_api as fake
+from tests.library.fake_pod_fs import FakePod
 
 UID = "5f8a1c2e-7d3b-4e9f-a1b2-c3d4e5f6a7b8"
 CTR = "3f2a9c1d4b5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8"

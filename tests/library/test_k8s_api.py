@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import fake_k8s_api as fake
 import pytest
 
 from podtrace._k8s_api import ApiConfig, K8sApiError, config_from_env, lookup
+from tests.library import fake_k8s_api as fake
 
 
 def _config(url: str, timeout_s: float = 1.0) -> ApiConfig:

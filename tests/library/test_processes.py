@@ -11,9 +11,9 @@ import threading
 from pathlib import Path
 
 import pytest
-from otlp_receiver import OtlpReceiver
 
 import podtrace
+from tests.library.otlp_receiver import OtlpReceiver
 
 # The app calls init() at the top of its main module: a spawn or forkserver child re-imports that
 # module (as __mp_main__), so it configures itself; a fork child inherits the parent's provider.

@@ -13,10 +13,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from otlp_receiver import OtlpReceiver
 
 import podtrace
 from podtrace import _run
+from tests.library.otlp_receiver import OtlpReceiver
 
 
 def _args(*argv: str) -> argparse.Namespace:

@@ -10,7 +10,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from otlp_receiver import OtlpReceiver
+
+from tests.library.otlp_receiver import OtlpReceiver
 
 CHILD = """
 import os, signal, sys, time

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from podtrace import _env
+from podtrace import environment_variables as envvars
 from podtrace_collector.config import CollectorConfig
 from podtrace_collector.inject.options import InjectOptions
 
 SIDECAR_NAME = "podtrace"
 PODINFO_VOLUME = "podinfo"
-PODINFO_DIR = _env.DEFAULT_PODINFO_DIR
+PODINFO_DIR = envvars.DEFAULT_PODINFO_DIR
 RUN_PREFIX = ("podtrace", "run", "--")
 ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
 PROTOCOL = "OTEL_EXPORTER_OTLP_PROTOCOL"

@@ -14,7 +14,7 @@ from podtrace_collector.config import CollectorConfig, load_config
 from podtrace_collector.inject import InjectError, InjectOptions, inject_template, remove_template
 from podtrace_collector.inject.options import STATUS
 
-from podtrace import _env
+from podtrace import environment_variables as envvars
 from tests import k8s_schema
 from tests.collector.inject.helpers import by_name, env_of
 
@@ -82,17 +82,18 @@ class TestWhatIsAdded:
         injected = _inject(_template())
         app, sidecar = injected["spec"]["containers"][0], _sidecar(injected)
         fields = {
-            "metadata.name": _env.POD_NAME_VARS,
-            "metadata.namespace": _env.NAMESPACE_VARS,
-            "metadata.uid": _env.POD_UID_VARS,
-            "spec.nodeName": _env.NODE_NAME_VARS,
+            "metadata.name": envvars.POD_NAME_VARS,
+            "metadata.namespace": envvars.NAMESPACE_VARS,
+            "metadata.uid": envvars.POD_UID_VARS,
+            "spec.nodeName": envvars.NODE_NAME_VARS,
         }
         for container in (app, sidecar):
             env = env_of(container)
             for path, names in fields.items():
                 (name,) = [n for n in names if n in env]
                 assert env[name] == {"fieldRef": {"fieldPath": path}}
-            assert env["CONTAINER_NAME"] == "app" and "CONTAINER_NAME" in _env.CONTAINER_NAME_VARS
+            assert env["CONTAINER_NAME"] == "app"
+            assert "CONTAINER_NAME" in envvars.CONTAINER_NAME_VARS
 
     def test_sidecar_command_parses_as_the_collector_would(self) -> None:
         """The sidecar's flags select sidecar mode on loopback, within its memory limit."""
