@@ -60,3 +60,10 @@ def test_missing_collector_extra_is_a_one_line_hint() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip() == _cli.EXTRA_HINT.format(cmd="collector")
+
+
+def test_python_dash_m_podtrace_is_the_command() -> None:
+    """``python -m podtrace`` runs the same command as the ``podtrace`` script."""
+    proc = subprocess.run([sys.executable, "-m", "podtrace", "--version"],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 0 and proc.stdout.startswith("podtrace ")

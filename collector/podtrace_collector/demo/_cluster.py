@@ -82,7 +82,7 @@ def free_port(taken: set[int]) -> int:
 
 def podtrace_command(*args: str) -> list[str]:
     """``podtrace <args>`` run with this interpreter, whatever is on PATH."""
-    return [sys.executable, "-m", "podtrace._cli", *args]
+    return [sys.executable, "-m", "podtrace", *args]
 
 
 def clean_environ(environ: Mapping[str, str]) -> dict[str, str]:

@@ -273,7 +273,7 @@ def _podtrace_command() -> str:
     if on_path is not None and Path(on_path).resolve() == script.resolve():
         return "podtrace"
     if not script.exists():
-        return f"{sys.executable} -m podtrace._cli"
+        return f"{sys.executable} -m podtrace"
     # `make demo` runs .venv/bin/podtrace: print the path as typed from the checkout.
     with contextlib.suppress(ValueError):
         return f"./{script.absolute().relative_to(Path.cwd())}"
