@@ -15,7 +15,11 @@ CollectorError
 │   ├── UnknownRevision    the workload has no such revision (or version)
 │   ├── NotFound           no such page file
 │   └── NoStore            this collector keeps no results (a sidecar)
-└── StoreError             the store failed to read or write
+├── StoreError             the store failed to read or write
+├── InjectError            a pod template podtrace cannot be added to as asked (``inject``)
+│   ├── ManifestError      the input is not Kubernetes manifests (invalid YAML, not a mapping)
+│   └── ReviewError        a webhook request is not an ``AdmissionReview`` v1 request
+└── DemoError              ``podtrace demo`` cannot go on (a process failed, the API is silent)
 
 Each ``QueryError`` carries a ``code``: the machine-readable name the API puts in its error
 envelope (``{"error": {"code": ..., "message": ...}}``).  Statuses live only at the edges.
@@ -111,3 +115,19 @@ class StoreError(CollectorError):
     def __init__(self, message: str, *, transient: bool = True) -> None:
         super().__init__(message)
         self.transient = transient
+
+
+class InjectError(CollectorError):
+    """A pod template cannot be injected as asked; the message says why and what to do."""
+
+
+class ManifestError(InjectError):
+    """The input is not a stream of Kubernetes objects."""
+
+
+class ReviewError(InjectError):
+    """The request body is not an ``AdmissionReview`` v1 request."""
+
+
+class DemoError(CollectorError):
+    """The demo cannot go on: a process failed to start, died, or the API did not answer."""

@@ -29,9 +29,10 @@ import pytest
 from podtrace_collector.demo import _main, _setup
 from podtrace_collector.demo._cluster import clean_environ
 from podtrace_collector.demo._pods import Pod, Revision, template_hash
-from podtrace_collector.demo._procs import DemoError, Supervisor, wait_ready
+from podtrace_collector.demo._procs import Supervisor, wait_ready
 from podtrace_collector.demo._rollout import SHOP, bad_revision
 from podtrace_collector.demo._setup import gateway_ports
+from podtrace_collector.errors import DemoError
 
 from podtrace import _k8s
 

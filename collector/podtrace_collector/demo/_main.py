@@ -18,7 +18,7 @@ from types import FrameType
 from typing import Any
 
 from podtrace_collector.demo._cluster import Cluster, Say, Users
-from podtrace_collector.demo._procs import DemoError, Supervisor
+from podtrace_collector.demo._procs import Supervisor
 from podtrace_collector.demo._report import wait_for_report
 from podtrace_collector.demo._rollout import SHOP, DeploymentSpec, bad_revision, rolling_update
 from podtrace_collector.demo._setup import (
@@ -27,6 +27,7 @@ from podtrace_collector.demo._setup import (
     shop_path,
     start_gateway,
 )
+from podtrace_collector.errors import DemoError
 
 
 @dataclass(frozen=True)

@@ -20,15 +20,11 @@ from pathlib import Path
 
 import httpx
 
-from podtrace_collector.errors import CollectorError
+from podtrace_collector.errors import DemoError
 
 _PR_SET_PDEATHSIG = 1
 # Looked up once here: after fork only an already-resolved function is safe to call.
 _prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
-
-
-class DemoError(CollectorError):
-    """The demo cannot go on: a process failed to start, died, or the API did not answer."""
 
 
 class Process:

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from podtrace_collector.demo._cluster import Say
-from podtrace_collector.demo._procs import DemoError
+from podtrace_collector.errors import DemoError
 
 POLL_S = 1.0
 

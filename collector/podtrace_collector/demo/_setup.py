@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 
 from podtrace_collector.demo._cluster import Say, clean_environ, free_port, podtrace_command
-from podtrace_collector.demo._procs import DemoError, Process, Supervisor, http_probe, wait_ready
+from podtrace_collector.demo._procs import Process, Supervisor, http_probe, wait_ready
+from podtrace_collector.errors import DemoError
 
 GATEWAY_TIER = 0
 STANDARD_PORTS = {"grpc": 4317, "http": 4318, "api": 4320}

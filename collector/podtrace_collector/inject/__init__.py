@@ -8,7 +8,7 @@ turns the mutation into the JSON Patch an admission webhook answers with.
 
 from __future__ import annotations
 
-from podtrace_collector.inject.errors import InjectError, ManifestError
+from podtrace_collector.errors import InjectError, ManifestError
 from podtrace_collector.inject.mutate import inject_template, remove_template
 from podtrace_collector.inject.options import InjectOptions
 

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from podtrace_collector.inject.errors import InjectError
+from podtrace_collector.errors import InjectError, ReviewError
 from podtrace_collector.inject.mutate import inject_template
 from podtrace_collector.inject.options import INJECT, STATUS, InjectOptions, annotation_text
 from podtrace_collector.inject.patch import make_patch
@@ -22,10 +22,6 @@ logger = logging.getLogger(__name__)
 API_VERSION = "admission.k8s.io/v1"
 PART_OF = "app.kubernetes.io/part-of"  # podtrace's own pods carry part-of: podtrace
 ALWAYS_EXCLUDED = frozenset({"kube-system"})
-
-
-class ReviewError(InjectError):
-    """The request body is not an ``AdmissionReview`` v1 request."""
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from podtrace_collector.inject.errors import InjectError
+from podtrace_collector.errors import InjectError
 from podtrace_collector.inject.options import (
     INJECT,
     OPENTELEMETRY_SIDECAR,

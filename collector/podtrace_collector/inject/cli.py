@@ -15,7 +15,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from podtrace_collector.inject.errors import InjectError, ManifestError
+from podtrace_collector.errors import InjectError, ManifestError
 from podtrace_collector.inject.manifests import dump_documents, load_documents, transform
 from podtrace_collector.inject.mutate import inject_template, remove_template
 from podtrace_collector.inject.options import (

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from podtrace_collector.inject.errors import InjectError, ManifestError
+from podtrace_collector.errors import InjectError, ManifestError
 from podtrace_collector.inject.mutate import Outcome, Template
 
 Change = Callable[[Template], tuple[Template, Outcome]]

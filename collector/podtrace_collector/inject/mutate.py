@@ -12,8 +12,8 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
+from podtrace_collector.errors import InjectError
 from podtrace_collector.inject.checks import all_containers, check_conflicts, reason_to_skip
-from podtrace_collector.inject.errors import InjectError
 from podtrace_collector.inject.options import (
     ALL,
     INJECT,

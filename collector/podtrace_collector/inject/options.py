@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from podtrace import __version__
-from podtrace_collector.inject.errors import InjectError
+from podtrace_collector.errors import InjectError
 
 # Annotations on a pod template (or a pod).  Values are strings, as Kubernetes requires.
 INJECT = "podtrace.io/inject"  # "false": leave this pod alone; "true": opt in (webhook)

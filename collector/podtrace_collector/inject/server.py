@@ -16,7 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from podtrace_collector.inject.admission import Policy, ReviewError, review
+from podtrace_collector.errors import ReviewError
+from podtrace_collector.inject.admission import Policy, review
 
 logger = logging.getLogger(__name__)
 

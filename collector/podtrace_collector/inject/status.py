@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from podtrace import __version__
-from podtrace_collector.inject.errors import InjectError
+from podtrace_collector.errors import InjectError
 from podtrace_collector.inject.options import STATUS
 
 # Template-level keys podtrace may create (and so delete again when they are empty).
