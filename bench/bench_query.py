@@ -38,7 +38,7 @@ from podtrace_collector.aggregate.stats import (
     RevisionStats,
 )
 from podtrace_collector.aggregate.window import Registry, Window
-from podtrace_collector.store.base import read_windows
+from podtrace_collector.store.base import Store, read_windows
 from podtrace_collector.store.sqlite import SqliteStore
 
 SERVICES = 50
@@ -69,13 +69,13 @@ def _name(i: int) -> str:
     return f"shop/svc{i:02d}"
 
 
-def _minute(rng: random.Random, minute: int, bucket_s: int) -> Aggregates:
-    spans_per_service = SPANS // MINUTES // SERVICES
+def _minute(rng: random.Random, minute: int, bucket_s: int, services: int = SERVICES) -> Aggregates:
+    spans_per_service = SPANS // MINUTES // services
     requests = spans_per_service // 2  # about half the spans are SERVER/CONSUMER
     ns = bucket_s * 1_000_000_000
     a = Aggregates()
     a.count(SPANS // MINUTES // SPANS_PER_TRACE, SPANS // MINUTES)
-    for i in range(SERVICES):
+    for i in range(services):
         revs = ["new00"] if i < ROLLED and minute >= MINUTES // 2 else []
         revs = ["old00", *revs]
         for rev in revs:
@@ -92,15 +92,15 @@ def _minute(rng: random.Random, minute: int, bucket_s: int) -> Aggregates:
                 [f"{rng.getrandbits(128):032x}" for _ in range(2)],
             )  # fmt: skip
             for k in range(1, FANOUT + 1):
-                a.impacts[(_name(i), rev, _name((i - k) % SERVICES))] = Impact(errors // (k + 1), k)
-                a.absorbed[(_name(i), rev, _name((i - k) % SERVICES))] = Count(errors // 10)
+                a.impacts[(_name(i), rev, _name((i - k) % services))] = Impact(errors // (k + 1), k)
+                a.absorbed[(_name(i), rev, _name((i - k) % services))] = Count(errors // 10)
             for e in range(ENTRY_SERVICES):
                 users = {f"user{rng.randrange(5000)}" for _ in range(5)}
                 a.entry_impacts[(_name(i), rev, _name(e), f"GET /op{e % OPS_PER_ENTRY}")] = (
                     EntryImpact(errors // 5, 2, users)
                 )
         for k in range(1, FANOUT + 1):
-            a.edges[(_name(i), _name((i + k) % SERVICES))] = EdgeStats(
+            a.edges[(_name(i), _name((i + k) % services))] = EdgeStats(
                 requests // FANOUT, requests // 300, _hist(rng, 15 + i, requests // FANOUT)
             )
     for e in range(ENTRY_SERVICES):
@@ -110,7 +110,7 @@ def _minute(rng: random.Random, minute: int, bucket_s: int) -> Aggregates:
     return a
 
 
-def fill(store: SqliteStore, end_s: int) -> float:
+def fill(store: Store, end_s: int) -> float:
     """Write one hour of minutes ending at ``end_s``; returns the seconds it took."""
     rng = random.Random(7)
     start = end_s - MINUTES * 60

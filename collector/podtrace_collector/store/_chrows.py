@@ -41,8 +41,8 @@ def encode(buckets: Mapping[int, Aggregates]) -> list[list[Any]]:
             for c, col in zip(s.COLUMNS, values, strict=True):
                 if c.name in fields:
                     col.extend(_value(getattr(st, c.name), c.merge) for st in entries.values())
-                else:
-                    col.extend(_neutral(c.merge) for _ in range(n))
+                else:  # one shared neutral value: the client only reads it
+                    col.extend([_neutral(c.merge)] * n)
     for c, col in zip(s.COLUMNS, values, strict=True):
         if (
             c.merge in ("sum", "max", "min0")

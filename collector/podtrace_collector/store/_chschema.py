@@ -8,7 +8,7 @@ neutral default (sparse).  One table is what makes a write atomic: a write is on
 becomes one part, visible at once (``clickhouse`` explains how a read uses that).
 
 Writes go into a ``Null`` table, ``ingest_<digest>``, whose materialized view groups the inserted
-minutes into every tier (minutes, hours and days: ``TIERS``) and inserts them into
+minutes into every tier (minutes, 10 minutes, hours and days: ``TIERS``) and inserts them into
 ``aggregates`` in one block; the AggregatingMergeTree then merges rows of a key and bucket from
 any number of writes and gateways in the background, by each column's merge:
 
@@ -40,7 +40,9 @@ from podtrace_collector.aggregate.fields import MAX_ITEMS, MAX_LIST, MapSpec
 from podtrace_collector.aggregate.stats import MAPS
 
 SCHEMA_VERSION = 1
-TIERS = (60, 3600, 86_400)  # minutes, hours, days: each divides the next
+# Minutes, 10 minutes, hours, days: each divides the next.  A window reads whole days, hours
+# and 10 minutes from the coarse tiers and at most 9 minutes at each end from the minutes.
+TIERS = (60, 600, 3600, 86_400)
 MINUTE, DAY = TIERS[0], TIERS[-1]
 NONE = 2**63 - 1  # a min0 column's "none yet" (0 in the declarations), the neutral of min
 # Exemplar states keep this many smallest ids (repeats included), of which a read keeps the
@@ -147,7 +149,10 @@ def aggregates_ddl(db: str, ttl_s: int | None) -> str:
         f" ORDER BY ({', '.join(['map', 'tier', 'bucket', *KEYS])}){ttl_clause(ttl_s)}"
         # Insert deduplication by token for a non-replicated table: a write retried after a
         # lost acknowledgement is recognised among the last 10,000 inserts of every gateway.
-        " SETTINGS non_replicated_deduplication_window = 10000, ttl_only_drop_parts = 1"
+        " SETTINGS non_replicated_deduplication_window = 10000, ttl_only_drop_parts = 1,"
+        # Small granules: a window is one range per map and tier; 8,192-row granules would
+        # read tens of thousands of rows of other buckets at each range's ends.
+        " index_granularity = 256"
     )
 
 
@@ -202,8 +207,8 @@ def _view_select(source: str) -> str:
 def ranges(start_s: float | None, end_s: float | None, horizon_s: int | None) -> list[Range]:
     """The stored buckets covering the minutes of ``[start_s, end_s)`` that are retained.
 
-    Whole days from the day tier, whole hours from the hour tier, minutes at the ragged ends:
-    ``(tier, first bucket, end)`` triples, empty ones left out.
+    Whole days from the day tier, whole hours and 10 minutes from theirs, minutes at the ragged
+    ends: ``(tier, first bucket, end)`` triples, empty ones left out.
     """
     m0 = FAR_PAST if start_s is None else math.floor(start_s / MINUTE) * MINUTE
     m1 = FAR_FUTURE if end_s is None else math.ceil(end_s / MINUTE) * MINUTE
