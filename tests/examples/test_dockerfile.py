@@ -128,7 +128,7 @@ def test_the_images_install_the_wheel_the_first_stage_builds() -> None:
     collector, shop = STAGES["collector"], STAGES["shop"]
     assert shop.base == "collector"
     assert collector.copies_from == ["wheel"]
-    assert any("[collector]" in run for run in collector.runs)
+    assert any("[collector,clickhouse]" in run for run in collector.runs)
     assert any("[demo]" in run for run in shop.runs)
     (sources, dest, _), = shop.copies  # fmt: skip
     assert (sources, dest) == (["examples/shop"], "/app/shop")

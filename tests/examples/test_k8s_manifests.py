@@ -268,3 +268,24 @@ def test_the_gateway_api_answers_the_names_it_is_reached_by() -> None:
 
 async def _no_app(scope: object, receive: object, send: object) -> None:
     raise AssertionError("unreachable")
+
+
+def test_the_clickhouse_gateway_is_a_fleet_behind_the_same_services() -> None:
+    """gateway-clickhouse.yaml: several replicas whose --store comes from a Secret holding a
+    ClickHouse URL, selected by the same Services as gateway.yaml, with no volume."""
+    docs = _load("gateway-clickhouse.yaml")
+    assert _of_kind(docs, "Service") == _of_kind(_load("gateway.yaml"), "Service")
+    (deployment,) = _of_kind(docs, "Deployment").values()
+    assert deployment["spec"]["replicas"] > 1
+    pod = deployment["spec"]["template"]
+    assert pod["metadata"]["labels"]["app.kubernetes.io/name"] == "podtrace-gateway"
+    (container,) = pod["spec"]["containers"]
+    env = _env_of(container)
+    ref = env["PODTRACE_STORE"]["secretKeyRef"]
+    secret = _of_kind(docs, "Secret")[ref["name"]]
+    url = secret["stringData"][ref["key"]]
+    assert url.startswith("clickhouse://")
+    argv = container["command"][2:]
+    config = load_config(argv, {"PODTRACE_STORE": url})
+    assert config.mode == "gateway" and config.store == url
+    assert "volumes" not in pod["spec"] and not any("--store" in a for a in argv)
