@@ -7,12 +7,13 @@ The tables are derived from the aggregate declarations (``_chschema``) and creat
 their missing columns, when the store opens.
 
 **Writes** are insert-only: a write is one INSERT of its minutes into a Null table whose
-materialized view adds the hour and day rows and inserts everything into ``aggregates`` as one
-block, hence one part.  The engine merges rows of a key and bucket from every write and gateway
-in the background; no read depends on how far it got (reads merge with the same functions, never
-``FINAL``).  Each write carries an insert deduplication token (this store's id and the write's
-sequence number); a batch written again after a failure (``StoreWriter`` resends it unchanged)
-keeps its token, so one whose first attempt landed after all is not counted twice.
+materialized view adds the 10-minute, hour and day rows and inserts everything into
+``aggregates`` as one block, hence one part. The engine merges rows of a key and bucket from
+every write and gateway in the background; no read depends on how far it got (reads merge with
+the same functions, never ``FINAL``). Each write carries an insert deduplication token (this
+store's id and the write's sequence number); a batch written again after a failure
+(``StoreWriter`` resends it unchanged) keeps its token, so one whose first attempt landed after
+all is not counted twice.
 
 **Reads are one snapshot.**  ClickHouse has no transactions across statements, but a MergeTree
 numbers each part as it commits it, under the lock that makes it visible: block numbers are in
