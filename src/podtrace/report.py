@@ -16,7 +16,8 @@ def render_report(report: dict[str, Any]) -> str:
     """A blast-radius report (the JSON of ``/api/v1/blast-radius``) as a readable table.
 
     Verdict first, then this revision against its baseline, affected services by hop distance,
-    entry points, where failures were contained, affected traces and users, exemplar trace ids.
+    entry points, what it slowed through the critical path (``latency_impact``), where failures
+    were contained, affected traces and users, exemplar trace ids.
     Missing fields render as ``-``; the function never raises on a partial report.
     """
     parts = [
@@ -26,6 +27,7 @@ def render_report(report: dict[str, Any]) -> str:
         _comparison(report),
         _affected(report),
         _entrypoints(report),
+        _slowed(report),
         _contained(report),
         _reach(report),
     ]
@@ -43,6 +45,7 @@ def render_rollouts(body: dict[str, Any], *, workload: str | None = None) -> str
             _num(r.get("requests")),
             _pct(r.get("error_rate")),
             _num(r.get("affected_services")),
+            _num(r.get("slowed_services")),
             _num(r.get("affected_users")),
         ]
         for r in _items(body.get("rollouts"))
@@ -57,9 +60,10 @@ def render_rollouts(body: dict[str, Any], *, workload: str | None = None) -> str
         "REQUESTS",
         "ERRORS",
         "SERVICES",
+        "SLOWED",
         "USERS",
     ]
-    return _table(head, rows, right={4, 5, 6, 7})
+    return _table(head, rows, right={4, 5, 6, 7, 8})
 
 
 def _headline(r: dict[str, Any]) -> str:
@@ -143,9 +147,9 @@ def _affected(r: dict[str, Any]) -> str:
         for a in _items(r.get("affected_services"))
     ]  # fmt: skip
     hops = r.get("max_hops")
-    title = f"Affected services (max {_num(hops)} hop{'' if hops == 1 else 's'})"
     if not rows:
-        return f"{title}\n  none: no failure from this revision reached another service"
+        return "Affected services\n  none: no failure from this revision reached another service"
+    title = f"Affected services (max {_num(hops)} hop{'' if hops == 1 else 's'})"
     head = ["HOPS", "WORKLOAD", "SERVICE", "AFFECTED", "OF REQUESTS"]
     return f"{title}\n{_table(head, rows, right={0, 3, 4})}"
 
@@ -160,6 +164,59 @@ def _entrypoints(r: dict[str, Any]) -> str:
         return "Entry points\n  none affected"
     head = ["WORKLOAD", "OPERATION", "AFFECTED", "OF REQUESTS"]
     return f"Entry points\n{_table(head, rows, right={2, 3})}"
+
+
+def _slowed(r: dict[str, Any]) -> str:
+    """SPEC §5's latency impact: entry points, then services, biggest added time first."""
+    impact = r.get("latency_impact")
+    if not isinstance(impact, dict):
+        return ""  # a collector that does not compute it
+    title = "Slowed (critical path)"
+    entries, services = _items(impact.get("entrypoints")), _items(impact.get("services"))
+    if not entries and not services:
+        return f"{title}\n  none: nothing waited significantly longer on this revision"
+    parts = [title]
+    if entries:
+        rows = [[str(e.get("workload", "-")), str(e.get("operation", "-")), *_slow_cells(e),
+                 _num(e.get("affected_users"))] for e in entries]  # fmt: skip
+        head = ["ENTRY POINT", "OPERATION", *_SLOW_HEAD, "USERS"]
+        parts.append(_table(head, rows, right=set(range(2, 9))))
+    if services:
+        rows = [[str(s.get("workload", "-")), *_slow_cells(s)] for s in services]
+        parts.append(_table(["SERVICE", *_SLOW_HEAD], rows, right=set(range(1, 7))))
+    parts.append(
+        "  added: the extra time this revision took on their critical path;"
+        " share: its part of their own latency (p50)"
+    )
+    return "\n".join(parts)
+
+
+_SLOW_HEAD = ["HOPS", "EXPOSED", "OF REQUESTS", "ADDED P50", "ADDED P95", "SHARE"]
+
+
+def _slow_cells(x: dict[str, Any]) -> list[str]:
+    added, share, latency = (_dict(x.get(k)) for k in ("added_ms", "share_ms", "latency_ms"))
+    return [
+        _num(x.get("hops")),
+        _num(x.get("exposed_requests")),
+        _of(x.get("exposed_requests"), x.get("requests")),
+        _plus_ms(added.get("p50")),
+        _plus_ms(added.get("p95")),
+        _share_of(share.get("p50"), latency.get("p50")),
+    ]
+
+
+def _plus_ms(value: Any) -> str:
+    ms = _ms(value)
+    return ms if ms == "-" else f"+{ms} ms"
+
+
+def _share_of(part: Any, whole: Any) -> str:
+    """``"96.5 of 113 ms (85%)"``: how much of the requests' latency was the revision's."""
+    if _ms(part) == "-" or _ms(whole) == "-":
+        return "-"
+    share = f" ({part / whole:.0%})" if whole > 0 else ""
+    return f"{_ms(part)} of {_ms(whole)} ms{share}"
 
 
 def _contained(r: dict[str, Any]) -> str:

@@ -30,6 +30,21 @@ SPEC_REPORT: dict[str, Any] = {
                       "absorbed_requests": 30}],
     "max_hops": 2, "affected_traces": 150, "affected_users": 42,
     "exemplar_trace_ids": ["4bf92f3577b34da6a3ce929d0e0e4736"],
+    "latency_impact": {
+        "entrypoints": [{"workload": "shop/frontend", "service": "frontend",
+                         "operation": "POST /checkout", "hops": 2, "exposed_requests": 240,
+                         "requests": 260, "share_ms": {"p50": 120.0, "p95": 410.0},
+                         "baseline_share_ms": {"p50": 15.0, "p95": 30.0},
+                         "added_ms": {"p50": 105.0, "p95": 380.0},
+                         "latency_ms": {"p50": 310.0, "p95": 800.0},
+                         "p_value": 1e-9, "affected_users": 40}],
+        "services": [{"workload": "shop/checkout", "service": "checkout", "hops": 1,
+                      "exposed_requests": 180, "requests": 900,
+                      "share_ms": {"p50": 100.0, "p95": 300.0},
+                      "baseline_share_ms": {"p50": 10.0, "p95": 20.0},
+                      "added_ms": {"p50": 90.0, "p95": 280.0},
+                      "latency_ms": {"p50": 150.0, "p95": 500.0}, "p_value": 1e-6}],
+    },
 }  # fmt: skip
 
 
@@ -43,8 +58,9 @@ class TestRender:
         """The SPEC's example renders with the verdict first, then each section in order."""
         out = render_report(SPEC_REPORT)
         order = ["shop/cart", "VERDICT: REGRESSED", "p = 1e-12", "baseline 5c4b3a291",
-                 "Affected services (max 2 hops)", "Entry points", "Contained by",
-                 "affected users 42", "4bf92f3577b34da6a3ce929d0e0e4736"]  # fmt: skip
+                 "Affected services (max 2 hops)", "Entry points", "Slowed (critical path)",
+                 "Contained by", "affected users 42",
+                 "4bf92f3577b34da6a3ce929d0e0e4736"]  # fmt: skip
         positions = [out.index(s) for s in order]
         assert positions == sorted(positions)
         assert "12 / 80 / 140 ms" in out and "11 / 40 / 60 ms" in out
@@ -58,8 +74,10 @@ class TestRender:
         report = {**SPEC_REPORT, "baseline": None, "verdict": "insufficient_data",
                   "p_value": None, "affected_services": [], "entrypoints": [],
                   "contained_by": [], "exemplar_trace_ids": [],
-                  "affected_users_capped": True}  # fmt: skip
+                  "affected_users_capped": True,
+                  "latency_impact": {"entrypoints": [], "services": []}}  # fmt: skip
         out = render_report(report)
+        assert "Slowed (critical path)\n  none: nothing waited" in out
         assert "VERDICT: INSUFFICIENT DATA" in out and "p =" not in out
         assert "first revision" in out
         assert "none: no failure" in out and "none affected" in out and "nowhere" in out
@@ -93,6 +111,21 @@ class TestRender:
             {"affected_services": [1, "a", None, {"hops": "far"}], "reasons": [{"x": 1}]},
             {"latency_ms": {"p50": None, "p95": True}, "requests": 2**70},
             {"entrypoints": {"not": "a list"}, "exemplar_trace_ids": "abc"},
+            {
+                "latency_impact": {
+                    "entrypoints": [
+                        {"added_ms": "x", "share_ms": {"p50": "a"}},
+                        {"share_ms": {"p50": 3}, "latency_ms": 0},
+                    ],
+                    "services": 3,
+                }
+            },
+            {
+                "latency_impact": {
+                    "services": [{"share_ms": {"p50": 1.0}, "latency_ms": {"p50": 0}}]
+                }
+            },
+            {"latency_impact": [1, 2]},
         ],
     )
     def test_partial_or_odd_reports_never_raise(self, report: dict[str, Any]) -> None:
@@ -108,6 +141,34 @@ class TestRender:
         out = render_rollouts(body)
         assert "REGRESSED" in out and f"{OLD} -> {NEW}" in out and "20.0%" in out
         assert render_rollouts({"rollouts": []}) == "no rollouts seen yet"
+
+
+class TestSlowed:
+    def test_slowed_rows_say_added_time_and_share_of_latency(self) -> None:
+        """Entry points then services, with hops, exposure, added p50/p95, the share of their
+        latency and users."""
+        lines = render_report(SPEC_REPORT).split("Slowed (critical path)\n", 1)[1].splitlines()
+        assert lines[0].split() == ["ENTRY", "POINT", "OPERATION", "HOPS", "EXPOSED", "OF",
+                                    "REQUESTS", "ADDED", "P50", "ADDED", "P95", "SHARE",
+                                    "USERS"]  # fmt: skip
+        assert lines[1].split() == ["shop/frontend", "POST", "/checkout", "2", "240", "260",
+                                    "(92.3%)", "+105", "ms", "+380", "ms", "120", "of", "310",
+                                    "ms", "(39%)", "40"]  # fmt: skip
+        assert lines[2].split()[0] == "SERVICE"
+        assert lines[3].split() == ["shop/checkout", "1", "180", "900", "(20.0%)", "+90", "ms",
+                                    "+280", "ms", "100", "of", "150", "ms", "(67%)"]  # fmt: skip
+
+    def test_a_collector_without_latency_impact_prints_no_section(self) -> None:
+        """An older collector's report (no latency_impact) renders without the section."""
+        old = {k: v for k, v in SPEC_REPORT.items() if k != "latency_impact"}
+        assert "Slowed" not in render_report(old)
+
+    def test_rollouts_count_slowed_services(self) -> None:
+        """The rollouts table has a SLOWED column."""
+        body = {"rollouts": [{"workload": "shop/cart", "verdict": "regressed",
+                              "slowed_services": 4, "affected_services": 0}]}  # fmt: skip
+        head, row = render_rollouts(body).splitlines()
+        assert head.split()[-2] == "SLOWED" and row.split()[-2] == "4"
 
 
 class TestRenderWords:

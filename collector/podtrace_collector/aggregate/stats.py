@@ -85,6 +85,37 @@ class EntryImpact:
 
 
 @dataclass(slots=True)
+class LatencyImpact:
+    """Requests of one workload with one workload-revision on their critical path (SPEC §5).
+
+    ``shares``: that workload-revision's share ``cp(X, W@R)`` of each exposed request (ms);
+    ``latency``: the exposed requests' own durations (ms).  ``nearest`` is the smallest hop
+    distance plus one, so that the merge's "0: none yet" leaves hops 0 (an entry point's own
+    workload) recordable: read it through ``hops``.
+    """
+
+    exposed_requests: int = summed()
+    shares: Histogram = histogram()
+    latency: Histogram = histogram()
+    nearest: int = smallest_nonzero()
+
+    @property
+    def hops(self) -> int:
+        """The smallest hop distance from an exposed request to the workload-revision."""
+        return max(self.nearest - 1, 0)
+
+    def merge(self, other: LatencyImpact) -> None:
+        merge_fields(self, other)
+
+
+@dataclass(slots=True)
+class EntryLatencyImpact(LatencyImpact):
+    """``LatencyImpact`` on the entry requests of one entry operation, with their users."""
+
+    users: set[str] = capped_set()
+
+
+@dataclass(slots=True)
 class OriginStats:
     """Per origin workload-revision: traces whose failure reached an entry point, and more."""
 
@@ -166,6 +197,13 @@ MAPS: tuple[MapSpec, ...] = (
     MapSpec("entry_impacts", (*_ORIGIN, "workload", "operation"), EntryImpact, origin=True),
     MapSpec("absorbed", (*_ORIGIN, "workload"), Count, origin=True),
     MapSpec("origins", ("workload", "revision"), OriginStats, origin=True),
+    MapSpec("latency_impacts", (*_ORIGIN, "workload"), LatencyImpact, origin=True),
+    MapSpec(
+        "entry_latency_impacts",
+        (*_ORIGIN, "workload", "operation"),
+        EntryLatencyImpact,
+        origin=True,
+    ),
     MapSpec("entry_totals", ("workload", "operation"), EntryTotal),
     MapSpec("edges", ("caller", "callee"), EdgeStats),
     MapSpec("transit", ("caller", "workload", "revision"), TransitStats),
@@ -188,6 +226,15 @@ class Aggregates:
     # (origin workload, origin revision, absorbing workload) -> absorbed requests
     absorbed: dict[tuple[Workload, Revision, Workload], Count] = field(default_factory=dict)
     origins: dict[WorkloadRev, OriginStats] = field(default_factory=dict)
+    # (origin workload, origin revision, workload) -> its requests with the origin on their
+    # critical path (the origin's own workload is not kept: its own requests are the verdict's)
+    latency_impacts: dict[tuple[Workload, Revision, Workload], LatencyImpact] = field(
+        default_factory=dict
+    )
+    # (origin workload, origin revision, entry workload, entry operation) -> likewise
+    entry_latency_impacts: dict[tuple[Workload, Revision, Workload, str], EntryLatencyImpact] = (
+        field(default_factory=dict)
+    )
     # (entry workload, entry operation) -> all entry requests of that operation
     entry_totals: dict[tuple[Workload, str], EntryTotal] = field(default_factory=dict)
     # (caller workload, callee workload) -> EdgeStats

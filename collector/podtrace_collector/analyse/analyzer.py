@@ -29,6 +29,12 @@ How the SPEC §4 definitions map onto ``Aggregates`` (read with ``analyse.reques
   exemplar); ``affected_traces`` counts traces where such a failure reached an entry point,
   ``max_hops`` the largest hop distance of any affected request, ``users`` the union of the users
   of its affected entry points.
+* ``latency_impacts[(W, R, X)]`` — SPEC §5: for every request of workload X with W@R on its
+  critical path (a positive share ``cp(request, W@R)``, ``analyse.critical``), for each **other**
+  workload ``X != W``: one exposed request, its share in ``shares``, its own duration in
+  ``latency``, its hop distance to W@R in ``nearest`` (the smallest, plus one).
+* ``entry_latency_impacts[(W, R, EW, op)]`` — likewise for the entry requests of operation op,
+  W's own entry points included (at 0 hops), with the ``enduser.id`` of those requests.
 * ``entry_totals[(EW, op)]`` — all entry requests (and those with an ``enduser.id``);
   ``edges[(caller W, callee W)]`` — one call per
   request with a parent request (asynchronous ones too), errors when it failed, its duration.
@@ -42,11 +48,12 @@ from __future__ import annotations
 
 import bisect
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
 
-from podtrace_collector.aggregate.histogram import bucket_of
+from podtrace_collector.aggregate.histogram import GAMMA, MIN_MS, ZERO_BUCKET, bucket_of
 from podtrace_collector.aggregate.stats import (
     MAX_EXEMPLARS,
     MAX_USERS,
@@ -54,19 +61,23 @@ from podtrace_collector.aggregate.stats import (
     Count,
     EdgeStats,
     EntryImpact,
+    EntryLatencyImpact,
     EntryTotal,
     Impact,
+    LatencyImpact,
     OriginStats,
     RevisionStats,
     TransitStats,
 )
 from podtrace_collector.analyse.cardinality import RevisionCap
+from podtrace_collector.analyse.critical import Summary, critical_summaries
 from podtrace_collector.analyse.pairing import MAX_WAITING, Pairing, Waiting, open_ends
 from podtrace_collector.analyse.requests import Request, TraceAnalysis, WorkloadRev, analyse_trace
 from podtrace_collector.model import Span
 
 logger = logging.getLogger(__name__)
 
+_ceil, _log, _LOG_GAMMA = math.ceil, math.log, math.log(GAMMA)
 BUCKET_S = 60
 _BUCKET_NS = BUCKET_S * 1_000_000_000
 
@@ -95,8 +106,9 @@ def add_trace(
     agg.count(1, len(trace.spans))
     _add_registry(agg, trace)
     reached: set[WorkloadRev] = set()
+    summaries = critical_summaries(trace)
     for r in trace.requests:
-        _add_request(agg, r, reached, r not in held)
+        _add_request(agg, r, reached, r not in held, summaries[r.index])
     for key in reached:
         agg.origins[key].affected_traces += 1
     for (ow, orev), workload in trace.absorbed:
@@ -122,7 +134,13 @@ def _add_registry(agg: Aggregates, trace: TraceAnalysis) -> None:
             st.pods.add(pod)
 
 
-def _add_request(agg: Aggregates, r: Request, reached: set[WorkloadRev], timed: bool) -> None:
+def _add_request(
+    agg: Aggregates,
+    r: Request,
+    reached: set[WorkloadRev],
+    timed: bool,
+    summary: Summary | None,
+) -> None:
     st = agg.revisions[r.key]
     st.requests += 1
     # ``Histogram.add`` inlined, with the latency bucket computed once: this runs three times a
@@ -180,6 +198,12 @@ def _add_request(agg: Aggregates, r: Request, reached: set[WorkloadRev], timed: 
         counts = h.counts
         counts[latency_bucket] = counts.get(latency_bucket, 0) + 1
         h.total += 1
+    if summary is not None:
+        _add_shares(agg, r, summary, latency_bucket, operation)
+    elif parent is None and span.end_ns > span.start_ns:  # an entry point's own time, all of it
+        _add_entry_shares(
+            agg, r, {r.key: (span.end_ns - span.start_ns, 0)}, latency_bucket, operation
+        )
     if not r.failed:
         return
     st.errors += 1
@@ -229,6 +253,61 @@ def _add_transit(agg: Aggregates, caller: str, key: WorkloadRev, transit_ms: flo
     bucket = bucket_of(transit_ms)
     counts[bucket] = counts.get(bucket, 0) + 1
     h.total += 1
+
+
+def _add_shares(
+    agg: Aggregates, r: Request, summary: Summary, latency_bucket: int, operation: str
+) -> None:
+    """One request's critical-path shares (``critical.critical_summaries``) into the latency
+    maps.  ``Histogram.add`` and ``bucket_of`` are inlined: this runs for most spans."""
+    if r.parent is None:
+        _add_entry_shares(agg, r, summary, latency_bucket, operation)
+    workload, depth = r.info.workload, r.depth
+    impacts = agg.latency_impacts
+    for (w, rev), (ns, at) in summary.items():
+        if w == workload or not ns:
+            continue  # a workload's time in its own requests is its self time: the verdict's
+        k = (w, rev, workload)
+        imp = impacts.get(k)
+        if imp is None:
+            imp = impacts[k] = LatencyImpact()
+        imp.exposed_requests += 1
+        share_ms = ns / 1e6
+        b = _ceil(_log(share_ms) / _LOG_GAMMA) if share_ms > MIN_MS else ZERO_BUCKET
+        h = imp.shares
+        counts = h.counts
+        counts[b] = counts.get(b, 0) + 1
+        h.total += 1
+        h = imp.latency
+        counts = h.counts
+        counts[latency_bucket] = counts.get(latency_bucket, 0) + 1
+        h.total += 1
+        if not imp.nearest or at - depth < imp.nearest - 1:
+            imp.nearest = at - depth + 1
+
+
+def _add_entry_shares(
+    agg: Aggregates, r: Request, summary: Summary, latency_bucket: int, operation: str
+) -> None:
+    workload, depth = r.info.workload, r.depth
+    user = r.span.attributes.get("enduser.id")
+    impacts = agg.entry_latency_impacts
+    for (w, rev), (ns, at) in summary.items():
+        if not ns:
+            continue
+        k = (w, rev, workload, operation)
+        imp = impacts.get(k)
+        if imp is None:
+            imp = impacts[k] = EntryLatencyImpact()
+        imp.exposed_requests += 1
+        imp.shares.add(ns / 1e6)
+        h = imp.latency
+        h.counts[latency_bucket] = h.counts.get(latency_bucket, 0) + 1
+        h.total += 1
+        if not imp.nearest or at - depth < imp.nearest - 1:
+            imp.nearest = at - depth + 1
+        if user is not None and user != "":
+            _add_capped(imp.users, str(user))
 
 
 def _origin_stats(agg: Aggregates, key: WorkloadRev) -> OriginStats:

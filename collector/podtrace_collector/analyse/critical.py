@@ -53,7 +53,7 @@ RequestShares = tuple[Request, list[Share]]
 REWALK_BUDGET = 32
 
 # W@R -> (critical ns, smallest depth of a request of it on the path); values are immutable.
-_Summary = dict[WorkloadRev, tuple[int, int]]
+Summary = dict[WorkloadRev, tuple[int, int]]
 _Owner = tuple[WorkloadRev, int]  # whose a span's own time is, and the depth of that request
 _NO_OWNER: _Owner = (("", ""), 0)
 
@@ -73,10 +73,35 @@ def critical_shares(
         order within a request; only positive shares.  The shares of a request sum to its
         duration (up to float rounding).
     """
+    summaries = critical_summaries(trace, rewalk_budget=rewalk_budget)
+    out: list[RequestShares] = []
+    for r in trace.requests:
+        summary = summaries[r.index]
+        if summary is not None:
+            out.append((r, _shares_of(summary, r.depth)))
+        else:
+            length = max(r.span.end_ns - r.span.start_ns, 0)
+            out.append((r, [(r.key, length / 1e6, 0)] if length > 0 else []))
+    return out
+
+
+def critical_summaries(
+    trace: TraceAnalysis, *, rewalk_budget: int = REWALK_BUDGET
+) -> list[Summary | None]:
+    """``critical_shares`` before it is turned into lists, for the ingest path.
+
+    Returns:
+        Index by index with ``trace.spans``: for each request whose walk went through children,
+        ``{W@R: (critical ns, depth of its nearest request on the path)}``, where a value's ns
+        may be 0 (a request on the path with no time of its own); ``None`` for a request whose
+        whole duration is its own (a share of its duration, 0 hops, when positive) and for
+        every span that is not a request.
+    """
     if not trace.requests:
         return []
-    shares = _Walker(trace, rewalk_budget).run(trace)
-    return [(r, shares.get(r, [])) for r in trace.requests]
+    walker = _Walker(trace, rewalk_budget)
+    walker.run(trace)
+    return walker.summaries
 
 
 class _Walker:
@@ -113,22 +138,16 @@ class _Walker:
         # latest end first, then earliest start, then span id; and whose own time the span's is.
         self.kids: list[list[int] | None] = [None] * n
         self.owners: list[_Owner] = [_NO_OWNER] * n
-        self.summaries: list[_Summary | None] = [None] * n  # of requests with a walk
+        self.summaries: list[Summary | None] = [None] * n  # of requests with a walk
 
-    def run(self, trace: TraceAnalysis) -> dict[Request, list[Share]]:
-        """Every request's shares; children first, so a request's downstream requests have
-        their summaries when it is walked."""
-        shares: dict[Request, list[Share]] = {}
-        spans, children = self.spans, self.children
+    def run(self, trace: TraceAnalysis) -> None:
+        """Every request's summary; children first, so a request's downstream requests have
+        theirs when it is walked."""
+        children, summaries = self.children, self.summaries
         for r in reversed(trace.requests):
             x = r.index
             if children[x] is not None and self._prepare(x):
-                summary = self.summaries[x] = self._walk(x)
-                shares[r] = _shares_of(summary, r.depth)
-            else:
-                length = max(spans[x].end_ns - spans[x].start_ns, 0)
-                shares[r] = [(r.key, length / 1e6, 0)] if length > 0 else []
-        return shares
+                summaries[x] = self._walk(x)
 
     def _prepare(self, span: int) -> list[int]:
         """The children of ``span`` a walk goes through, sorted; sets its owner."""
@@ -160,7 +179,7 @@ class _Walker:
         self.owners[span] = (self.keys[owner], self.near[owner].depth)
         return kids
 
-    def _walk(self, x: int) -> _Summary:
+    def _walk(self, x: int) -> Summary:
         """The critical path of request ``x`` (prepared; its downstream requests have theirs).
 
         Iterative: the span being walked lives in locals, its ancestors on ``stack``.
@@ -174,7 +193,7 @@ class _Walker:
             self.children,
         )
         budget = self.budget
-        acc: _Summary = {}
+        acc: Summary = {}
         stack: list[tuple[int, int, int, list[int], int, int, int]] = []
         span, lo, hi, idx, forced = x, spans[x].start_ns, spans[x].end_ns, 0, -1
         t, own = hi, 0
@@ -257,7 +276,7 @@ class _Walker:
                 best = k
         return idx, best
 
-    def _scaled(self, request: int, length: int, acc: _Summary) -> None:
+    def _scaled(self, request: int, length: int, acc: Summary) -> None:
         """Past the re-walk budget: the request's own summary scaled down to ``length``."""
         sub = self.summaries[request]
         assert sub is not None
@@ -277,7 +296,7 @@ def _ends_after(a: Span, b: Span) -> bool:
     return (a.end_ns, b.span_id) > (b.end_ns, a.span_id)
 
 
-def _add(acc: _Summary, owner: _Owner, ns: int) -> None:
+def _add(acc: Summary, owner: _Owner, ns: int) -> None:
     key, depth = owner
     cur = acc.get(key)
     if cur is None:
@@ -286,7 +305,7 @@ def _add(acc: _Summary, owner: _Owner, ns: int) -> None:
         acc[key] = (cur[0] + ns, depth if depth < cur[1] else cur[1])
 
 
-def _merge(acc: _Summary, sub: _Summary) -> None:
+def _merge(acc: Summary, sub: Summary) -> None:
     get = acc.get
     for key, value in sub.items():
         cur = get(key)
@@ -297,5 +316,5 @@ def _merge(acc: _Summary, sub: _Summary) -> None:
             acc[key] = (cur[0] + value[0], depth if depth < cur[1] else cur[1])
 
 
-def _shares_of(summary: _Summary, depth: int) -> list[Share]:
+def _shares_of(summary: Summary, depth: int) -> list[Share]:
     return [(key, ns / 1e6, d - depth) for key, (ns, d) in summary.items() if ns > 0]

@@ -30,8 +30,9 @@ from podtrace_collector.query.common import (
     window_json,
 )
 from podtrace_collector.query.control import Comparison, Location, callers_of
+from podtrace_collector.query.latency import latency_impact, no_latency_impact
 from podtrace_collector.query.resolve import check_workload
-from podtrace_collector.query.verdict import MIN_REQUESTS, decide
+from podtrace_collector.query.verdict import MIN_REQUESTS, Verdict, decide
 
 # Baseline measured alongside the revision (a canary) or just before the revision appeared.
 SAME_WINDOW = "same_window"
@@ -135,6 +136,8 @@ def blast_radius(plan: BlastPlan, agg: Aggregates, before: Aggregates) -> JSON:
     span), ``affected_users_capped`` (true when a user set hit its cap, making
     ``affected_users`` a lower bound), ``affected_users_reason`` (why ``affected_users`` is
     null: no affected entry request carried an ``enduser.id``), ``hops`` on entry points.
+    ``latency_impact`` (SPEC §5, ``query.latency``) lists what the revision slowed only when its
+    verdict found a self-time regression; ``max_hops`` covers it too.
     The window is the one read: whole minutes, since aggregates are kept per minute.
     """
     workload, rev = plan.workload, plan.revision
@@ -150,8 +153,16 @@ def blast_radius(plan: BlastPlan, agg: Aggregates, before: Aggregates) -> JSON:
         "first_seen": window_json(plan.first_s, plan.first_s)["start"],
         **counts_json(current),
     }
-    report.update(_verdict_fields(plan, current, base, agg, before))
+    fields, verdict = _verdict_fields(plan, current, base, agg, before)
+    report.update(fields)
     report.update(_impact_fields(agg, plan.names, workload, rev))
+    slowed = no_latency_impact()
+    if base is not None and verdict.latency_regressed:
+        base_agg = agg if base.mode == SAME_WINDOW else before
+        slowed = latency_impact(agg, base_agg, plan.names, workload, rev, base.revision)
+    report["latency_impact"] = slowed
+    hops = [x["hops"] for rows in slowed.values() for x in rows]
+    report["max_hops"] = max([report["max_hops"], *hops])
     return report
 
 
@@ -227,7 +238,7 @@ def _verdict_fields(
     base: _Baseline | None,
     agg: Aggregates,
     before: Aggregates,
-) -> JSON:
+) -> tuple[JSON, Verdict]:
     if base is None:
         verdict = decide(current, None)
         out: JSON = {"baseline": None, "baseline_window": None}
@@ -242,7 +253,7 @@ def _verdict_fields(
         out["baseline_window"] = {**window, "mode": base.mode}
     out.update(verdict=verdict.verdict, p_value=verdict.p_value, reasons=list(verdict.reasons))
     out["slowdown"] = _slowdown_json(verdict.latency, plan.names)
-    return out
+    return out, verdict
 
 
 def _slowdown_json(where: Location | None, names: dict[str, tuple[str, str]]) -> JSON | None:

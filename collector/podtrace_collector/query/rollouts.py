@@ -110,7 +110,9 @@ def rollouts(snapshot: Snapshot[RolloutsPlan]) -> JSON:
         revision's lifetime, ``{start, end}``, in whole minutes), ``verdict``, ``p_value``,
         ``reasons``, ``slowdown``, ``requests``, ``errors``, ``origin_errors``, ``error_rate`` (of
         the new revision), ``baseline_requests``, ``affected_services`` (a count),
-        ``affected_entrypoints`` (a count), ``max_hops``, ``affected_traces``, ``affected_users``.
+        ``affected_entrypoints`` (a count), ``slowed_services`` and ``slowed_entrypoints`` (counts
+        of the report's ``latency_impact``), ``max_hops``, ``affected_traces``,
+        ``affected_users``.
     """
     out = []
     windows = snapshot.windows
@@ -130,5 +132,7 @@ def rollouts(snapshot: Snapshot[RolloutsPlan]) -> JSON:
         summary["baseline_requests"] = report["baseline"]["requests"]
         summary["affected_services"] = len(report["affected_services"])
         summary["affected_entrypoints"] = len(report["entrypoints"])
+        summary["slowed_services"] = len(report["latency_impact"]["services"])
+        summary["slowed_entrypoints"] = len(report["latency_impact"]["entrypoints"])
         out.append(summary)
     return {"rollouts": out}

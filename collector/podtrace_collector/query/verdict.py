@@ -75,6 +75,12 @@ class Verdict:
     reasons: list[str] = field(default_factory=list)
     latency: Location | None = None
 
+    @property
+    def latency_regressed(self) -> bool:
+        """The self-time test is among those that decided ``regressed`` (not excused as the
+        callers' own slowness): what lists a latency blast radius (SPEC §5)."""
+        return self.latency is not None and not self.latency.excused
+
 
 @dataclass(frozen=True, slots=True)
 class _Outcome:

@@ -28,7 +28,7 @@ from podtrace_collector.store.memory import MemoryStore
 from podtrace_collector.store.sqlite import SqliteStore
 
 from tests.collector.chdb_engine import chdb_url
-from tests.collector.store.samples import merged, sample
+from tests.collector.store.samples import hist, merged, sample
 
 OLD, NEW = "old01", "new02"
 MINUTES, ROLLOUT = 40, 20  # minutes of data ending now; the new revision's first minute
@@ -69,7 +69,8 @@ def make_app(token: str | None = None) -> FastAPI:
 
 
 def scenario(now_s: float) -> dict[int, Aggregates]:
-    """Forty minutes ending now; cart's new revision (origin errors) in the last twenty."""
+    """Forty minutes ending now; cart's new revision in the last twenty: origin errors, and ten
+    times the self time, which slows checkout's entry point and frontend through it."""
     start = int(now_s) // 60 * 60 - (MINUTES - 1) * 60
     out = {}
     for m in range(MINUTES):
@@ -82,8 +83,17 @@ def scenario(now_s: float) -> dict[int, Aggregates]:
             a.entry_impacts.clear()
             a.absorbed.clear()
             a.origins.clear()
+        else:
+            _ten_times_slower(a, m)
         out[b] = a
     return out
+
+
+def _ten_times_slower(a: Aggregates, m: int) -> None:
+    a.revisions[("shop/cart", NEW)].self_time = hist(40, 40, 500 + m)
+    for key, imp in [*a.latency_impacts.items(), *a.entry_latency_impacts.items()]:
+        if key[1] == NEW:
+            imp.shares = hist(*(10 * x for x in (5, 6, 70 + m)))
 
 
 @pytest.fixture(scope="module")
@@ -170,6 +180,12 @@ class TestBlastRadius:
         assert rep["affected_users"] == ROLLOUT + 1  # user20..user39 and alice
         assert len(rep["exemplar_trace_ids"]) == 10
         assert set(rep["latency_ms"]) == {"p50", "p95", "p99"}
+        (slowed,) = rep["latency_impact"]["services"]
+        assert (slowed["workload"], slowed["hops"]) == ("shop/frontend", 1)
+        assert slowed["requests"] == 300 * (MINUTES - ROLLOUT)
+        assert slowed["exposed_requests"] == sum(40 + m for m in range(ROLLOUT, MINUTES))
+        (entry,) = rep["latency_impact"]["entrypoints"]
+        assert entry["operation"] == "POST /checkout" and entry["added_ms"]["p50"] > 0
 
     def test_explicit_revision_baseline_and_window(self, server: Server, store: Store) -> None:
         """revision, baseline, since and until are honoured."""

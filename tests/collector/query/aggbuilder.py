@@ -21,8 +21,10 @@ from podtrace_collector.aggregate.stats import (
     Count,
     EdgeStats,
     EntryImpact,
+    EntryLatencyImpact,
     EntryTotal,
     Impact,
+    LatencyImpact,
     OriginStats,
     RevisionStats,
     TransitStats,
@@ -130,6 +132,32 @@ class Buckets:
         total = self.at(t_s).entry_totals.setdefault((workload, op), EntryTotal())
         total.requests += n
         total.with_user += n if with_user is None else with_user
+
+    def latency(
+        self,
+        t_s: float,
+        origin: WorkloadRev,
+        workload: str,
+        shares_ms: Iterable[float],
+        *,
+        hops: int,
+        latency_ms: float = 50.0,
+        op: str | None = None,
+        users: Iterable[str] = (),
+    ) -> None:
+        """Requests of ``workload`` (entry requests of ``op`` when given) with ``origin`` on
+        their critical path: one exposed request per share, each lasting ``latency_ms``."""
+        imp = EntryLatencyImpact(users=set(users)) if op is not None else LatencyImpact()
+        for share in shares_ms:
+            imp.exposed_requests += 1
+            imp.shares.add(share)
+            imp.latency.add(latency_ms)
+        imp.nearest = hops + 1
+        if op is None:
+            self.at(t_s).latency_impacts.setdefault((*origin, workload), LatencyImpact()).merge(imp)
+        else:
+            key = (*origin, workload, op)
+            self.at(t_s).entry_latency_impacts.setdefault(key, EntryLatencyImpact()).merge(imp)
 
     def absorbed(self, t_s: float, origin: WorkloadRev, workload: str, n: int) -> None:
         self.at(t_s).absorbed.setdefault((*origin, workload), Count()).requests += n

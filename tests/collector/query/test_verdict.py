@@ -77,6 +77,13 @@ class TestDecide:
         assert v.verdict == REGRESSED
         assert v.p_value == pytest.approx(_mw_p(cur, base))
         assert v.reasons[0].startswith("self time median")
+        assert v.latency_regressed
+
+    def test_an_error_regression_alone_is_no_latency_regression(self) -> None:
+        """Regressed by errors with unchanged self times: the latency test did not decide."""
+        cur, base = _stats(1000, 100, _spread(10.0, 1000)), _stats(1000, 2, _spread(10.0, 1000))
+        v = decide(cur, base)
+        assert v.verdict == REGRESSED and not v.latency_regressed
 
     def test_small_latency_shift_is_immaterial(self) -> None:
         """10 % slower is significant over many requests but below the 20 % effect floor."""
@@ -99,7 +106,7 @@ class TestDecide:
         cur, base = _stats(300, 60, _spread(30.0, 300)), _stats(300, 0, _spread(10.0, 300))
         v = decide(cur, base)
         p_err = fisher_greater(60, 240, 0, 300)
-        assert v.verdict == REGRESSED and len(v.reasons) == 2
+        assert v.verdict == REGRESSED and len(v.reasons) == 2 and v.latency_regressed
         assert v.p_value == pytest.approx(min(p_err, _mw_p(cur, base)))
 
     def test_healthy_names_every_test_that_could_decide(self) -> None:
@@ -188,7 +195,7 @@ class TestAntisymmetry:
         cur = _stats(200, 0, _spread(20.0, 200))
         base = _stats(200, 80, _spread(10.0, 200))
         v = decide(cur, base)
-        assert v.verdict == HEALTHY
+        assert v.verdict == HEALTHY and not v.latency_regressed
         assert any("not counted: the baseline fails more" in r for r in v.reasons)
         assert decide(base, cur).verdict == REGRESSED
 

@@ -8,8 +8,10 @@ from podtrace_collector.aggregate.stats import (
     Count,
     EdgeStats,
     EntryImpact,
+    EntryLatencyImpact,
     EntryTotal,
     Impact,
+    LatencyImpact,
     OriginStats,
     RevisionStats,
     TransitStats,
@@ -65,6 +67,12 @@ def sample(i: int = 0, *, revision: str = "abc12", bucket_s: int = T0) -> Aggreg
     a.absorbed[("shop/cart", revision, "shop/frontend")] = Count(3 + i)
     a.origins[("shop/cart", revision)] = OriginStats(
         affected_traces=8 + i, max_hops=1 + i % 3, users={f"user{i}"}, exemplars=[f"{i:032x}"]
+    )
+    a.latency_impacts[("shop/cart", revision, "shop/frontend")] = LatencyImpact(
+        40 + i, hist(5, 6, 70 + i), hist(30, 31, 200 + i), 2 + i % 2
+    )
+    a.entry_latency_impacts[("shop/cart", revision, "shop/frontend", "POST /checkout")] = (
+        EntryLatencyImpact(30 + i, hist(5, 7 + i), hist(30, 250), 2, {f"user{i}", "bob"})
     )
     a.entry_totals[("shop/frontend", "POST /checkout")] = EntryTotal(300, 250 + i)
     a.edges[("shop/frontend", "shop/cart")] = EdgeStats(100 + i, 20 + i, hist(11, 13, 90))
