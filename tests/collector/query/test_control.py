@@ -51,7 +51,7 @@ class TestLocate:
         callers = [_caller(FE, 50.0, 5.0, (50.0, 5.0))]
         v = decide(_stats(30, 100.0, 5.0), _stats(30, 10.0, 5.0), callers=callers, control=True)
         assert v.verdict == REGRESSED and v.latency is not None
-        assert v.latency.where == OWN_CODE
+        assert v.latency.where == OWN_CODE and v.latency_regressed
         assert "in its own code: own time median" in v.reasons[0]
         assert v.reasons[0].startswith("self time median")
 
@@ -61,6 +61,7 @@ class TestLocate:
         v = decide(_stats(30, 10.0, 60.0), _stats(30, 10.0, 5.0), callers=callers, control=True)
         assert v.verdict == HEALTHY and v.latency is not None
         assert v.latency.where == CALLER
+        assert not v.latency_regressed  # excused: no latency blast radius either
         assert v.reasons[0].startswith("self time median")
         assert "the callers' own slowness" in v.reasons[0]
         assert "shop/frontend's transit to it, median" in v.reasons[0]
@@ -73,7 +74,7 @@ class TestLocate:
         callers = [_caller(FE, 60.0, 5.0, (58.0, 5.0))]
         v = decide(_stats(30, 10.0, 60.0), _stats(30, 10.0, 5.0), callers=callers, control=False)
         assert v.verdict == REGRESSED and v.latency is not None
-        assert v.latency.where == TRANSIT
+        assert v.latency.where == TRANSIT and v.latency_regressed
         assert "in transit (slower to reach)" in v.reasons[0]
         assert "shop/frontend's transit to it" in v.reasons[0]
 

@@ -24,6 +24,7 @@ from tests.collector.query.aggbuilder import (
     blast,
     rollouts_of,
 )
+from tests.collector.query.test_blast import _starved
 
 ROLLOUT_M = 30  # NEW appears at minute 30 of 60
 NOW = T0 + 60 * MIN
@@ -298,3 +299,31 @@ def test_the_worked_example_of_the_docs() -> None:
     assert checkout["added_ms"] == frontend["added_ms"] == entry["added_ms"]
     assert rep["max_hops"] == 2
     assert rep["affected_services"] == [] and rep["entrypoints"] == []
+
+
+class TestCallerControl:
+    @staticmethod
+    def _starved(*, others_slow: bool) -> Buckets:
+        """test_blast's starved-caller shop (search replaced at minute 60, the frontend slower
+        to reach it from then on), with search's shares of the frontend's requests: 15 ms
+        before, 60 ms after (the transit counts for the callee)."""
+        b = _starved(canary=False, others_slow=others_slow)
+        for m in range(90):
+            t = T0 + m * MIN + (15 if m == 60 else 30)
+            rev, share = (NEW, 60.0) if m >= 60 else (OLD, 15.0)
+            b.latency(t, (SEARCH, rev), FRONTEND, _spread(share, 20), hops=1)
+        return b
+
+    def test_a_callee_slowed_only_by_its_starved_caller_slows_nothing(self) -> None:
+        """The caller control excuses the revision: healthy, and no latency blast radius."""
+        rep = blast(self._starved(others_slow=True), workload=SEARCH)
+        assert rep["verdict"] == HEALTHY and rep["slowdown"]["where"] == "caller"
+        assert rep["latency_impact"] == {"entrypoints": [], "services": []}
+
+    def test_a_revision_slow_to_reach_slows_its_callers(self) -> None:
+        """Slower to reach (its pods, not its callers): regressed in transit, and listed."""
+        rep = blast(self._starved(others_slow=False), workload=SEARCH)
+        assert rep["verdict"] == REGRESSED and rep["slowdown"]["where"] == "transit"
+        (frontend,) = rep["latency_impact"]["services"]
+        assert frontend["workload"] == FRONTEND
+        assert frontend["added_ms"]["p50"] == pytest.approx(45, rel=0.05)
