@@ -1,9 +1,11 @@
 """Query API latency: ``GET /api/v1/blast-radius`` over one hour of aggregates for 50 services.
 
 The store is filled with synthesised per-minute ``Aggregates`` (not spans) standing for 10 million
-spans in the hour: 50 workloads (5 of them mid-rollout, both revisions live), 150 call edges,
-20 entry operations, background failures everywhere so every impact table is populated, latency
-histograms of realistic width.  Then, side by side in one run:
+spans in the hour: 50 workloads (5 of them mid-rollout, both revisions live, the new ones slower
+in their own code), 150 call edges, 20 entry operations, background failures everywhere so every
+impact table is populated, latency histograms of realistic width, and the latency maps (each
+revision on the critical path of the 5 workloads above it and of every entry operation), so that
+the report computes a non-empty ``latency_impact``.  Then, side by side in one run:
 
 - the store read a report plans (``SqliteStore.read(plan_blast_radius …)``: one snapshot, the
   revision's and its baseline's histograms and impacts, every workload's counters);
@@ -32,8 +34,10 @@ from podtrace_collector.aggregate.stats import (
     Count,
     EdgeStats,
     EntryImpact,
+    EntryLatencyImpact,
     EntryTotal,
     Impact,
+    LatencyImpact,
     OriginStats,
     RevisionStats,
 )
@@ -48,6 +52,8 @@ SPANS = 10_000_000
 SPANS_PER_TRACE = 20
 FANOUT = 3
 ENTRY_SERVICES, OPS_PER_ENTRY = 5, 4
+UPSTREAM = 5  # workloads with a revision on their critical path, per revision
+SLOWER = 3.0  # the new revisions' own time and shares, against the old ones'
 RUNS = 60
 BATCH = 10  # minutes per store write while filling
 
@@ -81,12 +87,14 @@ def _minute(rng: random.Random, minute: int, bucket_s: int, services: int = SERV
         for rev in revs:
             n = requests // len(revs)
             errors = n // (10 if rev == "new00" else 200)
+            slower = SLOWER if rev == "new00" else 1.0
             a.revisions[(_name(i), rev)] = RevisionStats(
                 "Deployment", f"svc{i:02d}", "2.0" if rev == "new00" else "1.0",
                 ns + 1, ns + 59_000_000_000, {f"svc{i:02d}-{rev}-p{k}" for k in range(3)},
                 n, errors, errors // 2,
-                _hist(rng, 20 + i, n), _hist(rng, 5 + i % 7, n),
+                _hist(rng, 20 + i, n), _hist(rng, (5 + i % 7) * slower, n),
             )  # fmt: skip
+            _latency_maps(rng, a, i, rev, n, slower, services)
             a.origins[(_name(i), rev)] = OriginStats(
                 errors // 3, 3, {f"user{rng.randrange(5000)}" for _ in range(10)},
                 [f"{rng.getrandbits(128):032x}" for _ in range(2)],
@@ -108,6 +116,27 @@ def _minute(rng: random.Random, minute: int, bucket_s: int, services: int = SERV
             n = requests // OPS_PER_ENTRY
             a.entry_totals[(_name(e), f"GET /op{op}")] = EntryTotal(n, n // 2)
     return a
+
+
+def _latency_maps(
+    rng: random.Random, a: Aggregates, i: int, rev: str, n: int, slower: float, services: int
+) -> None:
+    """Workload ``i`` at ``rev`` on the critical path of the ``UPSTREAM`` workloads above it and
+    of every entry operation, with a share of about its own time."""
+    share_ms = (5 + i % 7) * slower
+    for k in range(1, UPSTREAM + 1):
+        exposed = n // (k + 1)
+        a.latency_impacts[(_name(i), rev, _name((i - k) % services))] = LatencyImpact(
+            exposed, _hist(rng, share_ms, exposed), _hist(rng, 20 + k * 5, exposed), k + 1
+        )
+    for e in range(ENTRY_SERVICES):
+        exposed = n // 10
+        users = {f"user{rng.randrange(5000)}" for _ in range(5)}
+        a.entry_latency_impacts[(_name(i), rev, _name(e), f"GET /op{e % OPS_PER_ENTRY}")] = (
+            EntryLatencyImpact(
+                exposed, _hist(rng, share_ms, exposed), _hist(rng, 60, exposed), 4, users
+            )
+        )
 
 
 def fill(store: Store, end_s: int) -> float:
@@ -171,8 +200,11 @@ def main() -> None:
             graph = _timed(lambda: client.get("/api/v1/graph?since=1h"), 10)
             inventory = _timed(lambda: client.get("/api/v1/workloads?since=1h"), 10)
         report = first.json()
+        slowed = report["latency_impact"]
         print(f"report: verdict {report['verdict']}, {report['requests']:,} requests,"
-              f" {len(report['affected_services'])} affected services")  # fmt: skip
+              f" {len(report['affected_services'])} affected services,"
+              f" {len(slowed['services'])} slowed services,"
+              f" {len(slowed['entrypoints'])} slowed entry points")  # fmt: skip
         print(f"SQLite read of a report's plan        {_stats(raw)}")
         print(f"SQLite read of the whole hour         {_stats(everything)}")
         print(f"GET /api/v1/blast-radius (x{RUNS})      {_stats(api)}")
