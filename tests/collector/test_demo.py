@@ -30,7 +30,7 @@ from podtrace_collector.demo import _main, _setup
 from podtrace_collector.demo._cluster import clean_environ
 from podtrace_collector.demo._pods import Pod, Revision, template_hash
 from podtrace_collector.demo._procs import Supervisor, wait_ready
-from podtrace_collector.demo._rollout import SHOP, bad_revision
+from podtrace_collector.demo._rollout import SHOP, SLOW, bad_revision
 from podtrace_collector.demo._setup import gateway_ports
 from podtrace_collector.errors import DemoError
 
@@ -92,9 +92,11 @@ def _until(lines: queue.Queue[str | None], marker: str, timeout_s: float) -> str
 
 
 @pytest.mark.slow
-def test_fast_demo_reports_the_bad_rollout_and_stays_up(tmp_path: Path) -> None:
-    """`podtrace demo --fast` reports shop/payment regressed, 2 hops to the frontend; then the
-    printed page and command answer until Ctrl-C, which ends it with exit 0 and no process left."""
+def test_fast_demo_reports_both_rollouts_and_stays_up(tmp_path: Path) -> None:
+    """`podtrace demo --fast` reports shop/payment regressed by its failures, 2 hops to the
+    frontend, and shop/shipping regressed by its own time, which slowed checkout and the entry
+    point above it; then the printed page and commands answer until Ctrl-C, which ends it with
+    exit 0 and no process left."""
     report_path = tmp_path / "report.json"
     workdir = tmp_path / "work"
     command = [*DEMO, "--fast", "--workdir", str(workdir), "--seed", "3"]
@@ -107,23 +109,36 @@ def test_fast_demo_reports_the_bad_rollout_and_stays_up(tmp_path: Path) -> None:
     try:
         out = _until(lines, "press Ctrl-C to stop", timeout_s=180)
         took = time.monotonic() - started
-        for progress in ("gateway ready", "pods ready", "rolling update shop/payment", "canary"):
+        for progress in (
+            "gateway ready",
+            "pods ready",
+            "rolling update shop/payment",
+            "rolling update shop/shipping",
+            "canary",
+        ):
             assert progress in out
-        assert re.search(r"shop/payment\s+revision\s+\w+", out)
-        assert "REGRESSED" in out
-        assert re.search(r"1\s+shop/checkout\s+checkout", out)
-        assert re.search(r"2\s+shop/frontend\s+frontend", out)
-        report = json.loads(report_path.read_text())
+        failing_out, slow_out = out.split("== The slow rollout", 1)
+        assert re.search(r"shop/payment\s+revision\s+\w+", failing_out)
+        assert "REGRESSED" in failing_out
+        assert re.search(r"1\s+shop/checkout\s+checkout", failing_out)
+        assert re.search(r"2\s+shop/frontend\s+frontend", failing_out)
+        assert re.search(r"shop/shipping\s+revision\s+\w+", slow_out)
+        slowed = slow_out.split("Slowed (critical path)\n", 1)[1]
+        assert re.search(r"shop/frontend\s+POST /checkout\s+2\s", slowed)
+        assert re.search(r"shop/checkout\s+1\s", slowed)
+        report, slow = json.loads(report_path.read_text())
         # What the demo printed works when read: the page, and the same table from the CLI.
         url = re.search(r"^web page:\s+(\S+)$", out, re.MULTILINE).group(1)  # type: ignore[union-attr]
         with urllib.request.urlopen(url, timeout=10) as page:
             assert page.status == 200 and "text/html" in page.headers["content-type"]
-        same = re.search(r"^same table:\s+(.+)$", out, re.MULTILINE).group(1)  # type: ignore[union-attr]
-        table = subprocess.run(
-            shlex.split(same), capture_output=True, text=True, timeout=60, cwd=tmp_path
-        )
-        assert table.returncode == 0, table.stderr
-        assert f"shop/payment  revision {report['revision']}" in table.stdout
+        same = re.findall(r"^same table:\s+(.+)$", out, re.MULTILINE)
+        assert len(same) == 2
+        for command, printed in zip(same, (report, slow), strict=True):
+            table = subprocess.run(
+                shlex.split(command), capture_output=True, text=True, timeout=60, cwd=tmp_path
+            )
+            assert table.returncode == 0, table.stderr
+            assert f"{printed['workload']}  revision {printed['revision']}" in table.stdout
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0
     finally:
@@ -141,6 +156,20 @@ def test_fast_demo_reports_the_bad_rollout_and_stays_up(tmp_path: Path) -> None:
     assert entry == {("shop/frontend", "POST /checkout")}
     assert report["affected_users"] >= 1
     assert report["origin_errors"] > report["baseline"]["origin_errors"]
+    assert report["latency_impact"] == {"entrypoints": [], "services": []}  # it only fails
+    assert (slow["workload"], slow["verdict"]) == ("shop/shipping", "regressed")
+    assert slow["reasons"][0].startswith("self time") and "in its own code" in slow["reasons"][0]
+    assert slow["errors"] == 0 and slow["affected_services"] == []
+    (entry,) = slow["latency_impact"]["entrypoints"]
+    assert (entry["workload"], entry["operation"], entry["hops"]) == (
+        "shop/frontend",
+        "POST /checkout",
+        2,
+    )
+    assert 40 <= entry["added_ms"]["p50"] <= 200  # 80 ms of work, on a busy machine
+    hops = {s["workload"]: s["hops"] for s in slow["latency_impact"]["services"]}
+    assert hops == {"shop/checkout": 1, "shop/frontend": 2}
+    assert slow["max_hops"] == 2
     print(f"demo --fast reported after {took:.1f}s")
 
 
@@ -171,13 +200,17 @@ def test_template_hash_looks_like_kubernetes() -> None:
     assert template_hash("shop/payment:1.5.0|") != first
 
 
-def test_bad_revision_is_a_new_version_with_faults() -> None:
-    """The bad revision bumps the minor version and injects failures and latency."""
+def test_bad_revisions_are_new_versions_with_faults() -> None:
+    """A bad revision bumps the minor version: the failing one fails half of its requests and is
+    no slower, the slow one adds 80 ms and keeps the stable revision's failure rate."""
     payment = next(spec for spec in SHOP if spec.name == "payment")
     bad = bad_revision(payment)
     assert bad.version == "1.5.0"
-    assert float(bad.env["SHOP_FAIL_RATE"]) > 0 and float(bad.env["SHOP_EXTRA_LATENCY_MS"]) > 0
+    assert float(bad.env["SHOP_FAIL_RATE"]) == 0.5 and "SHOP_EXTRA_LATENCY_MS" not in bad.env
     assert bad.hash != payment.revision().hash
+    slow = bad_revision(payment, SLOW)
+    assert slow.env == {"SHOP_FAIL_RATE": "0.004", "SHOP_EXTRA_LATENCY_MS": "80"}
+    assert slow.version == "1.5.0" and len({slow.hash, bad.hash, payment.revision().hash}) == 3
 
 
 @pytest.fixture
@@ -267,6 +300,14 @@ def test_pods_do_not_inherit_the_shell_identity() -> None:
     assert clean_environ(shell) == {"PATH": "/bin"}
 
 
+def test_the_two_rollouts_need_two_services(capsys: pytest.CaptureFixture[str]) -> None:
+    """--service and --slow-service naming one service is a usage error, before anything runs."""
+    with pytest.raises(SystemExit) as stopped:
+        _main.main(["--service", "cart", "--slow-service", "cart"])
+    assert stopped.value.code == 2
+    assert "two different services" in capsys.readouterr().err
+
+
 def test_a_reused_workdir_starts_from_scratch(tmp_path: Path) -> None:
     """Databases, pod files and logs of an earlier run are cleared; anything else is kept."""
     for name in ("podtrace.db", "podtrace.db-wal", "cart.db", "queue.db", "notes.txt"):
@@ -333,14 +374,14 @@ def test_the_printed_url_and_command_are_live_only_while_the_demo_is(
 ) -> None:
     """The page URL and the CLI command are printed when the demo stays up, and the command
     names this installation's podtrace, runnable as printed; --exit-after-report prints neither."""
-    payment = next(spec for spec in SHOP if spec.name == "payment")
-    _main._print_report({"workload": "shop/payment"}, "http://127.0.0.1:1", payment,
-                        keep_running=keep_running)  # fmt: skip
+    targets = [spec for spec in SHOP if spec.name in ("payment", "shipping")]
+    _main._print_where("http://127.0.0.1:1", targets, keep_running=keep_running)
     out = capsys.readouterr().out
     assert ("web page:    http://127.0.0.1:1/" in out) is keep_running
-    same = re.search(r"^same table:\s+(.+) blast-radius shop/payment --api http://127.0.0.1:1$",
-                     out, re.MULTILINE)  # fmt: skip
-    assert (same is not None) is keep_running
+    for name in ("payment", "shipping"):
+        line = rf"^same table:\s+(.+) blast-radius shop/{name} --api http://127.0.0.1:1$"
+        assert (re.search(line, out, re.MULTILINE) is not None) is keep_running
+    same = re.search(r"^same table:\s+(.+) blast-radius shop/payment", out, re.MULTILINE)
     if same is not None:
         version = subprocess.run([*shlex.split(same.group(1)), "--version"],
                                  capture_output=True, text=True, timeout=60)  # fmt: skip

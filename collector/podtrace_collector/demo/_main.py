@@ -1,4 +1,9 @@
-"""``podtrace demo``: the example shop, a bad rollout and its blast radius, on one machine."""
+"""``podtrace demo``: the example shop, two bad rollouts and their blast radius, on one machine.
+
+One rollout fails (half of its requests), the other only slows (80 ms more in its own code);
+both roll out at the same moment, each with a canary first, and each gets its report: the
+failures' reach for the first, the latency blast radius (``latency_impact``) for the second.
+"""
 
 from __future__ import annotations
 
@@ -18,9 +23,16 @@ from types import FrameType
 from typing import Any
 
 from podtrace_collector.demo._cluster import Cluster, Say, Users
+from podtrace_collector.demo._pods import Revision
 from podtrace_collector.demo._procs import Supervisor
-from podtrace_collector.demo._report import wait_for_report
-from podtrace_collector.demo._rollout import SHOP, DeploymentSpec, bad_revision, rolling_update
+from podtrace_collector.demo._report import wait_for_reports
+from podtrace_collector.demo._rollout import (
+    SHOP,
+    SLOW,
+    DeploymentSpec,
+    bad_revision,
+    rolling_update,
+)
 from podtrace_collector.demo._setup import (
     check_instrumentations,
     gateway_ports,
@@ -64,8 +76,9 @@ class Console:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="podtrace demo",
-        description="Run the example shop on this machine, roll one service to a bad revision, "
-        "print that rollout's blast radius, then keep the web page and the API up until Ctrl-C.",
+        description="Run the example shop on this machine, roll one service to a failing revision "
+        "and another to a slow one at the same moment, print each rollout's blast radius, then "
+        "keep the web page and the API up until Ctrl-C.",
     )
     after = parser.add_mutually_exclusive_group()
     after.add_argument(
@@ -80,7 +93,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--fast", action="store_true", help="shorter phases (tests and CI)")
     parser.add_argument("--workdir", type=Path, help="keep logs, pod files and the database here")
     names = sorted(spec.name for spec in SHOP)
-    parser.add_argument("--service", choices=names, default="payment", help="what to roll out")
+    parser.add_argument(
+        "--service", choices=names, default="payment", help="what to roll out to a failing revision"
+    )
+    parser.add_argument(
+        "--slow-service",
+        choices=names,
+        default="shipping",
+        help="what to roll out, at the same moment, to a revision 80 ms slower in its own code",
+    )
     parser.add_argument(
         "--api-port",
         type=int,
@@ -88,14 +109,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, help="seed the demo's randomness")
     parser.add_argument(
-        "--report-json", type=Path, metavar="PATH", help="also write the report's JSON to PATH"
+        "--report-json",
+        type=Path,
+        metavar="PATH",
+        help="also write the reports' JSON to PATH (a list: the failing rollout's, the slow one's)",
     )
     return parser
 
 
 def main(argv: list[str]) -> int:
     """Run the demo; returns the process exit code."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.slow_service == args.service:
+        parser.error("--service and --slow-service must name two different services")
     plan = FAST if args.fast else FULL
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="podtrace-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -168,12 +195,20 @@ async def _demo(
     cluster.ports.update(ports.values())
     try:
         await _start_shop(cluster, say)
-        target = next(spec for spec in SHOP if spec.name == args.service)
-        report = await _run_rollout(cluster, supervisor, target, plan, api, say)
+        failing = next(spec for spec in SHOP if spec.name == args.service)
+        slow = next(spec for spec in SHOP if spec.name == args.slow_service)
+        rollouts = [(failing, bad_revision(failing)), (slow, bad_revision(slow, SLOW))]
+        reports = await _run_rollouts(cluster, supervisor, rollouts, plan, api, say)
         keep_running = not args.exit_after_report
         if args.report_json is not None:
-            args.report_json.write_text(json.dumps(report, indent=2) + "\n")
-        _print_report(report, api, target, keep_running=keep_running)
+            args.report_json.write_text(json.dumps(reports, indent=2) + "\n")
+        titles = [
+            f"The failing rollout: shop/{failing.name} fails half of its requests",
+            f"The slow rollout: shop/{slow.name} spends 80 ms more in its own code",
+        ]
+        for title, report in zip(titles, reports, strict=True):
+            _print_report(title, report)
+        _print_where(api, [failing, slow], keep_running=keep_running)
         console.reported = True
         if keep_running:
             await _stay_up(cluster, supervisor, say)
@@ -196,15 +231,15 @@ async def _start_shop(cluster: Cluster, say: Say) -> None:
     say(f"{len(started)} pods ready (slowest {max(took):.1f}s)")
 
 
-async def _run_rollout(
+async def _run_rollouts(
     cluster: Cluster,
     supervisor: Supervisor,
-    target: DeploymentSpec,
+    rollouts: list[tuple[DeploymentSpec, Revision]],
     plan: Plan,
     api: str,
     say: Say,
-) -> dict[str, Any]:
-    old, new = target.revision(), bad_revision(target)
+) -> list[dict[str, Any]]:
+    """Roll every target to its new revision at the same moment; their reports, in order."""
     users = cluster.users(plan.users, sessions_per_s=plan.sessions_per_s)
     stop = asyncio.Event()
     say(f"traffic: {plan.users} users, about {plan.sessions_per_s:g} shopping sessions a second")
@@ -212,9 +247,14 @@ async def _run_rollout(
     progress = asyncio.create_task(_progress(users, supervisor, plan.progress_every_s, say))
     try:
         await _sleep_watching(plan.baseline_s, traffic)
-        await rolling_update(
-            cluster, old, new, canary_s=plan.canary_s, say=say, sidecar=target.sidecar
-        )
+        updates = [
+            rolling_update(
+                cluster, target.revision(), new, canary_s=plan.canary_s, say=say,
+                sidecar=target.sidecar,
+            )
+            for target, new in rollouts
+        ]  # fmt: skip
+        await asyncio.gather(*updates)
         await _sleep_watching(plan.after_s, traffic)
         stop.set()
         await traffic
@@ -224,10 +264,9 @@ async def _run_rollout(
         with contextlib.suppress(asyncio.CancelledError):
             await progress
     say(f"traffic stopped: {users.counters.line()}")
-    return await wait_for_report(
+    return await wait_for_reports(
         api,
-        f"shop/{target.name}",
-        new.hash,
+        [(f"shop/{target.name}", new.hash) for target, new in rollouts],
         trace_timeout_s=plan.trace_timeout_s,
         timeout_s=plan.settle_timeout_s,
         say=say,
@@ -251,17 +290,23 @@ async def _progress(users: Users, supervisor: Supervisor, every_s: float, say: S
         last, last_at = count, now
 
 
-def _print_report(
-    report: dict[str, Any], api: str, target: DeploymentSpec, *, keep_running: bool
-) -> None:
+def _print_report(title: str, report: dict[str, Any]) -> None:
     from podtrace.report import render_report
 
     print()
+    print(f"== {title} ==")
+    print()
     print(render_report(report))
+    print(flush=True)
+
+
+def _print_where(api: str, targets: list[DeploymentSpec], *, keep_running: bool) -> None:
     print()
     if keep_running:
         print(f"web page:    {api}/")
-        print(f"same table:  {_podtrace_command()} blast-radius shop/{target.name} --api {api}")
+        for target in targets:
+            command = f"{_podtrace_command()} blast-radius shop/{target.name} --api {api}"
+            print(f"same table:  {command}")
     else:
         print("(--exit-after-report: the demo stops now; without it the page stays up)")
     print(flush=True)

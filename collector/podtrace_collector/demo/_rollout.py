@@ -1,4 +1,4 @@
-"""The demo's shop topology and the rolling update of one Deployment to a bad revision."""
+"""The demo's shop topology and the rolling update of a Deployment to a bad revision."""
 
 from __future__ import annotations
 
@@ -36,14 +36,19 @@ SHOP = (
     DeploymentSpec("frontend", 2, "2.3.1"),
 )
 
-BAD_FAULTS = {"SHOP_FAIL_RATE": "0.5", "SHOP_EXTRA_LATENCY_MS": "80"}
-"""What the bad revision does: fails half of its requests and is 80 ms slower."""
+FAILING = {"SHOP_FAIL_RATE": "0.5"}
+"""What the failing revision does: fails half of its requests."""
+SLOW = {"SHOP_EXTRA_LATENCY_MS": "80"}
+"""What the slow revision does: spends 80 ms more in its own code on every request, and never
+fails more than before."""
 
 
-def bad_revision(spec: DeploymentSpec) -> Revision:
-    """The next version of *spec*, with a bug: new pod-template-hash, injected faults."""
+def bad_revision(spec: DeploymentSpec, faults: dict[str, str] | None = None) -> Revision:
+    """The next version of *spec*, with a bug: new pod-template-hash, *faults* (default
+    ``FAILING``) on top of the stable revision's own."""
     major, minor, _ = [*spec.version.split("."), "0", "0"][:3]
-    return Revision(spec.name, f"{major}.{int(minor) + 1}.0", BAD_FAULTS)
+    bug = FAILING if faults is None else faults
+    return Revision(spec.name, f"{major}.{int(minor) + 1}.0", dict(spec.faults) | bug)
 
 
 async def rolling_update(
