@@ -1,11 +1,13 @@
 """Query API latency: ``GET /api/v1/blast-radius`` over one hour of aggregates for 50 services.
 
 The store is filled with synthesised per-minute ``Aggregates`` (not spans) standing for 10 million
-spans in the hour: 50 workloads (5 of them mid-rollout, both revisions live, the new ones slower
-in their own code), 150 call edges, 20 entry operations, background failures everywhere so every
-impact table is populated, latency histograms of realistic width, and the latency maps (each
-revision on the critical path of the 5 workloads above it and of every entry operation), so that
-the report computes a non-empty ``latency_impact``.  Then, side by side in one run:
+spans in the hour: 50 workloads (5 of them mid-rollout, both revisions live, the new ones slower),
+150 call edges, 20 entry operations, background failures everywhere so every impact table is
+populated, latency histograms of realistic width, transit per caller and callee revision, and the
+latency maps (each revision on the critical path of the 5 workloads above it and of every entry
+operation), so that the report computes a non-empty ``latency_impact``.  The reported rollout
+(service 0) is slower to reach rather than slower in its own code (its self time grows through
+transit), so its report runs the caller control too.  Then, side by side in one run:
 
 - the store read a report plans (``SqliteStore.read(plan_blast_radius …)``: one snapshot, the
   revision's and its baseline's histograms and impacts, every workload's counters);
@@ -40,6 +42,7 @@ from podtrace_collector.aggregate.stats import (
     LatencyImpact,
     OriginStats,
     RevisionStats,
+    TransitStats,
 )
 from podtrace_collector.aggregate.window import Registry, Window
 from podtrace_collector.store.base import Store, read_windows
@@ -88,11 +91,14 @@ def _minute(rng: random.Random, minute: int, bucket_s: int, services: int = SERV
             n = requests // len(revs)
             errors = n // (10 if rev == "new00" else 200)
             slower = SLOWER if rev == "new00" else 1.0
+            # The reported rollout (service 0) is slower to reach: its own time does not grow.
+            own_slower = 1.0 if i == 0 else slower
             a.revisions[(_name(i), rev)] = RevisionStats(
                 "Deployment", f"svc{i:02d}", "2.0" if rev == "new00" else "1.0",
                 ns + 1, ns + 59_000_000_000, {f"svc{i:02d}-{rev}-p{k}" for k in range(3)},
                 n, errors, errors // 2,
                 _hist(rng, 20 + i, n), _hist(rng, (5 + i % 7) * slower, n),
+                _hist(rng, (5 + i % 7) * own_slower, n),
             )  # fmt: skip
             _latency_maps(rng, a, i, rev, n, slower, services)
             a.origins[(_name(i), rev)] = OriginStats(
@@ -108,9 +114,23 @@ def _minute(rng: random.Random, minute: int, bucket_s: int, services: int = SERV
                     EntryImpact(errors // 5, 2, users)
                 )
         for k in range(1, FANOUT + 1):
-            a.edges[(_name(i), _name((i + k) % services))] = EdgeStats(
+            callee = (i + k) % services
+            a.edges[(_name(i), _name(callee))] = EdgeStats(
                 requests // FANOUT, requests // 300, _hist(rng, 15 + i, requests // FANOUT)
             )
+            callee_revs = ["old00", "new00"] if callee < ROLLED and minute >= MINUTES // 2 else []
+            for rev in callee_revs or ["old00"]:
+                n = requests // FANOUT // max(len(callee_revs), 1)
+                added = (SLOWER - 1) * (5 + callee % 7) if callee == 0 and rev == "new00" else 0.0
+                ms = 1.0 + added + k / 10
+                h = _hist(rng, ms, n)
+                a.transit[(_name(callee), rev, _name(i))] = TransitStats(n, h)
+                out = a.transit_out.setdefault((_name(i), "old00"), TransitStats())
+                out.merge(TransitStats(n, h))
+    for callee, _, caller in a.transit:
+        for rev in ("old00", "new00"):
+            if (callee, rev) in a.revisions:
+                a.revisions[(callee, rev)].callers.add(caller)
     for e in range(ENTRY_SERVICES):
         for op in range(OPS_PER_ENTRY):
             n = requests // OPS_PER_ENTRY
@@ -204,7 +224,8 @@ def main() -> None:
         print(f"report: verdict {report['verdict']}, {report['requests']:,} requests,"
               f" {len(report['affected_services'])} affected services,"
               f" {len(slowed['services'])} slowed services,"
-              f" {len(slowed['entrypoints'])} slowed entry points")  # fmt: skip
+              f" {len(slowed['entrypoints'])} slowed entry points,"
+              f" slowdown {(report['slowdown'] or {}).get('where')}")  # fmt: skip
         print(f"SQLite read of a report's plan        {_stats(raw)}")
         print(f"SQLite read of the whole hour         {_stats(everything)}")
         print(f"GET /api/v1/blast-radius (x{RUNS})      {_stats(api)}")

@@ -56,9 +56,16 @@ class RevisionStats:
     latency: Histogram = histogram()
     self_time: Histogram = histogram()
     own_time: Histogram = histogram()  # server-side self time: self time without transit
+    callers: set[str] = capped_set()  # workloads whose CLIENT spans called it
 
     def merge(self, other: RevisionStats) -> None:
         merge_fields(self, other)
+
+    def callers_add(self, caller: str) -> None:
+        """Note a caller workload (up to ``MAX_ITEMS``)."""
+        callers = self.callers
+        if caller not in callers and len(callers) < MAX_ITEMS:
+            callers.add(caller)
 
 
 @dataclass(slots=True)
@@ -142,7 +149,8 @@ class EdgeStats:
 
 @dataclass(slots=True)
 class TransitStats:
-    """Transit from one caller workload to one workload-revision (requests under its CLIENT spans).
+    """Transit of requests under a caller workload's CLIENT spans: to one workload-revision
+    (``transit``), or to every workload it calls (``transit_out``).
 
     Transit is how long the caller's CLIENT span waited minus the request's own duration: the
     network and queues to and from the callee's pods, and the caller's own scheduling.
@@ -206,7 +214,8 @@ MAPS: tuple[MapSpec, ...] = (
     ),
     MapSpec("entry_totals", ("workload", "operation"), EntryTotal),
     MapSpec("edges", ("caller", "callee"), EdgeStats),
-    MapSpec("transit", ("caller", "workload", "revision"), TransitStats),
+    MapSpec("transit", ("workload", "revision", "caller"), TransitStats, detail=True),
+    MapSpec("transit_out", ("caller", "caller_revision"), TransitStats, detail=True),
     MapSpec("totals", (), Totals),
 )
 """Every map of ``Aggregates``: its key parts and stats class (``aggregate.fields.MapSpec``)."""
@@ -239,8 +248,10 @@ class Aggregates:
     entry_totals: dict[tuple[Workload, str], EntryTotal] = field(default_factory=dict)
     # (caller workload, callee workload) -> EdgeStats
     edges: dict[tuple[Workload, Workload], EdgeStats] = field(default_factory=dict)
-    # (caller workload, callee workload, callee revision) -> TransitStats
-    transit: dict[tuple[Workload, Workload, Revision], TransitStats] = field(default_factory=dict)
+    # (callee workload, callee revision, caller workload) -> TransitStats
+    transit: dict[tuple[Workload, Revision, Workload], TransitStats] = field(default_factory=dict)
+    # (caller workload, caller revision) -> its transit to every workload it calls
+    transit_out: dict[WorkloadRev, TransitStats] = field(default_factory=dict)
     # () -> traces and spans analysed
     totals: dict[tuple[()], Totals] = field(default_factory=dict)
 

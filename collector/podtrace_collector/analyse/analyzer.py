@@ -38,8 +38,10 @@ How the SPEC §4 definitions map onto ``Aggregates`` (read with ``analyse.reques
 * ``entry_totals[(EW, op)]`` — all entry requests (and those with an ``enduser.id``);
   ``edges[(caller W, callee W)]`` — one call per
   request with a parent request (asynchronous ones too), errors when it failed, its duration.
-* ``transit[(caller W, W, R)]`` — every request of W@R under a CLIENT span of the caller
-  workload, with its transit (``requests.Request.transit_ms``).
+* ``transit[(W, R, caller W)]`` — every request of W@R under a CLIENT span of the caller
+  workload, with its transit (``requests.Request.transit_ms``); ``transit_out[(caller W,
+  caller R)]`` — the same samples summed over every workload the caller calls; the caller
+  workload joins ``revisions[(W, R)].callers``.
 
 Attribution is not exclusive: a request carrying origins in two workload-revisions counts for both.
 """
@@ -53,6 +55,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+from podtrace_collector.aggregate.fields import MAX_ITEMS
 from podtrace_collector.aggregate.histogram import GAMMA, MIN_MS, ZERO_BUCKET, bucket_of
 from podtrace_collector.aggregate.stats import (
     MAX_EXEMPLARS,
@@ -166,16 +169,10 @@ def _add_request(
         h.total += 1
         caller = r.caller_workload
         if caller:
-            tk = (caller, *r.key)
-            transit = agg.transit.get(tk)
-            if transit is None:
-                transit = agg.transit[tk] = TransitStats()
-            transit.requests += 1
-            h = transit.transit
-            counts = h.counts
-            bucket = bucket_of(r.transit_ms)
-            counts[bucket] = counts.get(bucket, 0) + 1
-            h.total += 1
+            callers = st.callers  # ``RevisionStats.callers_add`` inlined
+            if caller not in callers and len(callers) < MAX_ITEMS:
+                callers.add(caller)
+            _add_transit(agg, (caller, r.caller_revision), r.key, r.transit_ms)
     parent = r.parent
     operation = ""
     if parent is None:
@@ -221,37 +218,40 @@ def _add_request(
 def add_times(
     agg: Aggregates,
     st: RevisionStats,
+    key: WorkloadRev,
     self_ms: float,
     own_ms: float,
-    caller: str,
-    key: WorkloadRev,
+    caller: WorkloadRev | None,
     transit_ms: float,
 ) -> None:
-    """Add one request's self time, own time and (with a caller workload) transit samples."""
-    h = st.self_time
-    counts = h.counts
-    bucket = bucket_of(self_ms)
-    counts[bucket] = counts.get(bucket, 0) + 1
-    h.total += 1
-    h = st.own_time
-    counts = h.counts
-    bucket = bucket_of(own_ms)
-    counts[bucket] = counts.get(bucket, 0) + 1
-    h.total += 1
-    if caller:
+    """Add one request's self time, own time and (with a caller workload-revision) transit."""
+    for h, value in ((st.self_time, self_ms), (st.own_time, own_ms)):
+        bucket = bucket_of(value)
+        h.counts[bucket] = h.counts.get(bucket, 0) + 1
+        h.total += 1
+    if caller is not None:
+        st.callers_add(caller[0])
         _add_transit(agg, caller, key, transit_ms)
 
 
-def _add_transit(agg: Aggregates, caller: str, key: WorkloadRev, transit_ms: float) -> None:
-    k = (caller, key[0], key[1])
+def _add_transit(agg: Aggregates, caller: WorkloadRev, key: WorkloadRev, ms: float) -> None:
+    """One transit sample, to the workload-revision and to the caller's total."""
+    bucket = bucket_of(ms)
+    k = (*key, caller[0])
     transit = agg.transit.get(k)
     if transit is None:
         transit = agg.transit[k] = TransitStats()
+    _count(transit, bucket)
+    out = agg.transit_out.get(caller)
+    if out is None:
+        out = agg.transit_out[caller] = TransitStats()
+    _count(out, bucket)
+
+
+def _count(transit: TransitStats, bucket: int) -> None:
     transit.requests += 1
     h = transit.transit
-    counts = h.counts
-    bucket = bucket_of(transit_ms)
-    counts[bucket] = counts.get(bucket, 0) + 1
+    h.counts[bucket] = h.counts.get(bucket, 0) + 1
     h.total += 1
 
 
@@ -470,7 +470,8 @@ class Analyzer:
             st = agg.revisions.get(w.key)
             if st is None:  # its minute was drained already: the store merges the two
                 st = agg.revisions[w.key] = RevisionStats()
-            add_times(agg, st, w.self_ms, w.own_ms, w.caller, w.key, w.transit_ms)
+            caller = (w.caller, w.caller_revision) if w.caller else None
+            add_times(agg, st, w.key, w.self_ms, w.own_ms, caller, w.transit_ms)
 
     @property
     def pending_buckets(self) -> int:

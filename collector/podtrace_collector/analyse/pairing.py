@@ -67,6 +67,7 @@ class Waiting:
     __slots__ = (
         "bucket",
         "caller",
+        "caller_revision",
         "caller_wait_ns",
         "deadline",
         "end_ns",
@@ -88,6 +89,7 @@ class Waiting:
         self.end_ns = r.span.end_ns
         self.caller_wait_ns = r.caller_wait_ns
         self.caller = r.caller_workload
+        self.caller_revision = r.caller_revision
         self.waits: list[tuple[int, int]] | None = list(r.waits) if r.waits else []
         self.waited_ns = 0
         self.deadline = 0.0
@@ -104,8 +106,8 @@ class Waiting:
         self.waits = None  # it may stay queued until its deadline: keep it small
 
 
-# An open client: the request that waits on it, the client span's interval and workload.
-_Client = tuple[Waiting, int, int, str]
+# An open client: the request that waits on it, the client span's interval and workload-revision.
+_Client = tuple[Waiting, int, int, WorkloadRev]
 
 
 def open_ends(trace: TraceAnalysis) -> tuple[list[Request], list[int]]:
@@ -199,7 +201,8 @@ class Pairing:
             for w in waiting:
                 w.keys.remove((tid, s.span_id))
                 if s.kind == KIND_CLIENT:
-                    w.caller_wait_ns, w.caller = s.end_ns - s.start_ns, keys[i][0]
+                    w.caller_wait_ns = s.end_ns - s.start_ns
+                    w.caller, w.caller_revision = keys[i]
                 if p is not None:  # the parent request waited on it (``requests._add_wait``)
                     inside = s is not p.span and keys[i][0] == p.key[0]
                     wait = (s.start_ns, s.end_ns) if inside else (w.start_ns, w.end_ns)
@@ -225,7 +228,8 @@ class Pairing:
             assert w.waits is not None  # a request with an open client keeps its intervals
             w.waits.append((start_ns, end_ns))
             self._close(w, done)
-            r.caller_wait_ns, r.caller_workload = end_ns - start_ns, workload
+            r.caller_wait_ns = end_ns - start_ns
+            r.caller_workload, r.caller_revision = workload
             changed.add(r)
             orphans.remove(r)
         return changed
@@ -249,7 +253,7 @@ class Pairing:
             if w is not None:
                 s = spans[i]
                 key = (tid, s.span_id)
-                self._clients[key] = (w, s.start_ns, s.end_ns, trace.span_keys[i][0])
+                self._clients[key] = (w, s.start_ns, s.end_ns, trace.span_keys[i])
                 self._track(w, key)
                 with_clients.add(w)
         for w in made.values():

@@ -68,9 +68,11 @@ class Request:
         self_time_ms: see the module docstring; ``latency_ms`` is the request's own duration.
         own_ms, transit_ms: self time split into the request's own part and transit.
         caller_workload: the workload of the parent CLIENT span, or "" (then transit is 0).
+        caller_revision: that span's revision ("" without one).
     """
 
     __slots__ = (
+        "caller_revision",
         "caller_wait_ns",
         "caller_workload",
         "depth",
@@ -115,6 +117,7 @@ class Request:
         # How long the caller waited: the parent CLIENT span's duration, set while building.
         self.caller_wait_ns = span.end_ns - span.start_ns
         self.caller_workload = ""  # the parent CLIENT span's workload, set while building
+        self.caller_revision = ""
 
     @property
     def latency_ms(self) -> float:
@@ -356,7 +359,7 @@ def _build_requests(
                     ps = spans[p]
                     if ps.kind == KIND_CLIENT:
                         r.caller_wait_ns = ps.end_ns - ps.start_ns
-                        r.caller_workload = meta[p][0].workload
+                        r.caller_workload, r.caller_revision = meta[p][1]
                     if up is not None:
                         _add_wait(up, r, ps, meta[p][0].workload)
             elif s.parent_id and r.sync:

@@ -94,13 +94,14 @@ def plan_blast_radius(
     first_s = stats.first_seen_ns / 1e9
     start_s, end_s = _window(first_s, since_s, until_s, now_s)
     keys = frozenset({(workload, rev)} | ({(workload, prior[0])} if prior else set()))
-    current = Window(start_s, end_s, maps=_REPORT_MAPS, origins=keys, details=keys)
+    details = _details(registry, workload, revs)
+    current = Window(start_s, end_s, maps=_REPORT_MAPS, origins=keys, details=details)
     before = _NOTHING
     if prior is not None:
         b_keys = frozenset({(workload, prior[0])})
         length = end_s - start_s
         before = Window(
-            first_s - length, first_s, maps=_REPORT_MAPS, origins=b_keys, details=b_keys
+            first_s - length, first_s, maps=_REPORT_MAPS, origins=b_keys, details=details
         )
     return BlastPlan(
         workload=workload,
@@ -174,6 +175,14 @@ class _Baseline:
     start_s: float
     end_s: float
     mode: str
+
+
+def _details(registry: Registry, workload: str, revs: Revisions) -> frozenset[tuple[str, str]]:
+    """The workload-revisions whose histograms a report reads: every revision of the workload
+    and of each workload that called it (the caller control takes a caller's total transit,
+    over all its revisions, less its transit to every revision of the workload)."""
+    callers = set().union(*(st.callers for _, st in revs))
+    return frozenset((w, r) for w, r in registry if w == workload or w in callers)
 
 
 def _pick(revs: Revisions, workload: str, name: str | None, what: str) -> tuple[str, RevisionStats]:

@@ -210,14 +210,20 @@ def callers_of(
     workload: str, revision: str, baseline: str, now: Aggregates, before: Aggregates
 ) -> list[CallerTransit]:
     """Each caller's transit to ``workload`` at ``revision`` (over ``now``) and at ``baseline``
-    (over ``before``, the baseline's window: ``now`` again for a canary), by caller name."""
-    names = {c for (c, w, r) in now.transit if w == workload and r == revision}
-    names |= {c for (c, w, r) in before.transit if w == workload and r == baseline}
+    (over ``before``, the baseline's window: ``now`` again for a canary), by caller name.
+
+    A caller's other calls are its total transit (``transit_out``, every revision of the caller)
+    less its transit to every revision of ``workload``: the two windows must hold the histograms
+    of all of them (both are detail maps: the report's plan asks for the workload's revisions
+    and its callers', ``blast.plan_blast_radius``).
+    """
+    names = {c for (w, r, c) in now.transit if w == workload and r == revision}
+    names |= {c for (w, r, c) in before.transit if w == workload and r == baseline}
     return [
         CallerTransit(
             caller,
-            _transit(now, (caller, workload, revision)),
-            _transit(before, (caller, workload, baseline)),
+            _transit(now, (workload, revision, caller)),
+            _transit(before, (workload, baseline, caller)),
             partial(_other_calls, caller, workload, now, before),
         )
         for caller in sorted(names)
@@ -232,12 +238,17 @@ def _transit(agg: Aggregates, key: tuple[str, str, str]) -> Histogram:
 def _other_calls(
     caller: str, workload: str, now: Aggregates, before: Aggregates
 ) -> tuple[Histogram, Histogram]:
-    return _merged_others(caller, workload, now), _merged_others(caller, workload, before)
+    return _others(caller, workload, now), _others(caller, workload, before)
 
 
-def _merged_others(caller: str, workload: str, agg: Aggregates) -> Histogram:
-    out = Histogram()
-    for (c, w, _), stats in agg.transit.items():
-        if c == caller and w != workload:
-            out.merge(stats.transit)
-    return out
+def _others(caller: str, workload: str, agg: Aggregates) -> Histogram:
+    counts: dict[int, int] = {}
+    for (c, _), stats in agg.transit_out.items():  # every revision of the caller
+        if c == caller:
+            for b, n in stats.transit.counts.items():
+                counts[b] = counts.get(b, 0) + n
+    for (w, _, c), stats in agg.transit.items():
+        if w == workload and c == caller:
+            for b, n in stats.transit.counts.items():
+                counts[b] = counts.get(b, 0) - n
+    return Histogram({b: n for b, n in counts.items() if n > 0})

@@ -96,8 +96,12 @@ def test_own_time_and_transit_per_caller() -> None:
     assert cart.self_time.quantile(0.5) == pytest.approx(50.0, rel=0.02)
     fe_stats = agg.revisions[("shop/frontend", "fe1")]
     assert fe_stats.own_time.quantile(0.5) == pytest.approx(50.0, rel=0.02)
-    assert set(agg.transit) == {("shop/frontend", "shop/cart", "cart1")}  # no caller: no transit
-    transit = agg.transit[("shop/frontend", "shop/cart", "cart1")]
+    assert set(agg.transit) == {("shop/cart", "cart1", "shop/frontend")}  # no caller: no transit
+    assert set(agg.transit_out) == {("shop/frontend", "fe1")}
+    out = agg.transit_out[("shop/frontend", "fe1")]
+    assert out == agg.transit[("shop/cart", "cart1", "shop/frontend")]
+    assert (cart.callers, fe_stats.callers) == ({"shop/frontend"}, set())
+    transit = agg.transit[("shop/cart", "cart1", "shop/frontend")]
     assert transit.requests == transit.transit.total == 1
     assert transit.transit.quantile(0.5) == pytest.approx(20.0, rel=0.02)
 

@@ -102,11 +102,26 @@ class Buckets:
         _spread(st.own_time, self_ms if own_ms is None else own_ms, n)
         return st
 
-    def transit(self, t_s: float, caller: str, callee: WorkloadRev, n: int, ms: float) -> None:
-        """``n`` requests of ``callee`` under ``caller``'s CLIENT spans, with transit ``ms``."""
-        stats = self.at(t_s).transit.setdefault((caller, *callee), TransitStats())
-        stats.requests += n
-        _spread(stats.transit, ms, n)
+    def transit(
+        self,
+        t_s: float,
+        caller: str,
+        callee: WorkloadRev,
+        n: int,
+        ms: float,
+        *,
+        caller_rev: str = "f1",
+    ) -> None:
+        """``n`` requests of ``callee`` under ``caller``'s CLIENT spans, with transit ``ms``
+        (in the caller's total too, and the caller among the callee's callers)."""
+        agg = self.at(t_s)
+        agg.revisions.setdefault(callee, RevisionStats()).callers.add(caller)
+        for stats in (
+            agg.transit.setdefault((*callee, caller), TransitStats()),
+            agg.transit_out.setdefault((caller, caller_rev), TransitStats()),
+        ):
+            stats.requests += n
+            _spread(stats.transit, ms, n)
 
     def impact(self, t_s: float, origin: WorkloadRev, affected: str, n: int, hops: int) -> None:
         self.at(t_s).impacts.setdefault((*origin, affected), Impact()).merge(Impact(n, hops))

@@ -175,15 +175,22 @@ def test_callers_of_reads_each_window() -> None:
     """Transit to the revision from the revision's window, to the baseline from the other one;
     other calls exclude every revision of the workload."""
     now, before = Aggregates(), Aggregates()
-    now.transit[(FE, "shop/cart", "new")] = TransitStats(3, _hist(50.0, 3))
-    now.transit[(FE, "shop/cart", "old")] = TransitStats(9, _hist(1.0, 9))  # canary-side: ignored
-    now.transit[(FE, "shop/pay", "p1")] = TransitStats(4, _hist(7.0, 4))
-    now.transit[(API, "shop/pay", "p1")] = TransitStats(4, _hist(7.0, 4))  # not a cart caller
-    before.transit[(FE, "shop/cart", "old")] = TransitStats(5, _hist(5.0, 5))
-    before.transit[(FE, "shop/pay", "p1")] = TransitStats(6, _hist(6.0, 6))
-    before.transit[(FE, "shop/pay", "p0")] = TransitStats(2, _hist(6.0, 2))
+    for agg, key, h in (
+        (now, ("shop/cart", "new", FE), _hist(50.0, 3)),
+        (now, ("shop/cart", "old", FE), _hist(1.0, 9)),  # the canary side: not its baseline
+        (now, ("shop/pay", "p1", FE), _hist(7.0, 4)),
+        (now, ("shop/pay", "p1", API), _hist(7.0, 4)),  # not a cart caller
+        (before, ("shop/cart", "old", FE), _hist(5.0, 5)),
+        (before, ("shop/pay", "p1", FE), _hist(6.0, 6)),
+        (before, ("shop/pay", "p0", FE), _hist(6.0, 2)),
+    ):
+        agg.transit[key] = TransitStats(h.total, h)
+        out = agg.transit_out.setdefault((key[2], "r1"), TransitStats())
+        out.merge(TransitStats(h.total, h))
     [fe] = callers_of("shop/cart", "new", "old", now, before)
     assert fe.caller == FE
     assert (fe.to_revision.total, fe.to_baseline.total) == (3, 5)
     others_now, others_before = fe.other_calls()
+    # Its total less its calls to every revision of cart: pay's 4 now, pay's 8 before.
     assert (others_now.total, others_before.total) == (4, 8)
+    assert others_now == _hist(7.0, 4)

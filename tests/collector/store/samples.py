@@ -47,6 +47,7 @@ def sample(i: int = 0, *, revision: str = "abc12", bucket_s: int = T0) -> Aggreg
         latency=hist(10, 12, 80 + i, 140),
         self_time=hist(4, 4, 50 + i),
         own_time=hist(3, 4, 45 + i),
+        callers={"shop/frontend"},
     )
     a.revisions[("shop/frontend", "fe001")] = RevisionStats(
         kind="Deployment",
@@ -76,7 +77,8 @@ def sample(i: int = 0, *, revision: str = "abc12", bucket_s: int = T0) -> Aggreg
     )
     a.entry_totals[("shop/frontend", "POST /checkout")] = EntryTotal(300, 250 + i)
     a.edges[("shop/frontend", "shop/cart")] = EdgeStats(100 + i, 20 + i, hist(11, 13, 90))
-    a.transit[("shop/frontend", "shop/cart", revision)] = TransitStats(100 + i, hist(1, 2, 5 + i))
+    a.transit[("shop/cart", revision, "shop/frontend")] = TransitStats(100 + i, hist(1, 2, 5 + i))
+    a.transit_out[("shop/frontend", "fe001")] = TransitStats(150 + i, hist(1, 2, 3, 5 + i))
     a.count(300 + i, 1_200 + i)
     return a
 
