@@ -423,31 +423,44 @@ class Analyzer:
     def on_trace(self, spans: Sequence[Span], *, late: bool) -> None:
         """Analyse one complete trace (``late``: spans that arrived after their trace completed)."""
         try:
-            trace = analyse_trace(spans)
-            orphans, clients = open_ends(trace)
-            bucket = bucket_start_s(trace.start_ns)
-            with self._lock:
-                agg = self._bucket(bucket)
-                if self._cap is not None and not _admitted(self._cap, trace):
-                    agg.count(1, len(spans))
-                    self.capped_traces += 1
-                    self.capped_spans += len(spans)
-                    return
-                held, done = self.pairing.settle(trace, bucket, orphans, clients)
-                add_trace(agg, trace, held)
-                self._add_waited(done)
-                self.traces += 1
-                self.late_traces += late
-                self.spans += len(spans)
+            self._record(list(spans), late=late, hold=True)
         except Exception:
             with self._lock:
                 self.failed_traces += 1
             logger.exception("analysis of a trace of %d spans failed; skipped", len(spans))
 
+    def _record(self, spans: list[Span], *, late: bool, hold: bool) -> None:
+        trace = analyse_trace(spans)
+        with self._lock:
+            earlier = self.pairing.take_fragment(trace.trace_id, spans) if trace.spans else None
+        if earlier is not None:  # a detached fragment of this trace came first: one analysis
+            spans = [*earlier, *spans]
+            trace = analyse_trace(spans)
+        if hold and trace.detached:
+            with self._lock:
+                if self.pairing.hold_fragment(trace, spans):
+                    return
+        orphans, clients = open_ends(trace)
+        bucket = bucket_start_s(trace.start_ns)
+        with self._lock:
+            agg = self._bucket(bucket)
+            if self._cap is not None and not _admitted(self._cap, trace):
+                agg.count(1, len(spans))
+                self.capped_traces += 1
+                self.capped_spans += len(spans)
+                return
+            held, done = self.pairing.settle(trace, bucket, orphans, clients)
+            add_trace(agg, trace, held)
+            self._add_waited(done)
+            self.traces += 1
+            self.late_traces += late
+            self.spans += len(spans)
+
     def drain(self) -> dict[int, Aggregates]:
         """Hand over everything accumulated so far, ``{bucket start (Unix s): Aggregates}``,
         with the time samples of requests that waited ``pair_wait_s`` for the rest of their
         trace in vain (each in its own minute)."""
+        self._analyse_detached(everything=False)
         with self._lock:
             self._add_waited(self.pairing.expire())
             out, self._buckets = self._buckets, {}
@@ -455,8 +468,21 @@ class Analyzer:
 
     def release_waiting(self) -> None:
         """Add every request still waiting for the rest of its trace, as it is (shutdown)."""
+        self._analyse_detached(everything=True)
         with self._lock:
             self._add_waited(self.pairing.expire(everything=True))
+
+    def _analyse_detached(self, *, everything: bool) -> None:
+        """Detached fragments whose trace sent nothing more: analysed alone, as they are."""
+        with self._lock:
+            stale = self.pairing.expire_fragments(everything=everything)
+        for spans in stale:
+            try:
+                self._record(spans, late=True, hold=False)
+            except Exception:
+                with self._lock:
+                    self.failed_traces += 1
+                logger.exception("analysis of a fragment of %d spans failed", len(spans))
 
     def _bucket(self, bucket: int) -> Aggregates:
         agg = self._buckets.get(bucket)

@@ -145,6 +145,7 @@ class TraceAnalysis:
 
     __slots__ = (
         "absorbed",
+        "detached",
         "duplicates",
         "orphans",
         "parents",
@@ -174,6 +175,9 @@ class TraceAnalysis:
         # is not in the trace, and the indices of CLIENT spans without a child request.
         self.orphans: list[Request] = []
         self.unanswered: list[int] = []
+        # A fragment cut from its trace above: no SERVER or CONSUMER span, and every root span
+        # names a parent that is not here (its root spans stand as requests meanwhile).
+        self.detached = False
 
     @property
     def trace_id(self) -> bytes:
@@ -370,6 +374,8 @@ def _build_requests(
                 clients.append(i)
     if clients:
         out.unanswered = [i for i in clients if not answered[i]]
+    if not any_request:
+        out.detached = bool(requests) and all(r.span.parent_id for r in requests)
     return requests
 
 

@@ -189,6 +189,38 @@ class TestPairing:
         assert (p.waiting, p.overflow) == (1, 2)
         assert analyzer.drain()[BASE_S].revisions[("shop/frontend", "fe1")].self_time.total == 2
 
+    # Client spans end before their server span: a batch never sends them after it.
+    @pytest.mark.parametrize("order", [(0, 1, 2), (1, 0, 2), (0, 2, 1)])
+    def test_a_pod_cut_between_its_client_spans_and_its_server_span(
+        self, order: tuple[int, int, int]
+    ) -> None:
+        """The frontend's client spans exported before its server span: the detached fragment
+        is held and analysed with its server span; no client span stands as a request."""
+        t = _chain()
+        fe, chk, cart = _by_pod(t.spans)
+        server = [s for s in fe if s.name == "fe"]
+        clients = [s for s in fe if s.name != "fe"]
+        pieces = [clients, chk + cart, server]
+        analyzer = Analyzer()
+        got = _analysed([pieces[i] for i in order], analyzer)
+        assert _times(got) == _times(_analysed([t.spans]))
+        assert got.revisions[("shop/frontend", "fe1")].requests == 1
+        assert (analyzer.pairing.unpaired, analyzer.pairing.held_spans) == (0, 0)
+
+    def test_a_detached_fragment_alone_counts_as_before(self) -> None:
+        """Nothing more of its trace comes: after pair_wait_s it is analysed alone."""
+        t = _chain()
+        fe, _, _ = _by_pod(t.spans)
+        clients = [s for s in fe if s.name != "fe"]
+        clock = Clock()
+        analyzer = Analyzer(clock=clock)
+        analyzer.on_trace(clients, late=False)
+        assert analyzer.pairing.held_spans == 1 and analyzer.drain() == {}
+        clock.now = 31.0
+        agg = analyzer.drain()[BASE_S]
+        assert agg.revisions[("shop/frontend", "fe1")].requests == 1  # the root span, as before
+        assert analyzer.pairing.unpaired >= 1
+
     def test_paired_requests_leave_the_queue(self) -> None:
         """Many paired traces: the expiry queue stays within twice the requests waiting."""
         analyzer = Analyzer()
