@@ -132,8 +132,9 @@ class MapSpec:
         name: the attribute of ``Aggregates`` (and the store's table name).
         keys: the names of the key's parts (the store's key columns), in order.
         stats: the stats class of the values.
-        origin: the first two key parts are an origin workload and revision: a read can keep
-            only some origins' keys (``store.base.Window.origins``).
+        origin: the first two key parts are an origin workload and revision — or any
+            workload-revision a read selects its keys by (the transit maps) —: a read can keep
+            only some of their keys (``store.base.Window.origins``).
         detail: the first two key parts are a workload and revision whose histograms, sets and
             lists a read can skip (``store.base.Window.details``), keeping only counters.
     """

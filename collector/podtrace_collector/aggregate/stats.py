@@ -214,8 +214,9 @@ MAPS: tuple[MapSpec, ...] = (
     ),
     MapSpec("entry_totals", ("workload", "operation"), EntryTotal),
     MapSpec("edges", ("caller", "callee"), EdgeStats),
-    MapSpec("transit", ("workload", "revision", "caller"), TransitStats, detail=True),
-    MapSpec("transit_out", ("caller", "caller_revision"), TransitStats, detail=True),
+    # Keyed by a workload-revision (the callee's, the caller's) that a report selects them by.
+    MapSpec("transit", ("workload", "revision", "caller"), TransitStats, origin=True),
+    MapSpec("transit_out", ("caller", "caller_revision"), TransitStats, origin=True),
     MapSpec("totals", (), Totals),
 )
 """Every map of ``Aggregates``: its key parts and stats class (``aggregate.fields.MapSpec``)."""

@@ -25,8 +25,8 @@ class Window:
         start_s, end_s: the minutes overlapping ``[start_s, end_s)`` (Unix seconds; ``None`` is
             unbounded).
         maps: the maps of ``Aggregates`` to load (names); ``None`` loads every map.
-        origins: for the maps keyed by an origin (``MapSpec.origin``), only these origins' keys;
-            ``None`` keeps every origin.
+        origins: for the maps keyed by an origin (``MapSpec.origin``; the transit maps too, by
+            their callee or caller), only these workload-revisions' keys; ``None`` keeps all.
         details: for maps with ``MapSpec.detail`` (the revisions), histograms, sets and lists of
             these workload-revisions only (the others keep their counters, with empty
             histograms and sets); ``None`` loads them for every key.

@@ -9,7 +9,8 @@ just before the revision appeared) into the report.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from podtrace_collector.aggregate.histogram import Histogram
 from podtrace_collector.aggregate.stats import (
@@ -40,7 +41,10 @@ BEFORE_REVISION = "before_revision"
 
 _MAX_NAME = 320  # longest name echoed back in an error message
 # A report reads every map but the graph's edges.
-_REPORT_MAPS = frozenset(spec.name for spec in MAPS) - {"edges"}
+# Transit is read in windows of its own, each map for its own keys: the transit to the
+# workload's revisions, and the total transit of its callers' revisions (the caller control).
+_TRANSIT, _TRANSIT_OUT = frozenset({"transit"}), frozenset({"transit_out"})
+_REPORT_MAPS = frozenset(spec.name for spec in MAPS) - {"edges"} - _TRANSIT - _TRANSIT_OUT
 _NOTHING = Window(maps=frozenset())
 
 
@@ -56,7 +60,9 @@ class BlastPlan:
     start_s: float
     end_s: float
     names: dict[str, tuple[str, str]]  # workload -> (kind, service)
-    windows: tuple[Window, Window]  # the report's window, the window before the revision
+    # The report's window, the window before the revision, the same two for the transit to the
+    # workload, and for its callers' total transit.
+    windows: tuple[Window, Window, Window, Window, Window, Window]
 
 
 def plan_blast_radius(
@@ -94,15 +100,19 @@ def plan_blast_radius(
     first_s = stats.first_seen_ns / 1e9
     start_s, end_s = _window(first_s, since_s, until_s, now_s)
     keys = frozenset({(workload, rev)} | ({(workload, prior[0])} if prior else set()))
-    details = _details(registry, workload, revs)
-    current = Window(start_s, end_s, maps=_REPORT_MAPS, origins=keys, details=details)
-    before = _NOTHING
+    callees, callers = _transit_keys(registry, workload, revs)
+    current = Window(start_s, end_s, maps=_REPORT_MAPS, origins=keys, details=keys)
+    transit = Window(start_s, end_s, maps=_TRANSIT, origins=callees)
+    out = Window(start_s, end_s, maps=_TRANSIT_OUT, origins=callers)
+    before = before_transit = before_out = _NOTHING
     if prior is not None:
         b_keys = frozenset({(workload, prior[0])})
         length = end_s - start_s
         before = Window(
-            first_s - length, first_s, maps=_REPORT_MAPS, origins=b_keys, details=details
+            first_s - length, first_s, maps=_REPORT_MAPS, origins=b_keys, details=b_keys
         )
+        before_transit = replace(transit, start_s=first_s - length, end_s=first_s)
+        before_out = replace(out, start_s=first_s - length, end_s=first_s)
     return BlastPlan(
         workload=workload,
         revision=rev,
@@ -112,14 +122,21 @@ def plan_blast_radius(
         start_s=start_s,
         end_s=end_s,
         names=names if names is not None else identities(registry.items()),
-        windows=(current, before),
+        windows=(current, before, transit, before_transit, out, before_out),
     )
 
 
 def blast_report(snapshot: Snapshot[BlastPlan]) -> JSON:
     """The report of a snapshot read with a ``BlastPlan``."""
-    current, before = snapshot.windows
-    return blast_radius(snapshot.plan, current, before)
+    return report_of(snapshot.plan, snapshot.windows)
+
+
+def report_of(plan: BlastPlan, windows: Sequence[Aggregates]) -> JSON:
+    """The report from the aggregates read for ``plan.windows`` (in their order)."""
+    current, before, transit, before_transit, out, before_out = windows
+    current.transit, current.transit_out = transit.transit, out.transit_out
+    before.transit, before.transit_out = before_transit.transit, before_out.transit_out
+    return blast_radius(plan, current, before)
 
 
 def blast_radius(plan: BlastPlan, agg: Aggregates, before: Aggregates) -> JSON:
@@ -177,12 +194,17 @@ class _Baseline:
     mode: str
 
 
-def _details(registry: Registry, workload: str, revs: Revisions) -> frozenset[tuple[str, str]]:
-    """The workload-revisions whose histograms a report reads: every revision of the workload
-    and of each workload that called it (the caller control takes a caller's total transit,
-    over all its revisions, less its transit to every revision of the workload)."""
+def _transit_keys(
+    registry: Registry, workload: str, revs: Revisions
+) -> tuple[frozenset[tuple[str, str]], frozenset[tuple[str, str]]]:
+    """Whose transit a report reads: to every revision of the workload, and the total of every
+    revision of each workload that called it (the caller control takes a caller's total
+    transit less its transit to every revision of the workload)."""
     callers = set().union(*(st.callers for _, st in revs))
-    return frozenset((w, r) for w, r in registry if w == workload or w in callers)
+    return (
+        frozenset((workload, r) for r, _ in revs),
+        frozenset((w, r) for w, r in registry if w in callers),
+    )
 
 
 def _pick(revs: Revisions, workload: str, name: str | None, what: str) -> tuple[str, RevisionStats]:

@@ -213,9 +213,9 @@ def callers_of(
     (over ``before``, the baseline's window: ``now`` again for a canary), by caller name.
 
     A caller's other calls are its total transit (``transit_out``, every revision of the caller)
-    less its transit to every revision of ``workload``: the two windows must hold the histograms
-    of all of them (both are detail maps: the report's plan asks for the workload's revisions
-    and its callers', ``blast.plan_blast_radius``).
+    less its transit to every revision of ``workload``: the two windows must hold all of them
+    (the report's plan reads the transit of the workload's revisions and of its callers',
+    ``blast.plan_blast_radius``).
     """
     names = {c for (w, r, c) in now.transit if w == workload and r == revision}
     names |= {c for (w, r, c) in before.transit if w == workload and r == baseline}

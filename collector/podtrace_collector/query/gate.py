@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 from podtrace_collector.aggregate.window import Registry, Snapshot, Window
 from podtrace_collector.errors import BadRequest, UnknownRevision, UnknownWorkload
-from podtrace_collector.query.blast import BlastPlan, blast_radius, plan_blast_radius
+from podtrace_collector.query.blast import BlastPlan, plan_blast_radius, report_of
 from podtrace_collector.query.common import JSON, Revisions, require_revisions
 from podtrace_collector.query.resolve import resolve_workload
 
@@ -98,7 +98,9 @@ def plan_gate(
         revisions=revs,
     )
     if note:  # judged as a first revision: no baseline, so insufficient_data
-        report = replace(report, prior=None, windows=(report.windows[0], _NO_READ))
+        w = report.windows
+        windows = (w[0], _NO_READ, w[2], _NO_READ, w[4], _NO_READ)
+        report = replace(report, prior=None, windows=windows)
     return GatePlan(name, report.revision, baseline, report, note)
 
 
@@ -107,8 +109,7 @@ def gate_answer(snapshot: Snapshot[GatePlan]) -> JSON:
     plan = snapshot.plan
     if plan.report is None:
         return _answer(plan, NOT_SEEN, [plan.note], None)
-    current, before = snapshot.windows
-    report = blast_radius(plan.report, current, before)
+    report = report_of(plan.report, snapshot.windows)
     reasons = [plan.note] if plan.note else list(report["reasons"])
     return _answer(plan, str(report["verdict"]), reasons, report)
 

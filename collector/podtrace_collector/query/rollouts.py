@@ -16,7 +16,7 @@ from itertools import pairwise
 
 from podtrace_collector.aggregate.window import Registry, Snapshot, Window
 from podtrace_collector.durations import format_time
-from podtrace_collector.query.blast import BlastPlan, blast_radius, plan_blast_radius
+from podtrace_collector.query.blast import BlastPlan, plan_blast_radius, report_of
 from podtrace_collector.query.common import JSON, by_workload, identities
 
 DEFAULT_LIMIT = 20
@@ -115,9 +115,9 @@ def rollouts(snapshot: Snapshot[RolloutsPlan]) -> JSON:
         ``affected_users``.
     """
     out = []
-    windows = snapshot.windows
-    for i, (started_s, plan) in enumerate(snapshot.plan.reports):
-        report = blast_radius(plan, windows[2 * i], windows[2 * i + 1])
+    windows = iter(snapshot.windows)
+    for started_s, plan in snapshot.plan.reports:
+        report = report_of(plan, [next(windows) for _ in plan.windows])
         assert plan.prior is not None  # a rollout has an old revision
         summary: JSON = {
             "workload": plan.workload,

@@ -81,7 +81,8 @@ class TestBaselineWindow:
             "mode": BEFORE_REVISION,
         }
         assert r["baseline"]["requests"] == 300
-        assert SHOP.reads == [(ROLLOUT_S, NOW), (ROLLOUT_S - (NOW - ROLLOUT_S), ROLLOUT_S)]
+        before = (ROLLOUT_S - (NOW - ROLLOUT_S), ROLLOUT_S)
+        assert SHOP.reads == [(ROLLOUT_S, NOW), before] * 3  # transit is read on its own
 
     def test_canary_is_measured_in_the_same_window(self) -> None:
         """With both revisions live, the baseline is measured alongside, in the report's window."""

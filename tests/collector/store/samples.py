@@ -79,6 +79,7 @@ def sample(i: int = 0, *, revision: str = "abc12", bucket_s: int = T0) -> Aggreg
     a.edges[("shop/frontend", "shop/cart")] = EdgeStats(100 + i, 20 + i, hist(11, 13, 90))
     a.transit[("shop/cart", revision, "shop/frontend")] = TransitStats(100 + i, hist(1, 2, 5 + i))
     a.transit_out[("shop/frontend", "fe001")] = TransitStats(150 + i, hist(1, 2, 3, 5 + i))
+    a.transit_out[("shop/cart", revision)] = TransitStats(7 + i, hist(2, 4 + i))  # cart calls too
     a.count(300 + i, 1_200 + i)
     return a
 
