@@ -24,11 +24,12 @@ import base64
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError as ProtobufDecodeError
+from google.protobuf.message import Message
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -55,6 +56,8 @@ __all__ = [
     "encode_response",
     "extract",
     "parse_json",
+    "parse_json_message",
+    "parse_message",
     "parse_protobuf",
     "resource_attributes",
 ]
@@ -110,17 +113,41 @@ def parse_protobuf(body: bytes) -> OtlpRequest:
     Raises:
         DecodeError: the bytes are not a valid message.
     """
-    request = LeanRequest()
-    try:
-        request.ParseFromString(body)
-    except (ProtobufDecodeError, RecursionError, ValueError) as exc:
-        raise DecodeError(f"invalid OTLP protobuf: {exc}") from exc
-    parsed: OtlpRequest = request
+    parsed: OtlpRequest = parse_message(LeanRequest(), body)
     return parsed
 
 
 def parse_json(body: bytes) -> OtlpRequest:
     """Parse an OTLP/JSON ``ExportTraceServiceRequest`` into a ``LeanRequest``.
+
+    Raises:
+        DecodeError: the bytes are not JSON, or not of the OTLP shape.
+    """
+    full = parse_json_message(ExportTraceServiceRequest(), body, _hex_ids_to_base64)
+    return parse_protobuf(full.SerializeToString())
+
+
+M = TypeVar("M", bound=Message)
+
+
+def parse_message(message: M, body: bytes) -> M:
+    """Parse protobuf bytes into ``message`` (any OTLP request, lean or full).
+
+    Raises:
+        DecodeError: the bytes are not a valid message.
+    """
+    try:
+        message.ParseFromString(body)
+    except (ProtobufDecodeError, RecursionError, ValueError) as exc:
+        raise DecodeError(f"invalid OTLP protobuf: {exc}") from exc
+    return message
+
+
+def parse_json_message(message: M, body: bytes, rewrite_ids: Callable[[dict[str, Any]], None]) -> M:
+    """Parse an OTLP/JSON body into ``message`` (a full generated message).
+
+    OTLP/JSON writes trace and span ids in hex where protobuf's JSON mapping expects base64:
+    ``rewrite_ids`` converts them in the parsed document first.
 
     Raises:
         DecodeError: the bytes are not JSON, or not of the OTLP shape.
@@ -132,11 +159,10 @@ def parse_json(body: bytes) -> OtlpRequest:
     if not isinstance(data, dict):
         raise DecodeError("invalid OTLP/JSON: the body must be a JSON object")
     try:
-        _hex_ids_to_base64(data)
-        full = json_format.ParseDict(data, ExportTraceServiceRequest(), ignore_unknown_fields=True)
+        rewrite_ids(data)
+        return json_format.ParseDict(data, message, ignore_unknown_fields=True)
     except (json_format.ParseError, RecursionError, ValueError, TypeError, AttributeError) as exc:
         raise DecodeError(f"invalid OTLP/JSON: {exc}") from exc
-    return parse_protobuf(full.SerializeToString())
 
 
 # What extraction reads of one span, in this order: trace_id, span_id, parent_span_id, name, kind,

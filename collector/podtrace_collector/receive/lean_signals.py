@@ -12,12 +12,10 @@ lean request re-serializes to the same request.
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Iterator
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
-from google.protobuf.message import DecodeError as ProtobufDecodeError
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.logs.v1 import logs_pb2
@@ -25,6 +23,7 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 
 from podtrace_collector.errors import DecodeError
+from podtrace_collector.receive.decode import parse_json_message, parse_message
 from podtrace_collector.receive.lean import LeanResource
 from podtrace_collector.signals import LOGS, METRICS, Signal
 
@@ -110,12 +109,7 @@ def parse(signal: Signal, body: bytes) -> Any:
     Raises:
         DecodeError: the bytes are not a valid message.
     """
-    request = _LEAN[signal.name]()
-    try:
-        request.ParseFromString(body)
-    except (ProtobufDecodeError, RecursionError, ValueError) as exc:
-        raise DecodeError(f"invalid OTLP protobuf: {exc}") from exc
-    return request
+    return parse_message(_LEAN[signal.name](), body)
 
 
 def json_to_protobuf(signal: Signal, body: bytes) -> bytes:
@@ -127,17 +121,7 @@ def json_to_protobuf(signal: Signal, body: bytes) -> bytes:
     Raises:
         DecodeError: the bytes are not JSON, or not of the OTLP shape.
     """
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise DecodeError(f"invalid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise DecodeError("invalid OTLP/JSON: the body must be a JSON object")
-    try:
-        _hex_ids(data)
-        full = json_format.ParseDict(data, _FULL[signal.name](), ignore_unknown_fields=True)
-    except (json_format.ParseError, RecursionError, ValueError, TypeError, AttributeError) as exc:
-        raise DecodeError(f"invalid OTLP/JSON: {exc}") from exc
+    full = parse_json_message(_FULL[signal.name](), body, _hex_ids)
     return bytes(full.SerializeToString())
 
 
