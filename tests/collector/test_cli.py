@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -217,3 +218,18 @@ def test_a_chdb_gateway_killed_and_restarted_answers_as_before(tmp_path: Any) ->
         assert [_api_json(started["api_port"], p) for p in paths] == before
         process.send_signal(signal.SIGTERM)
         assert process.wait(15) == 0
+
+
+def test_a_damaged_store_exits_1_with_one_line(tmp_path: Path) -> None:
+    """Garbage in the store file: exit 1 and one log line naming it, not 200s that lose data."""
+    path = tmp_path / "podtrace.db"
+    path.write_bytes(b"SQLite format 3\x00" + b"\xa5" * 16_384)
+    done = subprocess.run(
+        [sys.executable, "-m", "podtrace", "collector", *BASE[:6], "--store", f"sqlite:///{path}"],
+        capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1
+    lines = [_json_line(line) for line in done.stderr.splitlines() if line.strip()]
+    failures = [entry for entry in lines if entry.get("event") == "collector failed to start"]
+    assert len(failures) == 1 and str(path) in failures[0]["error"], done.stderr
+    assert b"Traceback" not in done.stderr
