@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from podtrace_collector.aggregate.stats import Aggregates, EdgeStats
-from podtrace_collector.errors import ConfigError
+from podtrace_collector.errors import ConfigError, StoreError
 from podtrace_collector.store.sqlite import SqliteStore
 
 from tests.collector.store.samples import T0, hist, merged, registry, sample, window
@@ -137,4 +137,22 @@ def test_new_columns_are_added_to_an_older_file(tmp_path: Path) -> None:
     st = SqliteStore(path)
     st.write({T0: sample(0)})
     assert window(st).entry_totals == sample(0).entry_totals
+    st.close()
+
+
+def test_a_full_disk_is_a_transient_error_naming_the_cause(tmp_path: Path) -> None:
+    """Out of space, the write fails with SQLite's own reason (not a failed rollback's), as a
+    transient error; writes succeed again once there is room."""
+    st = SqliteStore(tmp_path / "p.db")
+    st.write({T0: sample(0)})
+    pages = st._db.execute("PRAGMA page_count").fetchone()[0]
+    st._db.execute(f"PRAGMA max_page_count = {pages}")  # the file may not grow: a full disk
+    big = {T0 + 60 * k: sample(k, bucket_s=T0 + 60 * k) for k in range(1, 200)}
+    with pytest.raises(StoreError) as caught:
+        st.write(big)
+    assert caught.value.transient
+    assert "full" in str(caught.value) and "rollback" not in str(caught.value)
+    st._db.execute("PRAGMA max_page_count = 1073741823")
+    st.write(big)
+    assert window(st).traces == sum(sample(k).traces for k in range(200))
     st.close()
