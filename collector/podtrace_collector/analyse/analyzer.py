@@ -48,39 +48,30 @@ Attribution is not exclusive: a request carrying origins in two workload-revisio
 
 from __future__ import annotations
 
-import bisect
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Sequence
 
 from podtrace_collector.aggregate.fields import MAX_ITEMS
-from podtrace_collector.aggregate.histogram import GAMMA, MIN_MS, ZERO_BUCKET, bucket_of
+from podtrace_collector.aggregate.histogram import bucket_of
 from podtrace_collector.aggregate.stats import (
-    MAX_EXEMPLARS,
-    MAX_USERS,
     Aggregates,
     Count,
     EdgeStats,
-    EntryImpact,
-    EntryLatencyImpact,
     EntryTotal,
-    Impact,
-    LatencyImpact,
-    OriginStats,
     RevisionStats,
-    TransitStats,
 )
 from podtrace_collector.analyse.cardinality import RevisionCap
 from podtrace_collector.analyse.critical import Summary, critical_summaries
+from podtrace_collector.analyse.failures import add_affected, add_entry_impact, add_exemplar
 from podtrace_collector.analyse.pairing import MAX_WAITING, Pairing, Waiting, open_ends
 from podtrace_collector.analyse.requests import Request, TraceAnalysis, WorkloadRev, analyse_trace
+from podtrace_collector.analyse.timing import add_entry_shares, add_shares, add_times, add_transit
 from podtrace_collector.model import Span
 
 logger = logging.getLogger(__name__)
 
-_ceil, _log, _LOG_GAMMA = math.ceil, math.log, math.log(GAMMA)
 BUCKET_S = 60
 _BUCKET_NS = BUCKET_S * 1_000_000_000
 
@@ -172,7 +163,7 @@ def _add_request(
             callers = st.callers  # ``RevisionStats.callers_add`` inlined
             if caller not in callers and len(callers) < MAX_ITEMS:
                 callers.add(caller)
-            _add_transit(agg, (caller, r.caller_revision), r.key, r.transit_ms)
+            add_transit(agg, (caller, r.caller_revision), r.key, r.transit_ms)
     parent = r.parent
     operation = ""
     if parent is None:
@@ -196,9 +187,9 @@ def _add_request(
         counts[latency_bucket] = counts.get(latency_bucket, 0) + 1
         h.total += 1
     if summary is not None:
-        _add_shares(agg, r, summary, latency_bucket, operation)
+        add_shares(agg, r, summary, latency_bucket, operation)
     elif parent is None and span.end_ns > span.start_ns:  # an entry point's own time, all of it
-        _add_entry_shares(
+        add_entry_shares(
             agg, r, {r.key: (span.end_ns - span.start_ns, 0)}, latency_bucket, operation
         )
     if not r.failed:
@@ -206,169 +197,13 @@ def _add_request(
     st.errors += 1
     if r.origin:
         st.origin_errors += 1
-        _add_exemplar(agg, r)
+        add_exemplar(agg, r)
         return
     for key, min_hops, max_hops in r.affected_by():
-        _add_affected(agg, r, key, min_hops, max_hops)
+        add_affected(agg, r, key, min_hops, max_hops)
         if parent is None:
-            _add_entry_impact(agg, r, key, operation, min_hops)
+            add_entry_impact(agg, r, key, operation, min_hops)
             reached.add(key)
-
-
-def add_times(
-    agg: Aggregates,
-    st: RevisionStats,
-    key: WorkloadRev,
-    self_ms: float,
-    own_ms: float,
-    caller: WorkloadRev | None,
-    transit_ms: float,
-) -> None:
-    """Add one request's self time, own time and (with a caller workload-revision) transit."""
-    for h, value in ((st.self_time, self_ms), (st.own_time, own_ms)):
-        bucket = bucket_of(value)
-        h.counts[bucket] = h.counts.get(bucket, 0) + 1
-        h.total += 1
-    if caller is not None:
-        st.callers_add(caller[0])
-        _add_transit(agg, caller, key, transit_ms)
-
-
-def _add_transit(agg: Aggregates, caller: WorkloadRev, key: WorkloadRev, ms: float) -> None:
-    """One transit sample, to the workload-revision and to the caller's total."""
-    bucket = bucket_of(ms)
-    k = (*key, caller[0])
-    transit = agg.transit.get(k)
-    if transit is None:
-        transit = agg.transit[k] = TransitStats()
-    _count(transit, bucket)
-    out = agg.transit_out.get(caller)
-    if out is None:
-        out = agg.transit_out[caller] = TransitStats()
-    _count(out, bucket)
-
-
-def _count(transit: TransitStats, bucket: int) -> None:
-    transit.requests += 1
-    h = transit.transit
-    h.counts[bucket] = h.counts.get(bucket, 0) + 1
-    h.total += 1
-
-
-def _add_shares(
-    agg: Aggregates, r: Request, summary: Summary, latency_bucket: int, operation: str
-) -> None:
-    """One request's critical-path shares (``critical.critical_summaries``) into the latency
-    maps.  ``Histogram.add`` and ``bucket_of`` are inlined: this runs for most spans."""
-    if r.parent is None:
-        _add_entry_shares(agg, r, summary, latency_bucket, operation)
-    workload, depth = r.info.workload, r.depth
-    impacts = agg.latency_impacts
-    for (w, rev), (ns, at) in summary.items():
-        if w == workload or not ns:
-            continue  # a workload's time in its own requests is its self time: the verdict's
-        k = (w, rev, workload)
-        imp = impacts.get(k)
-        if imp is None:
-            imp = impacts[k] = LatencyImpact()
-        imp.exposed_requests += 1
-        share_ms = ns / 1e6
-        b = _ceil(_log(share_ms) / _LOG_GAMMA) if share_ms > MIN_MS else ZERO_BUCKET
-        h = imp.shares
-        counts = h.counts
-        counts[b] = counts.get(b, 0) + 1
-        h.total += 1
-        h = imp.latency
-        counts = h.counts
-        counts[latency_bucket] = counts.get(latency_bucket, 0) + 1
-        h.total += 1
-        if not imp.nearest or at - depth < imp.nearest - 1:
-            imp.nearest = at - depth + 1
-
-
-def _add_entry_shares(
-    agg: Aggregates, r: Request, summary: Summary, latency_bucket: int, operation: str
-) -> None:
-    workload, depth = r.info.workload, r.depth
-    user = r.span.attributes.get("enduser.id")
-    impacts = agg.entry_latency_impacts
-    for (w, rev), (ns, at) in summary.items():
-        if not ns:
-            continue
-        k = (w, rev, workload, operation)
-        imp = impacts.get(k)
-        if imp is None:
-            imp = impacts[k] = EntryLatencyImpact()
-        imp.exposed_requests += 1
-        imp.shares.add(ns / 1e6)
-        h = imp.latency
-        h.counts[latency_bucket] = h.counts.get(latency_bucket, 0) + 1
-        h.total += 1
-        if not imp.nearest or at - depth < imp.nearest - 1:
-            imp.nearest = at - depth + 1
-        if user is not None and user != "":
-            _add_capped(imp.users, str(user))
-
-
-def _origin_stats(agg: Aggregates, key: WorkloadRev) -> OriginStats:
-    stats = agg.origins.get(key)
-    if stats is None:
-        stats = agg.origins[key] = OriginStats()
-    return stats
-
-
-def _add_exemplar(agg: Aggregates, r: Request) -> None:
-    """Keep the origin's ``MAX_EXEMPLARS`` smallest trace ids (sorted): a sample that merges
-    the same whichever gateway analysed which trace (``aggregate.fields``)."""
-    stats = _origin_stats(agg, r.key)
-    exemplars = stats.exemplars
-    trace_id = r.span.trace_id.hex()
-    if trace_id in exemplars:
-        return
-    if len(exemplars) < MAX_EXEMPLARS:
-        bisect.insort(exemplars, trace_id)
-    elif trace_id < exemplars[-1]:
-        exemplars.pop()
-        bisect.insort(exemplars, trace_id)
-
-
-def _add_affected(
-    agg: Aggregates, r: Request, key: WorkloadRev, min_hops: int, max_hops: int
-) -> None:
-    origin = _origin_stats(agg, key)
-    if max_hops > origin.max_hops:
-        origin.max_hops = max_hops
-    workload = r.info.workload
-    if workload == key[0]:
-        return  # the origin's own workload is not an affected service
-    k = (key[0], key[1], workload)
-    impact = agg.impacts.get(k)
-    if impact is None:
-        impact = agg.impacts[k] = Impact()
-    impact.affected_requests += 1
-    if not impact.min_hops or min_hops < impact.min_hops:
-        impact.min_hops = min_hops
-
-
-def _add_entry_impact(
-    agg: Aggregates, r: Request, key: WorkloadRev, operation: str, min_hops: int
-) -> None:
-    k = (key[0], key[1], r.info.workload, operation)
-    impact = agg.entry_impacts.get(k)
-    if impact is None:
-        impact = agg.entry_impacts[k] = EntryImpact()
-    impact.affected_requests += 1
-    if not impact.min_hops or min_hops < impact.min_hops:
-        impact.min_hops = min_hops
-    user = r.span.attributes.get("enduser.id")
-    if user is not None and user != "":
-        _add_capped(impact.users, str(user))
-        _add_capped(agg.origins[key].users, str(user))
-
-
-def _add_capped(users: set[str], user: str) -> None:
-    if len(users) < MAX_USERS:
-        users.add(user)
 
 
 def _admitted(cap: RevisionCap, trace: TraceAnalysis) -> bool:

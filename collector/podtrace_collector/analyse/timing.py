@@ -1,0 +1,121 @@
+"""Time aggregates of analysed requests: self and own time, transit, critical-path shares.
+
+SPEC §6's split of self time (``revisions[…].self_time`` / ``own_time``, ``transit`` and
+``transit_out``) and SPEC §5's shares of the critical path (``latency_impacts``,
+``entry_latency_impacts``); ``analyzer`` calls these for every request (the module docstring
+there says what each map holds).  ``Histogram.add`` and ``bucket_of`` are inlined where they run
+for most spans.
+"""
+
+from __future__ import annotations
+
+import math
+
+from podtrace_collector.aggregate.histogram import GAMMA, MIN_MS, ZERO_BUCKET, bucket_of
+from podtrace_collector.aggregate.stats import (
+    Aggregates,
+    EntryLatencyImpact,
+    LatencyImpact,
+    RevisionStats,
+    TransitStats,
+)
+from podtrace_collector.analyse.critical import Summary
+from podtrace_collector.analyse.failures import add_capped
+from podtrace_collector.analyse.requests import Request, WorkloadRev
+
+_ceil, _log, _LOG_GAMMA = math.ceil, math.log, math.log(GAMMA)
+
+
+def add_times(
+    agg: Aggregates,
+    st: RevisionStats,
+    key: WorkloadRev,
+    self_ms: float,
+    own_ms: float,
+    caller: WorkloadRev | None,
+    transit_ms: float,
+) -> None:
+    """Add one request's self time, own time and (with a caller workload-revision) transit."""
+    for h, value in ((st.self_time, self_ms), (st.own_time, own_ms)):
+        bucket = bucket_of(value)
+        h.counts[bucket] = h.counts.get(bucket, 0) + 1
+        h.total += 1
+    if caller is not None:
+        st.callers_add(caller[0])
+        add_transit(agg, caller, key, transit_ms)
+
+
+def add_transit(agg: Aggregates, caller: WorkloadRev, key: WorkloadRev, ms: float) -> None:
+    """One transit sample, to the workload-revision and to the caller's total."""
+    bucket = bucket_of(ms)
+    k = (*key, caller[0])
+    transit = agg.transit.get(k)
+    if transit is None:
+        transit = agg.transit[k] = TransitStats()
+    _count(transit, bucket)
+    out = agg.transit_out.get(caller)
+    if out is None:
+        out = agg.transit_out[caller] = TransitStats()
+    _count(out, bucket)
+
+
+def _count(transit: TransitStats, bucket: int) -> None:
+    transit.requests += 1
+    h = transit.transit
+    h.counts[bucket] = h.counts.get(bucket, 0) + 1
+    h.total += 1
+
+
+def add_shares(
+    agg: Aggregates, r: Request, summary: Summary, latency_bucket: int, operation: str
+) -> None:
+    """One request's critical-path shares (``critical.critical_summaries``) into the latency
+    maps.  ``Histogram.add`` and ``bucket_of`` are inlined: this runs for most spans."""
+    if r.parent is None:
+        add_entry_shares(agg, r, summary, latency_bucket, operation)
+    workload, depth = r.info.workload, r.depth
+    impacts = agg.latency_impacts
+    for (w, rev), (ns, at) in summary.items():
+        if w == workload or not ns:
+            continue  # a workload's time in its own requests is its self time: the verdict's
+        k = (w, rev, workload)
+        imp = impacts.get(k)
+        if imp is None:
+            imp = impacts[k] = LatencyImpact()
+        imp.exposed_requests += 1
+        share_ms = ns / 1e6
+        b = _ceil(_log(share_ms) / _LOG_GAMMA) if share_ms > MIN_MS else ZERO_BUCKET
+        h = imp.shares
+        counts = h.counts
+        counts[b] = counts.get(b, 0) + 1
+        h.total += 1
+        h = imp.latency
+        counts = h.counts
+        counts[latency_bucket] = counts.get(latency_bucket, 0) + 1
+        h.total += 1
+        if not imp.nearest or at - depth < imp.nearest - 1:
+            imp.nearest = at - depth + 1
+
+
+def add_entry_shares(
+    agg: Aggregates, r: Request, summary: Summary, latency_bucket: int, operation: str
+) -> None:
+    workload, depth = r.info.workload, r.depth
+    user = r.span.attributes.get("enduser.id")
+    impacts = agg.entry_latency_impacts
+    for (w, rev), (ns, at) in summary.items():
+        if not ns:
+            continue
+        k = (w, rev, workload, operation)
+        imp = impacts.get(k)
+        if imp is None:
+            imp = impacts[k] = EntryLatencyImpact()
+        imp.exposed_requests += 1
+        imp.shares.add(ns / 1e6)
+        h = imp.latency
+        h.counts[latency_bucket] = h.counts.get(latency_bucket, 0) + 1
+        h.total += 1
+        if not imp.nearest or at - depth < imp.nearest - 1:
+            imp.nearest = at - depth + 1
+        if user is not None and user != "":
+            add_capped(imp.users, str(user))
