@@ -7,10 +7,11 @@ merge, since the map is in the sorting key; the columns a map does not declare s
 neutral default (sparse).  One table is what makes a write atomic: a write is one INSERT, which
 becomes one part, visible at once (``clickhouse`` explains how a read uses that).
 
-Writes go into a ``Null`` table, ``ingest_<digest>``, whose materialized view groups the inserted
-minutes into every tier (minutes, 10 minutes, hours and days: ``TIERS``) and inserts them into
-``aggregates`` in one block; the AggregatingMergeTree then merges rows of a key and bucket from
-any number of writes and gateways in the background, by each column's merge:
+Writes go into a ``Null`` table, ``ingest_<digest>``, whose materialized view writes each
+inserted minute row once per tier (minutes, 10 minutes, hours and days: ``TIERS``) into
+``aggregates`` in one block; the AggregatingMergeTree merges rows of a key and bucket (those of
+one batch's minutes as it writes the part, ``clickhouse``; those of different writes and gateways
+in the background) by each column's merge:
 
 ======  =====================================================  ===========================
 merge   column                                                 read as
@@ -73,14 +74,14 @@ INGEST_TYPE = {
     "set": "Array(String)",
     "list": "Array(String)",
 }
-_INGEST = {  # the view's expression: the minutes of one insert merged into a tier's row
-    "sum": "sum({c})",
-    "max": "max({c})",
-    "min0": f"min(if({{c}} = 0, {NONE}, {{c}}))",
-    "first": "max({c})",
-    "hist": "sumMap({c})",
-    "set": f"groupUniqArrayArray({MAX_ITEMS})({{c}})",
-    "list": f"arrayReduce('groupArraySortedState({LIST_STATE})', groupUniqArrayArray({{c}}))",
+_INGEST = {  # the view's expression: an inserted minute row as a tier's stored row
+    "sum": "{c}",
+    "max": "{c}",
+    "min0": f"if({{c}} = 0, {NONE}, {{c}})",
+    "first": "{c}",
+    "hist": "{c}",
+    "set": f"if(length({{c}}) > {MAX_ITEMS}, arraySlice(arrayDistinct({{c}}), 1, {MAX_ITEMS}), {{c}})",
+    "list": f"arrayReduce('groupArraySortedState({LIST_STATE})', arrayDistinct({{c}}))",
 }
 _READ = {  # a read's merge of a key's rows; {f} is an aggregate combinator suffix ("" or "If")
     "sum": "sum{f}({c}{cond})",
@@ -194,14 +195,17 @@ def ingest_ddl(db: str) -> list[str]:
 
 
 def _view_select(source: str) -> str:
+    """Each inserted minute row once per tier, re-keyed to the tier's bucket.  No GROUP BY: the
+    table merges the rows of one key and bucket, at insert when a batch holds several minutes
+    (``clickhouse``), later in the background."""
     keys = ", ".join(KEYS)
     values = ", ".join(f"{_INGEST[c.merge].format(c=c.name)} AS {c.name}" for c in COLUMNS)
     tiers = ", ".join(map(str, TIERS))
     return (
         f"SELECT map, tier, minute - positiveModulo(minute, tier) AS bucket, today() AS written,"
         f" {keys}, {values} FROM {source} ARRAY JOIN [{tiers}] AS tier"
-        f" GROUP BY map, tier, bucket, {keys}"
     )
+
 
 
 def ranges(start_s: float | None, end_s: float | None, horizon_s: int | None) -> list[Range]:

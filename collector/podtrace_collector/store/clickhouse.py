@@ -191,13 +191,21 @@ class ClickHouseStore:
             self._local = threading.local()
 
     def _insert(self, client: Client, columns: list[list[Any]], token: str) -> None:
+        """One INSERT.  A batch of several minutes has rows of one key in one coarse bucket,
+        which the engine merges as it writes the part; a single minute has none, and merging
+        anyway (sorting and re-aggregating every row) was most of the insert's cost."""
+        several = len(set(columns[1])) > 1  # the minute column
         client.insert(
             self._ingest,
             columns,
             column_names=s.INGEST_COLUMNS,
             column_type_names=s.INGEST_TYPES,
             column_oriented=True,
-            settings={**_INSERT_SETTINGS, "insert_deduplication_token": token},
+            settings={
+                **_INSERT_SETTINGS,
+                "insert_deduplication_token": token,
+                "optimize_on_insert": int(several),
+            },
         )
 
     def _windows(
