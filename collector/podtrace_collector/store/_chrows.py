@@ -69,20 +69,27 @@ def _neutral(merge: str) -> Any:
     return _EMPTY[merge]
 
 
+# Per map: (field, the index of its column in a window query's row, merge).
+_FIELDS = {
+    spec.name: tuple(
+        (name, 2 + len(s.KEYS) + [c.name for c in s.COLUMNS].index(name), merge)
+        for name, merge in spec.merges
+    )
+    for spec in MAPS
+}
+
+
 def windows(rows: Sequence[Sequence[Any]], n_windows: int) -> list[Aggregates]:
     """Query rows ``(w, map, *keys, *values, seen)`` as one ``Aggregates`` per window."""
     out = [Aggregates() for _ in range(n_windows)]
-    n_keys = len(s.KEYS)
     for row in rows:
         spec = s.BY_NAME.get(row[1])
         if spec is None:  # a map a newer podtrace writes: not ours to read
             continue
-        key = tuple(row[2 : 2 + len(spec.keys)])
-        values = dict(zip((c.name for c in s.COLUMNS), row[2 + n_keys : -1], strict=True))
         stats = spec.stats()
-        for name, merge in spec.merges:
-            setattr(stats, name, _stat(values[name], merge))
-        getattr(out[row[0]], spec.name)[key] = stats
+        for name, i, merge in _FIELDS[spec.name]:
+            setattr(stats, name, _stat(row[i], merge))
+        getattr(out[row[0]], spec.name)[tuple(row[2 : 2 + len(spec.keys)])] = stats
     return out
 
 

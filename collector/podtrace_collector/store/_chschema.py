@@ -4,7 +4,9 @@ One wide table, ``aggregates``, holds every map: a ``map`` column names the map,
 its key parts (``''`` past the map's own), and one column per declared field (a field name means
 one merge in every map that declares it: the column is shared).  Rows of different maps never
 merge, since the map is in the sorting key; the columns a map does not declare stay at their
-neutral default (sparse).  One table is what makes a write atomic: a write is one INSERT, which
+neutral default (sparse).  An origin-keyed map's rows are sorted by origin first (``okey1``,
+``okey2``: its first two key parts), so that a report reads its origins' rows, not every
+origin's; the other maps' by time (a window is one range per tier).  One table is what makes a write atomic: a write is one INSERT, which
 becomes one part, visible at once (``clickhouse`` explains how a read uses that).
 
 Writes go into a ``Null`` table, ``ingest_<digest>``, whose materialized view writes each
@@ -40,7 +42,7 @@ from dataclasses import dataclass
 from podtrace_collector.aggregate.fields import MAX_ITEMS, MAX_LIST, MapSpec
 from podtrace_collector.aggregate.stats import MAPS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: origin-keyed maps sorted by origin (okey1, okey2)
 # Minutes, 10 minutes, hours, days: each divides the next.  A window reads whole days, hours
 # and 10 minutes from the coarse tiers and at most 9 minutes at each end from the minutes.
 TIERS = (60, 600, 3600, 86_400)
@@ -53,7 +55,6 @@ FAR_PAST, FAR_FUTURE = -(DAY << 32), DAY << 32  # unbounded window ends, multipl
 TABLE = "aggregates"
 REGISTRY = next(spec for spec in MAPS if spec.name == "revisions")
 ORIGIN_MAPS = tuple(spec.name for spec in MAPS if spec.origin)
-DETAIL_MAPS = tuple(spec.name for spec in MAPS if spec.detail)
 BY_NAME = {spec.name: spec for spec in MAPS}
 
 _STORED = {
@@ -80,7 +81,8 @@ _INGEST = {  # the view's expression: an inserted minute row as a tier's stored 
     "min0": f"if({{c}} = 0, {NONE}, {{c}})",
     "first": "{c}",
     "hist": "{c}",
-    "set": f"if(length({{c}}) > {MAX_ITEMS}, arraySlice(arrayDistinct({{c}}), 1, {MAX_ITEMS}), {{c}})",
+    "set": f"if(length({{c}}) > {MAX_ITEMS}, arraySlice(arrayDistinct({{c}}), 1, {MAX_ITEMS}),"
+    " {c})",
     "list": f"arrayReduce('groupArraySortedState({LIST_STATE})', arrayDistinct({{c}}))",
 }
 _READ = {  # a read's merge of a key's rows; {f} is an aggregate combinator suffix ("" or "If")
@@ -133,11 +135,21 @@ def q(name: str) -> str:
     return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
 
+def sorting_key() -> str:
+    """Map, then the origin of an origin-keyed map (``''`` for other maps), tier and time, key.
+
+    A window of a map is then one range per tier (per origin for an origin-keyed map, so that a
+    report reads its origins' rows and not every origin's)."""
+    return ", ".join(["map", "okey1", "okey2", "tier", "bucket", *KEYS])
+
+
 def aggregates_ddl(db: str, ttl_s: int | None) -> str:
     """The ``aggregates`` table, partitioned by the day of the write (one partition per write,
-    so one part), sorted by map, tier and time (a window is a range) then key."""
+    so one part), sorted by ``sorting_key``."""
     cols = [
         "map LowCardinality(String)",
+        "okey1 String",  # the first two key parts of an origin-keyed map, else ''
+        "okey2 String",
         "tier UInt32",
         "bucket Int64",
         "written Date",
@@ -147,12 +159,12 @@ def aggregates_ddl(db: str, ttl_s: int | None) -> str:
     return (
         f"CREATE TABLE IF NOT EXISTS {q(db)}.{TABLE} ({', '.join(cols)})"
         f" ENGINE = AggregatingMergeTree PARTITION BY written"
-        f" ORDER BY ({', '.join(['map', 'tier', 'bucket', *KEYS])}){ttl_clause(ttl_s)}"
+        f" ORDER BY ({sorting_key()}){ttl_clause(ttl_s)}"
         # Insert deduplication by token for a non-replicated table: a write retried after a
         # lost acknowledgement is recognised among the last 10,000 inserts of every gateway.
         " SETTINGS non_replicated_deduplication_window = 10000, ttl_only_drop_parts = 1,"
-        # Small granules: a window is one range per map and tier; 8,192-row granules would
-        # read tens of thousands of rows of other buckets at each range's ends.
+        # Small granules: a window is one range per map and tier (and origin); 8,192-row
+        # granules would read tens of thousands of rows of other buckets at each range's ends.
         " index_granularity = 256"
     )
 
@@ -201,11 +213,11 @@ def _view_select(source: str) -> str:
     keys = ", ".join(KEYS)
     values = ", ".join(f"{_INGEST[c.merge].format(c=c.name)} AS {c.name}" for c in COLUMNS)
     tiers = ", ".join(map(str, TIERS))
+    okeys = ", ".join(f"if(map IN {strings(ORIGIN_MAPS)}, {k}, '') AS o{k}" for k in KEYS[:2])
     return (
-        f"SELECT map, tier, minute - positiveModulo(minute, tier) AS bucket, today() AS written,"
-        f" {keys}, {values} FROM {source} ARRAY JOIN [{tiers}] AS tier"
+        f"SELECT map, {okeys}, tier, minute - positiveModulo(minute, tier) AS bucket,"
+        f" today() AS written, {keys}, {values} FROM {source} ARRAY JOIN [{tiers}] AS tier"
     )
-
 
 
 def ranges(start_s: float | None, end_s: float | None, horizon_s: int | None) -> list[Range]:
@@ -243,34 +255,6 @@ def range_sql(rs: list[Range]) -> str:
     return "(" + " OR ".join(parts) + ")" if parts else "0"
 
 
-def window_sql(db: str, index: int, rs: list[Range], *, origins: bool, details: bool) -> str:
-    """One window's GROUP BY over ``aggregates``: one row per map and key.
-
-    Parameters: ``wm`` (the snapshot's last block), ``maps{index}`` (the maps to read), and with
-    ``origins`` / ``details`` the workload-revisions ``origins{index}`` / ``details{index}``:
-    origin-keyed maps keep only those origins' keys; detail maps merge histograms, sets and
-    lists only for those keys.
-    """
-    where = [f"map IN {{maps{index}:Array(String)}}", range_sql(rs), f"{PART_MIN} <= {{wm:UInt64}}"]
-    if origins:
-        where.append(
-            f"(map NOT IN {_strings(ORIGIN_MAPS)}"
-            f" OR (key1, key2) IN {{origins{index}:Array(Tuple(String, String))}})"
-        )
-    heavy_if = (
-        f"map NOT IN {_strings(DETAIL_MAPS)}"
-        f" OR (key1, key2) IN {{details{index}:Array(Tuple(String, String))}}"
-        if details
-        else None
-    )
-    values = [_read(c, heavy_if if c.merge in ("hist", "set", "list") else None) for c in COLUMNS]
-    keys = ", ".join(KEYS)
-    return (
-        f"SELECT {index} AS w, map, {keys}, {', '.join(values)}, max({PART_MAX}) AS seen"
-        f" FROM {q(db)}.{TABLE} WHERE {' AND '.join(where)} GROUP BY map, {keys}"
-    )
-
-
 def registry_sql(db: str, retained: list[Range]) -> str:
     """The registry: per workload-revision, identity, first/last seen and pods over every day
     row still stored, counts over the retained buckets; revisions with nothing retained left
@@ -278,7 +262,7 @@ def registry_sql(db: str, retained: list[Range]) -> str:
     kept = range_sql(retained)
     n = len(REGISTRY.keys)
     values = [
-        _read(Column(name, merge), kept if merge == "sum" else f"tier = {DAY}")
+        read_expr(Column(name, merge), kept if merge == "sum" else f"tier = {DAY}")
         for name, merge in REGISTRY.merges
         if merge != "hist"
     ]
@@ -293,12 +277,14 @@ def registry_sql(db: str, retained: list[Range]) -> str:
 REGISTRY_FIELDS = tuple((n, m) for n, m in REGISTRY.merges if m != "hist")
 
 
-def _read(c: Column, cond: str | None) -> str:
+def read_expr(c: Column, cond: str | None) -> str:
+    """A read's merge of column ``c`` over a key's rows, of those where ``cond`` holds if given."""
     expr = _READ[c.merge].format(c=c.name, f="If" if cond else "", cond=f", {cond}" if cond else "")
     return f"if({expr} = {NONE}, 0, {expr})" if c.merge == "min0" else expr
 
 
-def _strings(names: tuple[str, ...]) -> str:
+def strings(names: tuple[str, ...]) -> str:
+    """Names from the declarations as an SQL tuple of strings."""
     return "(" + ", ".join(f"'{n}'" for n in names) + ")" if names else "('')"
 
 

@@ -42,10 +42,10 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from podtrace_collector.aggregate.stats import MAPS, Aggregates
+from podtrace_collector.aggregate.stats import Aggregates
 from podtrace_collector.aggregate.window import Window
 from podtrace_collector.errors import ConfigError, StoreError
-from podtrace_collector.store import _chrows, _churl
+from podtrace_collector.store import _chrows, _churl, _chwindows
 from podtrace_collector.store import _chschema as s
 from podtrace_collector.store.base import BUCKET_S, P, Registry, Snapshot
 
@@ -211,26 +211,13 @@ class ClickHouseStore:
     def _windows(
         self, client: Client, windows: Sequence[Window], wm: int, horizon: int | None
     ) -> list[Aggregates] | None:
-        """Every window in one query (a UNION ALL of one GROUP BY per window); ``None`` when a
-        part read held a block newer than the snapshot's."""
-        parts: list[str] = []
-        params: dict[str, Any] = {"wm": wm}
-        for i, w in enumerate(windows):
-            rs = s.ranges(w.start_s, w.end_s, horizon)
-            maps = [spec.name for spec in MAPS if w.maps is None or spec.name in w.maps]
-            if not rs or not maps:
-                continue
-            params[f"maps{i}"] = maps
-            if w.origins is not None:
-                params[f"origins{i}"] = sorted(w.origins)
-            if w.details is not None:
-                params[f"details{i}"] = sorted(w.details)
-            details = w.details is not None
-            origins = w.origins is not None
-            parts.append(s.window_sql(self._db, i, rs, origins=origins, details=details))
-        if not parts:
+        """Every window in one query (``_chwindows``); ``None`` when a part read held a block
+        newer than the snapshot's."""
+        wanted = _chwindows.reads(windows, horizon)
+        if not wanted:
             return [Aggregates() for _ in windows]
-        rows = self._query(client, " UNION ALL ".join(parts), params)
+        sql, params = _chwindows.windows_sql(self._db, wanted)
+        rows = self._query(client, sql, {**params, "wm": wm})
         return None if _newer(rows, wm) else _chrows.windows(rows, len(windows))
 
     def _query(self, client: Client, sql: str, params: dict[str, Any]) -> Sequence[Sequence[Any]]:
@@ -336,8 +323,7 @@ def _add_missing_columns(client: Client, db: str) -> None:
     missing = [k for k in s.KEYS if k not in present]
     if missing:
         adds = ", ".join(f"ADD COLUMN IF NOT EXISTS {k} String" for k in missing)
-        order = ", ".join(["map", "tier", "bucket", *s.KEYS])
-        client.command(f"ALTER TABLE {table} {adds}, MODIFY ORDER BY ({order})")
+        client.command(f"ALTER TABLE {table} {adds}, MODIFY ORDER BY ({s.sorting_key()})")
 
 
 def _set_ttl(client: Client, db: str, ttl_s: int | None) -> None:

@@ -142,6 +142,45 @@ class TestWindows:
         assert got.revisions and got.edges
         assert not (got.impacts or got.origins or got.entry_totals or got.totals)
 
+    def test_windows_of_one_read_each_get_what_they_ask(self, store: Store) -> None:
+        """A read of several windows (a report's: maps, ranges, origins and details differing)
+        answers each as a read of that window alone would."""
+        store.write(
+            {
+                T0 + 60 * m: merged(
+                    sample(m, revision="abc12", bucket_s=T0 + 60 * m),
+                    sample(m + 5, revision="def34", bucket_s=T0 + 60 * m),
+                )
+                for m in range(12)
+            }
+        )
+        cart, other = ("shop/cart", "abc12"), ("shop/cart", "def34")
+        windows = [
+            Window(
+                T0 + 30,
+                T0 + 660,
+                maps=frozenset({"revisions", "impacts", "origins", "entry_latency_impacts"}),
+                origins=frozenset({cart}),
+                details=frozenset({cart}),
+            ),
+            Window(T0, T0 + 600, maps=frozenset({"transit"}), origins=frozenset({other})),
+            Window(T0 + 120, None, maps=frozenset({"transit_out", "edges"})),
+            Window(T0, T0 + 720, maps=frozenset({"origins", "totals"}), origins=frozenset()),
+            Window(
+                T0 - 600,
+                T0 + 300,
+                maps=frozenset({"revisions", "impacts"}),
+                details=frozenset({other}),
+            ),
+            Window(maps=frozenset()),
+        ]
+        together = read_windows(store, *windows)
+        assert together == [read_windows(store, w)[0] for w in windows]
+        assert together[0].impacts and all(k[:2] == cart for k in together[0].impacts)
+        assert together[1].transit and not together[0].transit
+        assert together[4].impacts.keys() == {(*other, "shop/frontend"), (*cart, "shop/frontend")}
+        assert together[4].revisions[other].latency.total and not together[4].revisions[cart].pods
+
     def test_tiers_agree_with_minute_by_minute(self, store: Store) -> None:
         """Any window (through minute, 10-minute and hour rows) equals merging its minutes."""
         mem = MemoryStore()
