@@ -6,8 +6,9 @@ one merge in every map that declares it: the column is shared).  Rows of differe
 merge, since the map is in the sorting key; the columns a map does not declare stay at their
 neutral default (sparse).  An origin-keyed map's rows are sorted by origin first (``okey1``,
 ``okey2``: its first two key parts), so that a report reads its origins' rows, not every
-origin's; the other maps' by time (a window is one range per tier).  One table is what makes a write atomic: a write is one INSERT, which
-becomes one part, visible at once (``clickhouse`` explains how a read uses that).
+origin's; the other maps' by time (a window is one range per tier).  One table is what makes a
+write atomic: a write is one INSERT, which becomes one part, visible at once (``clickhouse``
+explains how a read uses that).
 
 Writes go into a ``Null`` table, ``ingest_<digest>``, whose materialized view writes each
 inserted minute row once per tier (minutes, 10 minutes, hours and days: ``TIERS``) into

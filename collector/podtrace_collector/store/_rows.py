@@ -9,6 +9,7 @@ from typing import Any
 from podtrace_collector.aggregate.fields import MAX_ITEMS, smallest_capped
 from podtrace_collector.aggregate.histogram import Histogram
 from podtrace_collector.aggregate.stats import Aggregates, RevisionStats
+from podtrace_collector.store import _histblob
 from podtrace_collector.store import _schema as s
 
 Row = tuple[Any, ...]
@@ -22,14 +23,9 @@ def dump_list(items: Iterable[str]) -> str:
     return _ENCODE(list(items))
 
 
-def dump_str_counts(counts: Mapping[str, int]) -> str:
-    """Histogram counts keyed by their JSON strings (``merge_counts``)."""
-    return _ENCODE(dict(counts))
-
-
 def _encode_value(value: Any, merge: str) -> Any:
     if merge == "hist":
-        return _ENCODE({str(b): c for b, c in value.counts.items()})
+        return _histblob.encode(value.counts)
     if merge == "set":
         return dump_list(sorted(value))
     if merge == "list":
@@ -82,34 +78,15 @@ def new_stats(t: s.Table, scalars: Iterable[Any]) -> Any:
     return stats
 
 
-def load_heavy(t: s.Table, stats: Any, values: list[list[str]]) -> None:
-    """Merge a key's JSON rows (per heavy column, in time order) into ``stats``."""
+def load_heavy(t: s.Table, stats: Any, values: list[list[Any]]) -> None:
+    """Merge a key's rows (per heavy column, in time order) into ``stats``."""
     for (col, merge), rows in zip(t.heavy, values, strict=True):
         if merge == "hist":
-            setattr(stats, col, Histogram({int(b): c for b, c in merge_counts(rows).items()}))
+            setattr(stats, col, Histogram(_histblob.counts(_histblob.merge(rows))))
         elif merge == "set":
             setattr(stats, col, merge_set(rows))
         else:
             setattr(stats, col, merge_list(rows))
-
-
-def merge_counts(rows: list[str]) -> dict[str, int]:
-    """Histogram JSON rows added bin by bin, keys left as the strings they are stored as.
-
-    Every key is written as ``str(int)``, so equal bins have equal strings: adding by string and
-    converting once at the end does one ``int()`` per distinct bin instead of one per bin per row.
-    The rows are parsed as one JSON array: the decoder then makes each distinct key string once
-    and reuses it, so the additions below hit the dict by identity; that halves a merge's cost.
-    """
-    if not rows:
-        return {}
-    parsed: list[dict[str, int]] = json.loads(f"[{','.join(rows)}]")
-    counts = parsed[0]
-    get = counts.get
-    for row in parsed[1:]:
-        for b, c in row.items():
-            counts[b] = get(b, 0) + c
-    return counts
 
 
 def merge_set(rows: list[str]) -> set[str]:

@@ -1,4 +1,5 @@
-"""The merge functions SQLite calls for JSON columns in upserts and roll-ups (``pt_*``)."""
+"""The merge functions SQLite calls for histogram, set and list columns in upserts and
+roll-ups (``pt_*``)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,9 @@ import json
 import sqlite3
 from typing import Any
 
-from podtrace_collector.store._rows import (
-    dump_list,
-    dump_str_counts,
-    merge_counts,
-    merge_list,
-    merge_set,
-)
+from podtrace_collector.aggregate.fields import MAX_ITEMS
+from podtrace_collector.store import _histblob
+from podtrace_collector.store._rows import dump_list, merge_list, merge_set
 
 
 def register(db: sqlite3.Connection) -> None:
@@ -26,16 +23,19 @@ def register(db: sqlite3.Connection) -> None:
     db.create_aggregate("pt_list_agg", 1, _ListAgg)  # type: ignore[arg-type]
 
 
-def _hist_merge(a: str, b: str) -> str:
-    return dump_str_counts(merge_counts([a, b]))
+def _hist_merge(a: bytes | str, b: bytes | str) -> bytes:
+    return _histblob.merge((a, b))
 
 
 def _set_union(a: str, b: str) -> str:
-    stored = json.loads(a)
-    merged = sorted(merge_set([a, b]))
-    # A coarse row's set mostly holds the new minute's users already: when the result is what
-    # is stored, keep the stored text rather than re-encoding thousands of names.
-    return a if merged == stored else dump_list(merged)
+    """The capped union (``merge_set``: the stored items, then the new ones in their order)."""
+    stored: list[str] = json.loads(a)
+    have = set(stored)
+    added = [x for x in dict.fromkeys(json.loads(b)) if x not in have][: MAX_ITEMS - len(have)]
+    # A coarse row's set mostly holds the new minute's users already: then the stored text
+    # (sorted, as every set is written) is the union, and thousands of names need no sorting;
+    # else the stored run and the new items sort as two runs.
+    return dump_list(sorted(stored + added)) if added else a
 
 
 def _list_concat(a: str, b: str) -> str:
@@ -43,18 +43,18 @@ def _list_concat(a: str, b: str) -> str:
 
 
 class _JsonAgg:
-    """An SQLite aggregate collecting JSON values, merged once at the end."""
+    """An SQLite aggregate collecting stored values, merged once at the end."""
 
     def __init__(self) -> None:
-        self.values: list[str] = []
+        self.values: list[Any] = []
 
     def step(self, value: Any) -> None:
-        self.values.append(str(value))
+        self.values.append(value)
 
 
 class _HistAgg(_JsonAgg):
-    def finalize(self) -> str:
-        return dump_str_counts(merge_counts(self.values))
+    def finalize(self) -> bytes:
+        return _histblob.merge(self.values)
 
 
 class _SetAgg(_JsonAgg):

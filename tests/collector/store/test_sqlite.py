@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from podtrace_collector.aggregate.stats import Aggregates, EdgeStats
 from podtrace_collector.errors import ConfigError, StoreError
+from podtrace_collector.store import _histblob
 from podtrace_collector.store.sqlite import SqliteStore
 
 from tests.collector.store.samples import T0, hist, merged, registry, sample, window
@@ -156,3 +158,32 @@ def test_a_full_disk_is_a_transient_error_naming_the_cause(tmp_path: Path) -> No
     st.write(big)
     assert window(st).traces == sum(sample(k).traces for k in range(200))
     st.close()
+
+
+def test_histograms_stored_as_json_text_by_older_versions_still_read(tmp_path: Path) -> None:
+    """A file whose histograms are JSON text (as older versions wrote them) reads the same,
+    and later writes merge into those rows."""
+    path = tmp_path / "p.db"
+    st = SqliteStore(path)
+    st.write({T0: sample(0)})
+    before = window(st)
+    st.close()
+    conn = sqlite3.connect(path)
+    conn.create_function(
+        "as_json",
+        1,
+        lambda blob: json.dumps({str(b): c for b, c in _histblob.counts(blob).items()}),
+    )
+    for table, column in (("revisions", "latency"), ("edges", "latency"), ("transit", "transit")):
+        types = conn.execute(f"SELECT DISTINCT typeof({column}) FROM {table}").fetchall()
+        assert types == [("blob",)]
+        conn.execute(f"UPDATE {table} SET {column} = as_json({column})")
+        types = conn.execute(f"SELECT DISTINCT typeof({column}) FROM {table}").fetchall()
+        assert types == [("text",)]
+    conn.commit()
+    conn.close()
+    again = SqliteStore(path)
+    assert window(again) == before
+    again.write({T0: sample(1)})
+    assert window(again) == merged(sample(0), sample(1))
+    again.close()
