@@ -1,15 +1,18 @@
 """The SQLite schema, derived from the aggregate declarations (``aggregate.stats.MAPS``).
 
 Every map becomes one table with one row per (key, time bucket) in three *tiers*: minutes,
-10-minute and hour buckets (``span_s`` 60, 600, 3600).  A write merges each minute into its bucket
-of every tier; a window read covers the window's minutes with as few rows as it can (whole hours
-from the hour tier, whole 10 minutes from the middle tier, minutes at the ragged ends: at most
-18 + 10 + hours rows per key), so a week costs about what an hour does.
+10-minute and hour buckets (``span_s`` 60, 600, 3600).  A write merges each minute into its minute
+row; a coarse bucket's rows are built once it is over (``_rollup``: the 10-minute rows from the
+minutes, the hour rows from the 10-minute rows), and a minute written after that is merged into
+them too.  A window read covers the window's minutes with as few rows as it can (whole hours
+from the hour tier, whole 10 minutes from the middle tier, minutes at the ragged ends and where
+the coarse rows are not built yet: at most about 30 + hours rows per key), so a week costs about
+what an hour does.
 
 A column's merge (``aggregate.fields``) says how two rows of the same key combine, in an upsert
 of a repeated write, in a roll-up and in a window read: counters in SQL (``SUM``, ``MAX``, the
-smallest non-zero, ``MAX`` of strings), histograms, sets and lists as JSON merged by the
-``pt_*`` functions (upserts, roll-ups) or in Python (reads).
+smallest non-zero, ``MAX`` of strings), histograms (``_histblob``), sets and lists (JSON) merged
+by the ``pt_*`` functions (upserts, roll-ups) or in Python (reads).
 
 New maps and new fields need no migration step: opening a store creates missing tables and adds
 missing columns (with their defaults) to existing ones.
@@ -18,6 +21,7 @@ missing columns (with their defaults) to existing ones.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from podtrace_collector.aggregate.fields import HEAVY, MapSpec
@@ -86,6 +90,12 @@ def create_statements() -> list[str]:
         if t.keys:
             keys = ", ".join([*t.keys, "span_s", "bucket"])
             stmts.append(f"CREATE INDEX IF NOT EXISTS {t.name}_key ON {t.name} ({keys})")
+    # Per table and coarse tier: its rows hold every minute of the buckets before ``built_to``
+    # and none after (``_rollup``).
+    stmts.append(
+        "CREATE TABLE IF NOT EXISTS rollups (tbl TEXT NOT NULL, span_s INTEGER NOT NULL,"
+        " built_to INTEGER NOT NULL, PRIMARY KEY (tbl, span_s)) WITHOUT ROWID"
+    )
     cols = [*(f"{k} TEXT NOT NULL" for k in REGISTRY.keys)]
     cols += [column_ddl(c, m) for c, m in REGISTRY.values]
     pk = ", ".join(REGISTRY.keys)
@@ -138,18 +148,25 @@ _RANGE = "(span_s = ? AND bucket >= ? AND bucket < ?)"
 WINDOW = "(" + " OR ".join([_RANGE] * 5) + ")"
 
 
-def window_params(start_s: float | None, end_s: float | None) -> tuple[int, ...]:
-    """Parameters of ``WINDOW``: the minutes overlapping ``[start_s, end_s)`` as tier ranges."""
+def window_params(
+    start_s: float | None, end_s: float | None, built: Mapping[int, int] | None = None
+) -> tuple[int, ...]:
+    """Parameters of ``WINDOW``: the minutes overlapping ``[start_s, end_s)`` as tier ranges.
+
+    ``built``: per coarse tier, the bucket from which on its rows are not built yet (minutes,
+    or 10-minute rows, cover those buckets instead); ``None``: every coarse row is built.
+    """
     m0 = FAR_PAST if start_s is None else math.floor(start_s / MINUTE) * MINUTE
     m1 = FAR_FUTURE if end_s is None else math.ceil(end_s / MINUTE) * MINUTE
     if start_s is not None and start_s == end_s:
         m1 = m0  # an empty window reads nothing
     m0, m1 = max(m0, FAR_PAST), max(min(m1, FAR_FUTURE), m0)
     ten, hour = TIERS[1], TIERS[2]
+    built = built or {ten: FAR_FUTURE, hour: FAR_FUTURE}
     t0 = min(-(-m0 // ten) * ten, m1)
-    t1 = max(m1 // ten * ten, t0)
+    t1 = max(min(m1 // ten * ten, built[ten]), t0)
     h0 = min(-(-t0 // hour) * hour, t1)
-    h1 = max(t1 // hour * hour, h0)
+    h1 = max(min(t1 // hour * hour, built[hour]), h0)
     ranges = ((MINUTE, m0, t0), (ten, t0, h0), (hour, h0, h1), (ten, h1, t1), (MINUTE, t1, m1))
     return tuple(x for r in ranges for x in r)
 
@@ -177,6 +194,18 @@ def heavy_sql(t: Table, *, keyed: bool = False) -> str:
     cols = ", ".join([*t.keys, *(c for c, _ in t.heavy)])
     order = ", ".join([*t.keys, "bucket"])
     return f"SELECT {cols} FROM {t.name} WHERE {_where(t, keyed)} ORDER BY {order}"
+
+
+def build_sql(t: Table, span: int, source: int) -> str:
+    """Build the ``span`` rows of the buckets in ``[?, ?)`` from their ``source``-tier rows."""
+    cols = ["span_s", "bucket", *t.keys, *(c for c, _ in t.values)]
+    bucket = f"bucket - ((bucket % {span}) + {span}) % {span}"  # floored: SQL's % truncates
+    exprs = [str(span), bucket, *t.keys, *(_ROLLUP[m].format(c=c) for c, m in t.values)]
+    return (
+        f"INSERT INTO {t.name} ({', '.join(cols)}) SELECT {', '.join(exprs)} FROM {t.name}"
+        f" WHERE span_s = {source} AND bucket >= ? AND bucket < ?"
+        f" GROUP BY {', '.join([bucket, *t.keys])}"
+    )
 
 
 def rollup_sql(t: Table) -> str:

@@ -5,8 +5,8 @@ transaction; every reading thread gets its own connection, so reads never wait f
 (datasette's ``database.py`` does the same).  Only parameterised SQL touches data; table and
 column names come from ``_schema``, which derives them from the aggregate declarations.
 
-Rows are kept per minute and rolled up as they are written into 10-minute and hour rows
-(``_schema``), so a window of any length reads few rows.  A read runs in one transaction on the
+Rows are kept per minute and rolled up into 10-minute and hour rows once their bucket is over
+(``_rollup``), so a window of any length reads few rows.  A read runs in one transaction on the
 reader's connection: the registry, then every window the plan asks for, counters summed in SQL,
 histograms, sets and lists merged in Python for the keys the window asks for (one origin's and
 two revisions' for a blast-radius report, not the thousands of an hour), so what it returns is
@@ -17,20 +17,26 @@ time, so writes interleave with it and a shutdown can stop it between two.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from podtrace_collector.aggregate.stats import Aggregates
 from podtrace_collector.errors import ConfigError, StoreError
-from podtrace_collector.store import _rows, _sqlfuncs
+from podtrace_collector.store import _rollup, _rows, _sqlfuncs
 from podtrace_collector.store import _schema as s
 from podtrace_collector.store.base import P, Registry, Snapshot, Window
 
+logger = logging.getLogger(__name__)
+
 _MMAP_BYTES = 1 << 30
+# The coarse rows built after a write in one call, in seconds; what is left waits for the next.
+_BUILD_BUDGET_S = 0.25
 # A read of at most this many keys of a table asks for each key by the index; more, one scan.
 _KEYED_READS = 16
 _REGISTRY_SQL = (
@@ -76,7 +82,8 @@ class SqliteStore:
         self._registry_upsert = s.upsert_sql(s.REGISTRY, bucketed=False)
 
     def write(self, buckets: Mapping[int, Aggregates]) -> None:
-        """Merge minutes into every tier (and the registry) in one transaction.
+        """Merge minutes into their minute rows, the coarse rows already built and the registry
+        in one transaction; then build the coarse rows of buckets that are over (``_rollup``).
 
         Raises:
             StoreError: the write failed and nothing of it was kept; ``transient`` tells whether
@@ -88,13 +95,15 @@ class SqliteStore:
             raise StoreError(f"cannot encode the batch: {exc}", transient=False) from exc
         if not any(minutes.values()):
             return
-        tiers = [(s.MINUTE, minutes)]
-        tiers += [(span, _coarse_rows(buckets, minutes, span)) for span in s.TIERS[1:]]
         with self._transaction() as db:
+            marks = _rollup.built(db)
+            tiers = [(s.MINUTE, minutes)]
+            tiers += [(span, _late_rows(buckets, minutes, span, marks)) for span in _rollup.COARSE]
             for span, rows in tiers:
                 for name, table_rows in rows.items():
                     db.executemany(self._upserts[name], [(span, *r) for r in table_rows])
             db.executemany(self._registry_upsert, _rows.registry_rows(minutes))
+        self._build(max(buckets) + s.MINUTE)
 
     def read(self, plan: Callable[[Registry], P]) -> Snapshot[P]:
         """The registry and the planned windows, in one read transaction (one snapshot)."""
@@ -103,7 +112,8 @@ class SqliteStore:
         try:
             registry = dict(_rows.registry_stats(r) for r in db.execute(_REGISTRY_SQL))
             made = plan(registry)  # type: ignore[arg-type]
-            windows = [self._window(db, w) for w in made.windows]
+            marks = _rollup.built(db)
+            windows = [self._window(db, w, marks) for w in made.windows]
         finally:
             db.execute("COMMIT")
         return Snapshot(registry, made, windows)  # type: ignore[arg-type]
@@ -126,16 +136,18 @@ class SqliteStore:
                         db.execute(
                             f"DELETE FROM {t.name} WHERE span_s = ? AND bucket = ?", (span, bucket)
                         )
-            for span in s.TIERS[1:]:
+            for span in _rollup.COARSE:
                 start = int(before_s // span * span)
-                if start <= before_s - s.MINUTE:  # it lost minutes: rebuild it
+                if start <= before_s - s.MINUTE:  # it lost minutes: rebuild it (if built)
                     with self._transaction() as db:
-                        self._rebuild(db, t, span, start)
+                        if start < _rollup.built(db)[(t.name, span)]:
+                            self._rebuild(db, t, span, start)
         if should_stop():
             return 0
         with self._transaction() as db:
+            everything = s.window_params(None, None, _built_of(_rollup.built(db), "revisions"))
             for stmt in _REGISTRY_PRUNE:
-                db.execute(stmt)
+                db.execute(stmt, everything)
         return minutes
 
     def close(self) -> None:
@@ -167,13 +179,13 @@ class SqliteStore:
                 self._readers.append(conn)
         return conn
 
-    def _window(self, db: sqlite3.Connection, window: Window) -> Aggregates:
-        params = s.window_params(window.start_s, window.end_s)
+    def _window(self, db: sqlite3.Connection, window: Window, marks: _rollup.Built) -> Aggregates:
         agg = Aggregates()
         for t in s.BUCKET_TABLES:
             if window.maps is not None and t.name not in window.maps:
                 continue
             assert t.spec is not None
+            params = s.window_params(window.start_s, window.end_s, _built_of(marks, t.name))
             keys = window.origins if t.spec.origin else None
             out: dict[tuple[str, ...], Any] = getattr(agg, t.name)
             n = len(t.keys)
@@ -185,6 +197,23 @@ class SqliteStore:
                     if key in out:
                         _rows.load_heavy(t, out[key], values)
         return agg
+
+    def _build(self, newest_end: int) -> None:
+        """Build the coarse rows of buckets that are over, one table and tier per transaction,
+        for at most about ``_BUILD_BUDGET_S`` (the rest at the next write).  A failure is logged
+        and left for the next write: the minutes are written, and reads use them meanwhile."""
+        with self._lock:
+            pending = _rollup.due(_rollup.built(self._db), newest_end)
+        started = time.monotonic()
+        for table, span in pending:
+            if time.monotonic() - started > _BUILD_BUDGET_S:
+                return
+            try:
+                with self._transaction() as db:
+                    _rollup.build(db, table, span, newest_end)
+            except StoreError as exc:
+                logger.warning("building the %s s rows of %s failed: %s", span, table, exc)
+                return
 
     def _old_buckets(self, t: s.Table, span: int, last: float) -> list[int]:
         rows = self._reader().execute(
@@ -227,6 +256,7 @@ class SqliteStore:
             for stmt in s.create_statements():
                 db.execute(stmt)
             _add_missing_columns(db)
+            _rollup.record_start(db)
             row = db.execute("SELECT version FROM schema_version").fetchone()
             if row is None:
                 db.execute("INSERT INTO schema_version VALUES (?)", (s.SCHEMA_VERSION,))
@@ -237,16 +267,16 @@ class SqliteStore:
                 )
 
 
-# After a prune: forget revisions with no retained hour, recount the others over what remains.
-# Both statements are one pass each: a key lookup per registry row, one GROUP BY of the hours.
+# After a prune: forget revisions with no retained row, recount the others over what remains
+# (``WINDOW`` over all time: the hours built, then 10 minutes and minutes).  Both statements are
+# one pass each: a key lookup per registry row, one GROUP BY of the rows.
 _REGISTRY_PRUNE = (
     f"DELETE FROM registry WHERE NOT EXISTS (SELECT 1 FROM revisions AS r WHERE"
-    f" r.workload = registry.workload AND r.revision = registry.revision"
-    f" AND r.span_s = {s.TIERS[-1]})",
+    f" r.workload = registry.workload AND r.revision = registry.revision AND {s.WINDOW})",
     "UPDATE registry SET requests = h.requests, errors = h.errors,"
     " origin_errors = h.origin_errors FROM (SELECT workload, revision,"
     " SUM(requests) AS requests, SUM(errors) AS errors, SUM(origin_errors) AS origin_errors"
-    f" FROM revisions WHERE span_s = {s.TIERS[-1]} GROUP BY workload, revision) AS h"
+    f" FROM revisions WHERE {s.WINDOW} GROUP BY workload, revision) AS h"
     " WHERE registry.workload = h.workload AND registry.revision = h.revision",
 )
 
@@ -310,6 +340,26 @@ def _check_integrity(db: sqlite3.Connection, path: str) -> None:
     row = db.execute("PRAGMA quick_check").fetchone()
     if row is None or row[0] != "ok":
         raise ConfigError(f"the store {path!r} is damaged ({row[0] if row else 'no answer'})")
+
+
+def _built_of(marks: _rollup.Built, table: str) -> dict[int, int]:
+    return {span: marks[(table, span)] for span in _rollup.COARSE}
+
+
+def _late_rows(
+    buckets: Mapping[int, Aggregates],
+    minutes: dict[str, list[_rows.Row]],
+    span: int,
+    marks: _rollup.Built,
+) -> dict[str, list[_rows.Row]]:
+    """The ``span`` rows to merge the batch's minutes into: those of buckets already built."""
+    built_to = max(marks[(t.name, span)] for t in s.BUCKET_TABLES)
+    late = {b: a for b, a in buckets.items() if b - b % span < built_to}
+    if not late:
+        return {}
+    late_minutes = {name: [r for r in rows if r[0] in late] for name, rows in minutes.items()}
+    coarse = _coarse_rows(late, late_minutes, span)
+    return {name: [r for r in rows if r[0] < marks[(name, span)]] for name, rows in coarse.items()}
 
 
 def _coarse_rows(

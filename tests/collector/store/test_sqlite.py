@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from podtrace_collector.aggregate.stats import Aggregates, EdgeStats
 from podtrace_collector.errors import ConfigError, StoreError
-from podtrace_collector.store import _histblob
+from podtrace_collector.store import _histblob, _schema
+from podtrace_collector.store.memory import MemoryStore
 from podtrace_collector.store.sqlite import SqliteStore
 
 from tests.collector.store.samples import T0, hist, merged, registry, sample, window
@@ -187,3 +188,93 @@ def test_histograms_stored_as_json_text_by_older_versions_still_read(tmp_path: P
     again.write({T0: sample(1)})
     assert window(again) == merged(sample(0), sample(1))
     again.close()
+
+
+def _buckets_per_tier(path: Path) -> dict[int, int]:
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute("SELECT span_s, COUNT(DISTINCT bucket) FROM revisions GROUP BY span_s")
+        return dict(rows.fetchall())
+    finally:
+        conn.close()
+
+
+def _windows_agree(st: SqliteStore, mem: MemoryStore, start: int) -> None:
+    bounds: list[tuple[float | None, float | None]] = [(None, None), (start, start + 3600)]
+    bounds += [(start + 30, start + 3_630), (start + 600, None), (None, start + 1_200)]
+    bounds += [(start + 60 * k, start + 60 * k + 1_234) for k in range(0, 70, 7)]
+    cart = frozenset({("shop/cart", "r1")})
+    for lo, hi in bounds:
+        assert window(st, lo, hi) == window(mem, lo, hi), (lo, hi)
+        assert window(st, lo, hi, origins=cart, details=cart) == window(
+            mem, lo, hi, origins=cart, details=cart
+        )
+
+
+def test_coarse_rows_are_built_once_their_bucket_is_over(tmp_path: Path) -> None:
+    """Writes fill minute rows; a 10-minute or hour bucket's rows are built two minutes after
+    it ends, and a minute written for a built bucket is merged into them: every window equals
+    the minutes merged, before and after."""
+    path = tmp_path / "p.db"
+    st, mem = SqliteStore(path), MemoryStore()
+    start = T0 - T0 % 3600
+
+    def write(m: int, revision: str = "r1") -> None:
+        batch = {start + 60 * m: sample(m, revision=revision, bucket_s=start + 60 * m)}
+        st.write(batch)
+        mem.write(batch)
+
+    for m in range(11):
+        write(m)
+    assert _buckets_per_tier(path) == {60: 11}  # the first 10 minutes end 1 minute before
+    write(11)
+    assert _buckets_per_tier(path) == {60: 12, 600: 1}
+    _windows_agree(st, mem, start)
+    write(3, revision="r2")  # late: merged into the built 10 minutes
+    write(4)
+    _windows_agree(st, mem, start)
+    for m in range(12, 62):
+        write(m)
+    assert _buckets_per_tier(path) == {60: 62, 600: 6, 3600: 1}
+    write(59, revision="r2")
+    _windows_agree(st, mem, start)
+    st.close()
+
+
+def test_a_prune_keeps_revisions_whose_rows_are_not_built_yet(tmp_path: Path) -> None:
+    """The registry's recount after a prune counts minutes whose hour is not built yet."""
+    st = SqliteStore(tmp_path / "p.db")
+    start = T0 - T0 % 3600
+    st.write({start - 7_200: sample(0, revision="old01", bucket_s=start - 7_200)})
+    st.write({start + 60 * m: sample(m, bucket_s=start + 60 * m) for m in range(5)})
+    assert st.prune(start - 3_600) == 1
+    reg = registry(st)
+    assert set(reg) == {("shop/cart", "abc12"), ("shop/frontend", "fe001")}
+    assert reg[("shop/cart", "abc12")].requests == sum(100 + m for m in range(5))
+    st.close()
+
+
+def test_a_file_whose_coarse_rows_were_built_at_each_write_reads_on(tmp_path: Path) -> None:
+    """A file from before built rows were deferred (every coarse row built, no record of it)
+    reads the same, and later minutes of its buckets are merged into its coarse rows."""
+    path = tmp_path / "p.db"
+    st, mem = SqliteStore(path), MemoryStore()
+    start = T0 - T0 % 3600
+    batch = {start + 60 * m: sample(m, revision="r1", bucket_s=start + 60 * m) for m in range(40)}
+    st.write(batch)
+    mem.write(batch)
+    with st._transaction() as db:  # as such a file is: every coarse row, no rollups records
+        db.execute("DELETE FROM rollups")
+        for t in _schema.BUCKET_TABLES:
+            for span, count in ((600, 4), (3600, 1)):
+                for k in range(count):
+                    st._rebuild(db, t, span, start + span * k)
+    st.close()
+    st = SqliteStore(path)
+    assert _buckets_per_tier(path) == {60: 40, 600: 4, 3600: 1}
+    _windows_agree(st, mem, start)
+    late = {start + 60 * 35: sample(35, revision="r1", bucket_s=start + 60 * 35)}
+    st.write(late)
+    mem.write(late)
+    _windows_agree(st, mem, start)
+    st.close()
