@@ -2,9 +2,10 @@
 
 In one run, on the same synthesised aggregates (``bench_query``'s shop):
 
-- **writes**: one gateway's minute of aggregates for 500 services (about 9,000 keys), as the
-  writer sends it every 2 s; then three writers on one database at once, each sending such a
-  minute every 2 s, to see that every write ends well within the interval;
+- **writes**: one gateway's minute of aggregates for 500 services (about 15,000 keys), as the
+  writer sends it every 2 s, 12 minutes in a row (so that a 10-minute bucket ends among them and
+  SQLite builds its coarse rows); then three writers on one database at once, each sending such
+  a minute every 2 s, to see that every write ends well within the interval;
 - **reads**: the blast-radius store read of ``bench_query`` (one hour, 50 services, 10 million
   spans represented), and chDB's own cost of a query (``SELECT 1`` through the same client);
 - **disk**: bytes per hour of aggregates (the 50-service hour), for SQLite the file, for
@@ -24,6 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from podtrace_collector.aggregate.stats import MAPS
 from podtrace_collector.store.base import Store
 from podtrace_collector.store.clickhouse import ClickHouseStore
 from podtrace_collector.store.sqlite import SqliteStore
@@ -32,7 +34,8 @@ from bench.bench_query import _minute, _plan, _stats, _timed, fill
 
 WRITE_SERVICES = 500
 INTERVAL_S = 2.0
-ROUNDS = 5  # minutes written by each of the three concurrent writers
+MINUTES = 12  # minutes written one after the other: a 10-minute bucket ends among them
+ROUNDS = 12  # minutes written by each of the three concurrent writers
 
 
 def _engine(tmp: str) -> Callable[[str], ClickHouseStore]:
@@ -41,15 +44,15 @@ def _engine(tmp: str) -> Callable[[str], ClickHouseStore]:
 
 def _writes(name: str, make: Callable[[], Store], end_s: int) -> None:
     rng = random.Random(3)
-    minutes = [_minute(rng, m, end_s + 60 * m, WRITE_SERVICES) for m in range(6)]
-    keys = sum(len(getattr(minutes[0], m)) for m in ("revisions", "impacts", "entry_impacts",
-                                                      "absorbed", "origins", "edges"))  # fmt: skip
+    minutes = [_minute(rng, m, end_s + 60 * m, WRITE_SERVICES) for m in range(MINUTES + 1)]
+    keys = sum(len(getattr(minutes[0], spec.name)) for spec in MAPS)
     store = make()
     store.write({end_s - 60: minutes[0]})  # warm: tables, caches
     runs = []
     for m, agg in enumerate(minutes[1:], 1):
         runs += _timed(lambda agg=agg, m=m: store.write({end_s + 60 * m: agg}), 1)  # type: ignore[misc]
-    print(f"{name} write of a minute, {WRITE_SERVICES} services (~{keys:,} keys)  {_stats(runs)}")
+    print(f"{name} write of a minute, {WRITE_SERVICES} services ({keys:,} keys)  {_stats(runs)}"
+          f"  slowest {max(w for w, _ in runs):7.1f} ms")  # fmt: skip
     store.close()
 
 

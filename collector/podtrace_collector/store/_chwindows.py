@@ -30,6 +30,7 @@ _NEUTRAL = {
     "list": "CAST([], 'Array(String)')",
 }
 _PAIRS = "Array(Tuple(String, String))"
+_TRIPLES = "Array(Tuple(String, String, String))"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +60,14 @@ def windows_sql(db: str, wanted: list[WindowRead]) -> tuple[str, dict[str, Any]]
     parameters but ``wm`` (the snapshot's last block)."""
     params: dict[str, Any] = {}
     for r in wanted:
-        if r.origins is not None:
-            params[f"origins{r.index}"] = sorted(r.origins)
         if r.details is not None:
             params[f"details{r.index}"] = sorted(r.details)
-    return " UNION ALL ".join(_group_sql(db, g) for g in _groups(wanted)), params
+    parts = []
+    for g in _groups(wanted):
+        which, selections = _condition(g)
+        parts.append(_group_sql(db, g, which))
+        params.update(selections)
+    return " UNION ALL ".join(parts), params
 
 
 def _groups(wanted: list[WindowRead]) -> list[list[WindowRead]]:
@@ -79,7 +83,7 @@ def _groups(wanted: list[WindowRead]) -> list[list[WindowRead]]:
     return [g for _, g in groups]
 
 
-def _group_sql(db: str, group: list[WindowRead]) -> str:
+def _group_sql(db: str, group: list[WindowRead], which: str) -> str:
     declared = {name for r in group for m in r.maps for name, _ in s.BY_NAME[m].merges}
     heavy = _heavy_condition(group)
     values = [
@@ -88,25 +92,45 @@ def _group_sql(db: str, group: list[WindowRead]) -> str:
         else _NEUTRAL[c.merge]
         for c in s.COLUMNS
     ]
-    which = " OR ".join(f"({_condition(r)})" for r in group)
     keys = ", ".join(s.KEYS)
     return (
         f"SELECT {_window_of(group)} AS w, map, {keys}, {', '.join(values)},"
         f" max({s.PART_MAX}) AS seen FROM {s.q(db)}.{s.TABLE}"
-        f" WHERE ({which}) AND {s.PART_MIN} <= {{wm:UInt64}} GROUP BY map, {keys}"
+        f" WHERE {which} AND {s.PART_MIN} <= {{wm:UInt64}} GROUP BY map, {keys}"
     )
 
 
-def _condition(r: WindowRead) -> str:
-    """The rows of window ``r``: its maps over its ranges, origin-keyed maps for its origins."""
-    keyed = () if r.origins is None else tuple(m for m in r.maps if s.BY_NAME[m].origin)
-    plain = tuple(m for m in r.maps if m not in keyed)
-    alternatives = [f"map IN {s.strings(plain)}"] if plain else []
-    if keyed:
-        alternatives.append(
-            f"(map IN {s.strings(keyed)} AND (okey1, okey2) IN {{origins{r.index}:{_PAIRS}}})"
-        )
-    return f"({' OR '.join(alternatives)}) AND {s.range_sql(r.ranges)}"
+def _condition(group: list[WindowRead]) -> tuple[str, dict[str, Any]]:
+    """The rows of the group's windows, and the parameters that name them.
+
+    A window's rows are its maps' over its ranges; it names them by the sorting key's prefix,
+    ``(map, okey1, okey2) IN`` a set holding ``(map, '', '')`` for a map read whole and
+    ``(map, workload, revision)`` for each origin of an origin-keyed map (or ``map IN`` for an
+    origin-keyed map read for every origin).  Windows of the same ranges share one set: the
+    engine's planning, not the reading, is most of a small read's cost, and grows with every
+    term of the condition.
+    """
+    by_ranges: dict[str, tuple[set[tuple[str, str, str]], set[str]]] = {}
+    for r in group:
+        chosen, every = by_ranges.setdefault(s.range_sql(r.ranges), (set(), set()))
+        for m in r.maps:
+            if not s.BY_NAME[m].origin:
+                chosen.add((m, "", ""))
+            elif r.origins is None:
+                every.add(m)
+            else:
+                chosen.update((m, w, rev) for w, rev in r.origins)
+    first = group[0].index
+    terms, params = [], {}
+    for k, (ranges, (chosen, every)) in enumerate(by_ranges.items()):
+        rows = []
+        if chosen:
+            params[f"rows{first}_{k}"] = sorted(chosen)
+            rows.append(f"(map, okey1, okey2) IN {{rows{first}_{k}:{_TRIPLES}}}")
+        if every:
+            rows.append(f"map IN {s.strings(tuple(sorted(every)))}")
+        terms.append(f"({ranges} AND ({' OR '.join(rows) or '0'}))")
+    return f"({' OR '.join(terms)})", params
 
 
 def _heavy_condition(group: list[WindowRead]) -> str | None:

@@ -43,22 +43,13 @@ def record_start(db: sqlite3.Connection) -> None:
     hour = s.TIERS[-1]
     for t in s.BUCKET_TABLES:
         missing = [span for span in COARSE if (t.name, span) not in have]
-        if not missing:
-            continue
-        last = max(
-            (
-                row[0]
-                for span in s.TIERS
-                for row in db.execute(f"SELECT MAX(bucket) FROM {t.name} WHERE span_s = ?", (span,))
-                if row[0] is not None
-            ),
-            default=None,
-        )
-        start = s.FAR_PAST if last is None else (last // hour + 1) * hour
-        db.executemany(
-            "INSERT INTO rollups (tbl, span_s, built_to) VALUES (?, ?, ?)",
-            [(t.name, span, start) for span in missing],
-        )
+        if missing:
+            last = _last_bucket(db, t.name)
+            start = s.FAR_PAST if last is None else (last // hour + 1) * hour
+            db.executemany(
+                "INSERT INTO rollups (tbl, span_s, built_to) VALUES (?, ?, ?)",
+                [(t.name, span, start) for span in missing],
+            )
 
 
 def due(marks: Built, newest_end: int) -> list[tuple[str, int]]:
@@ -96,3 +87,9 @@ def _target(marks: Built, table: str, span: int, newest_end: int) -> int:
         return over
     finer = s.TIERS[s.TIERS.index(span) - 1]
     return min(over, marks[(table, finer)] // span * span)
+
+
+def _last_bucket(db: sqlite3.Connection, table: str) -> int | None:
+    sql = f"SELECT MAX(bucket) FROM {table} WHERE span_s = ?"  # the primary key's end: a seek
+    found = [row[0] for span in s.TIERS for row in db.execute(sql, (span,)) if row[0] is not None]
+    return max(found, default=None)
