@@ -94,12 +94,12 @@ def windows(rows: Sequence[Sequence[Any]], n_windows: int) -> list[Aggregates]:
 
 
 def registry(rows: Sequence[Sequence[Any]]) -> dict[WorkloadRev, RevisionStats]:
-    """Registry query rows ``(*keys, *REGISTRY_FIELDS, seen)`` as ``RevisionStats``."""
+    """Registry query rows ``(*keys, *REGISTRY_FIELDS, seen, horizon)`` as ``RevisionStats``."""
     n = len(s.REGISTRY.keys)
     out: dict[WorkloadRev, RevisionStats] = {}
     for row in rows:
         stats = RevisionStats()
-        for (name, merge), value in zip(s.REGISTRY_FIELDS, row[n:-1], strict=True):
+        for (name, merge), value in zip(s.REGISTRY_FIELDS, row[n:-2], strict=True):
             setattr(stats, name, _stat(value, merge))
         out[(row[0], row[1])] = stats
     return out

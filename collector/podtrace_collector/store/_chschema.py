@@ -259,7 +259,8 @@ def range_sql(rs: list[Range]) -> str:
 def registry_sql(db: str, retained: list[Range]) -> str:
     """The registry: per workload-revision, identity, first/last seen and pods over every day
     row still stored, counts over the retained buckets; revisions with nothing retained left
-    out.  Parameter: ``wm``."""
+    out.  Each row ends with the newest block among the parts it was read from (``seen``) and
+    the retention horizon now (``retained`` must be of that horizon)."""
     kept = range_sql(retained)
     n = len(REGISTRY.keys)
     values = [
@@ -269,9 +270,10 @@ def registry_sql(db: str, retained: list[Range]) -> str:
     ]
     keys = ", ".join(KEYS[:n])
     return (
-        f"SELECT {keys}, {', '.join(values)}, max({PART_MAX}) AS seen FROM {q(db)}.{TABLE}"
-        f" WHERE map = '{REGISTRY.name}' AND {PART_MIN} <= {{wm:UInt64}}"
-        f" AND (tier = {DAY} OR {kept}) GROUP BY {keys} HAVING countIf({kept}) > 0"
+        f"SELECT {keys}, {', '.join(values)}, max({PART_MAX}) AS seen,"
+        f" ({_HORIZON_SQL.format(db=q(db))}) AS horizon FROM {q(db)}.{TABLE}"
+        f" WHERE map = '{REGISTRY.name}' AND (tier = {DAY} OR {kept})"
+        f" GROUP BY {keys} HAVING countIf({kept}) > 0"
     )
 
 
@@ -289,11 +291,13 @@ def strings(names: tuple[str, ...]) -> str:
     return "(" + ", ".join(f"'{n}'" for n in names) + ")" if names else "('')"
 
 
+_HORIZON_SQL = "SELECT maxOrNull(before_s) FROM {db}.horizon"
+
+
 def snapshot_sql(db: str) -> str:
     """The last block committed to ``aggregates`` (every block up to it is visible, since a
     MergeTree numbers a part as it commits it) and the retention horizon.  Parameter ``db``."""
     return (
         "SELECT (SELECT max(max_block_number) FROM system.parts WHERE database = {db:String}"
-        f" AND table = '{TABLE}' AND active) AS wm,"
-        f" (SELECT maxOrNull(before_s) FROM {q(db)}.horizon) AS horizon"
+        f" AND table = '{TABLE}' AND active) AS wm, ({_HORIZON_SQL.format(db=q(db))}) AS horizon"
     )

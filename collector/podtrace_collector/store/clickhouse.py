@@ -17,12 +17,14 @@ all is not counted twice.
 
 **Reads are one snapshot.**  ClickHouse has no transactions across statements, but a MergeTree
 numbers each part as it commits it, under the lock that makes it visible: block numbers are in
-commit order, so "every block up to N" is a state the table really was in.  A read takes N, the
-highest committed block, and then reads the registry and every window of the plan only from
-parts whose blocks are all at most N.  A background merge may meanwhile fold a newer block into
-an older part; each query reports the newest block among the parts it read, and when one held a
-block past N the read starts over (rare: a merge must complete during the read).  So a read
-returns exactly the state after block N, whatever was written during it.
+commit order, so "every block up to N" is a state the table really was in.  A read first reads
+the registry, whose rows report the newest block among the parts they came from: N (a part
+committed after the query began is not read, and has a higher number than any it read); then it
+reads every window of the plan only from parts whose blocks are all at most N.  A background
+merge may meanwhile fold a newer block into an older part; each query reports the newest block
+among the parts it read, and when one held a block past N the read starts over (rare: a merge
+must complete during the read).  So a read returns exactly the state after block N, whatever
+was written during it, in two queries.
 
 **Retention**: ``prune(before_s)`` records a horizon (in a table, so every gateway reads the
 same); reads leave out what lies before it, and a TTL deletes whole parts a day after
@@ -93,6 +95,7 @@ class ClickHouseStore:
         self._id = uuid.uuid4().hex[:16]
         self._seq = 0
         self._unacknowledged: tuple[Mapping[int, Aggregates], int] | None = None
+        self._horizon: int | None = None  # the retention horizon, as the last read found it
         if self.target.path is not None:
             _check_writable(self.target.path)
         try:
@@ -136,12 +139,16 @@ class ClickHouseStore:
         """
         for _ in range(_ATTEMPTS):
             client = self._reader()
-            ((wm, horizon),) = self._query(client, s.snapshot_sql(self._db), {"db": self._db})
-            wm = int(wm or 0)
-            horizon = None if horizon is None else int(horizon)
+            horizon = self._horizon  # as the last read found it: it moves only with a prune
             retained = s.ranges(None, None, horizon)
-            rows = self._query(client, s.registry_sql(self._db, retained), {"wm": wm})
-            if _newer(rows, wm):
+            rows = self._query(client, s.registry_sql(self._db, retained), {})
+            if rows:
+                wm, now = max(int(r[-2]) for r in rows), _horizon(rows[0][-1])
+            else:  # no revision: the snapshot from the table's parts
+                ((wm, now),) = self._query(client, s.snapshot_sql(self._db), {"db": self._db})
+                wm, now = int(wm or 0), _horizon(now)
+            if now != horizon:
+                self._horizon = now
                 continue
             registry = _chrows.registry(rows)
             made = plan(registry)
@@ -340,6 +347,10 @@ def _set_ttl(client: Client, db: str, ttl_s: int | None) -> None:
             f"ALTER TABLE {s.q(db)}.{s.TABLE} MODIFY{s.ttl_clause(ttl_s)}",
             settings={"materialize_ttl_after_modify": 0},
         )
+
+
+def _horizon(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _newer(rows: Sequence[Sequence[Any]], wm: int) -> bool:
