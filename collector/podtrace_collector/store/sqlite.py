@@ -202,18 +202,17 @@ class SqliteStore:
         """Build the coarse rows of buckets that are over, one table and tier per transaction,
         for at most about ``_BUILD_BUDGET_S`` (the rest at the next write).  A failure is logged
         and left for the next write: the minutes are written, and reads use them meanwhile."""
-        with self._lock:
-            pending = _rollup.due(_rollup.built(self._db), newest_end)
         started = time.monotonic()
-        for table, span in pending:
-            if time.monotonic() - started > _BUILD_BUDGET_S:
-                return
-            try:
+        try:
+            with self._lock:
+                pending = _rollup.due(_rollup.built(self._db), newest_end)
+            for table, span in pending:
+                if time.monotonic() - started > _BUILD_BUDGET_S:
+                    return
                 with self._transaction() as db:
                     _rollup.build(db, table, span, newest_end)
-            except StoreError as exc:
-                logger.warning("building the %s s rows of %s failed: %s", span, table, exc)
-                return
+        except (StoreError, sqlite3.Error) as exc:  # never the write's failure: it is stored
+            logger.warning("building coarse rows failed (retried after the next write): %s", exc)
 
     def _old_buckets(self, t: s.Table, span: int, last: float) -> list[int]:
         rows = self._reader().execute(

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from podtrace_collector.aggregate.stats import Aggregates, EdgeStats
 from podtrace_collector.errors import ConfigError, StoreError
-from podtrace_collector.store import _histblob, _schema
+from podtrace_collector.store import _histblob, _rollup, _schema
 from podtrace_collector.store.memory import MemoryStore
 from podtrace_collector.store.sqlite import SqliteStore
 
@@ -276,5 +276,35 @@ def test_a_file_whose_coarse_rows_were_built_at_each_write_reads_on(tmp_path: Pa
     late = {start + 60 * 35: sample(35, revision="r1", bucket_s=start + 60 * 35)}
     st.write(late)
     mem.write(late)
+    _windows_agree(st, mem, start)
+    st.close()
+
+
+def test_a_failed_build_does_not_fail_the_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Building coarse rows after a write's commit may fail (an I/O error): the write still
+    succeeds (a retried batch would count twice), reads use the minutes, and the next write
+    builds them."""
+    path = tmp_path / "p.db"
+    st, mem = SqliteStore(path), MemoryStore()
+    start = T0 - T0 % 3600
+    batch = {start + 60 * m: sample(m, revision="r1", bucket_s=start + 60 * m) for m in range(12)}
+    real_build = _rollup.build
+
+    def failing(*args: object) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(_rollup, "build", failing)
+    st.write(batch)
+    mem.write(batch)
+    assert "building coarse rows failed" in caplog.text
+    assert _buckets_per_tier(path) == {60: 12}
+    _windows_agree(st, mem, start)
+    monkeypatch.setattr(_rollup, "build", real_build)
+    late = {start + 60 * 12: sample(12, revision="r1", bucket_s=start + 60 * 12)}
+    st.write(late)
+    mem.write(late)
+    assert _buckets_per_tier(path) == {60: 13, 600: 1}
     _windows_agree(st, mem, start)
     st.close()
