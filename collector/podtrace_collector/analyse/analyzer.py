@@ -49,12 +49,12 @@ Attribution is not exclusive: a request carrying origins in two workload-revisio
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
 
-from podtrace_collector.aggregate.fields import MAX_ITEMS
-from podtrace_collector.aggregate.histogram import bucket_of
+from podtrace_collector.aggregate.histogram import GAMMA, MIN_MS, ZERO_BUCKET
 from podtrace_collector.aggregate.stats import (
     Aggregates,
     Count,
@@ -67,12 +67,18 @@ from podtrace_collector.analyse.critical import Summary, critical_summaries
 from podtrace_collector.analyse.failures import add_affected, add_entry_impact, add_exemplar
 from podtrace_collector.analyse.pairing import MAX_WAITING, Pairing, Waiting, open_ends
 from podtrace_collector.analyse.requests import Request, TraceAnalysis, WorkloadRev, analyse_trace
-from podtrace_collector.analyse.timing import add_entry_shares, add_shares, add_times, add_transit
+from podtrace_collector.analyse.timing import (
+    add_entry_shares,
+    add_request_times,
+    add_shares,
+    add_times,
+)
 from podtrace_collector.model import Span
 
 logger = logging.getLogger(__name__)
 
 BUCKET_S = 60
+_ceil, _log, _LOG_GAMMA = math.ceil, math.log, math.log(GAMMA)
 _BUCKET_NS = BUCKET_S * 1_000_000_000
 
 
@@ -135,40 +141,25 @@ def _add_request(
     timed: bool,
     summary: Summary | None,
 ) -> None:
-    st = agg.revisions[r.key]
+    key = r.key
+    st = agg.revisions[key]
     st.requests += 1
-    # ``Histogram.add`` inlined, with the latency bucket computed once: this runs three times a
-    # request, and the calls were a tenth of the analysis time.
+    # ``bucket_of`` and ``Histogram.add`` inlined, with the latency bucket computed once: this
+    # runs for every request, and the calls were a tenth of the analysis time.
     span = r.span
-    latency_bucket = bucket_of(max(span.end_ns - span.start_ns, 0) / 1e6)  # r.latency_ms
+    ms = (span.end_ns - span.start_ns) / 1e6  # r.latency_ms where positive: same bucket
+    latency_bucket = _ceil(_log(ms) / _LOG_GAMMA) if ms > MIN_MS else ZERO_BUCKET
     h = st.latency
     counts = h.counts
     counts[latency_bucket] = counts.get(latency_bucket, 0) + 1
     h.total += 1
-    if timed:  # ``add_times`` inlined: one call less per request
-        self_ms, own_ms = r.self_time_ms, r.own_ms
-        bucket = bucket_of(self_ms)
-        h = st.self_time
-        counts = h.counts
-        counts[bucket] = counts.get(bucket, 0) + 1
-        h.total += 1
-        if own_ms != self_ms:  # equal without transit: one logarithm less
-            bucket = bucket_of(own_ms)
-        h = st.own_time
-        counts = h.counts
-        counts[bucket] = counts.get(bucket, 0) + 1
-        h.total += 1
-        caller = r.caller_workload
-        if caller:
-            callers = st.callers  # ``RevisionStats.callers_add`` inlined
-            if caller not in callers and len(callers) < MAX_ITEMS:
-                callers.add(caller)
-            add_transit(agg, (caller, r.caller_revision), r.key, r.transit_ms)
+    if timed:
+        add_request_times(agg, st, r)
     parent = r.parent
     operation = ""
     if parent is None:
-        operation = operation_of(r.span)
-        k = (r.info.workload, operation)
+        operation = operation_of(span)
+        k = (key[0], operation)
         total = agg.entry_totals.get(k)
         if total is None:
             total = agg.entry_totals[k] = EntryTotal()
@@ -176,7 +167,7 @@ def _add_request(
         if span.attributes.get("enduser.id") not in (None, ""):
             total.with_user += 1
     else:
-        k = (parent.info.workload, r.info.workload)
+        k = (parent.key[0], key[0])
         edge = agg.edges.get(k)
         if edge is None:
             edge = agg.edges[k] = EdgeStats()
@@ -189,11 +180,14 @@ def _add_request(
     if summary is not None:
         add_shares(agg, r, summary, latency_bucket, operation)
     elif parent is None and span.end_ns > span.start_ns:  # an entry point's own time, all of it
-        add_entry_shares(
-            agg, r, {r.key: (span.end_ns - span.start_ns, 0)}, latency_bucket, operation
-        )
-    if not r.failed:
-        return
+        add_entry_shares(agg, r, {key: (span.end_ns - span.start_ns, 0)}, latency_bucket, operation)
+    if r.failed:
+        _add_failed(agg, r, st, reached, operation)
+
+
+def _add_failed(
+    agg: Aggregates, r: Request, st: RevisionStats, reached: set[WorkloadRev], operation: str
+) -> None:
     st.errors += 1
     if r.origin:
         st.origin_errors += 1
@@ -201,7 +195,7 @@ def _add_request(
         return
     for key, min_hops, max_hops in r.affected_by():
         add_affected(agg, r, key, min_hops, max_hops)
-        if parent is None:
+        if r.parent is None:
             add_entry_impact(agg, r, key, operation, min_hops)
             reached.add(key)
 

@@ -144,40 +144,67 @@ class _Walker:
         """Every request's summary; children first, so a request's downstream requests have
         theirs when it is walked."""
         children, summaries = self.children, self.summaries
+        prepare, walk = self._prepare, self._walk
         for r in reversed(trace.requests):
             x = r.index
-            if children[x] is not None and self._prepare(x):
-                summaries[x] = self._walk(x)
+            if children[x] is not None and prepare(x):
+                summaries[x] = walk(x)
 
     def _prepare(self, span: int) -> list[int]:
-        """The children of ``span`` a walk goes through, sorted; sets its owner."""
+        """The children of ``span`` (it has some) a walk goes through, sorted; sets its owner."""
         spans = self.spans
         me = spans[span]
         lo, hi = me.start_ns, me.end_ns
-        kids: list[int] = []
         client = me.kind == KIND_CLIENT
-        called = -1  # for a CLIENT span: its SERVER child ending last (then smallest span id)
-        for k in self.children[span] or ():
+        owner = span
+        children = self.children[span]
+        assert children is not None
+        if len(children) == 1:  # most spans: no sorting, and a CLIENT span's SERVER is this one
+            k = children[0]
             child = spans[k]
             kind = child.kind
-            if kind == KIND_CONSUMER:
-                continue  # asynchronous: the root of its own walk
-            start, end = child.start_ns, child.end_ns
-            if client and kind == KIND_SERVER and (called < 0 or _ends_after(child, spans[called])):
-                called = k
-            if (end if end < hi else hi) > (start if start > lo else lo):  # overlaps the span
-                kids.append(k)
-        if len(kids) > 1:
-
-            def order(c: int) -> tuple[int, int, bytes]:
-                s = spans[c]
-                return (-(s.end_ns if s.end_ns < hi else hi), s.start_ns, s.span_id)
-
-            kids.sort(key=order)
+            kids = []
+            if kind != KIND_CONSUMER:  # asynchronous: the root of its own walk
+                if client and kind == KIND_SERVER:
+                    owner = k
+                end, start = child.end_ns, child.start_ns
+                if (end if end < hi else hi) > (start if start > lo else lo):  # overlaps the span
+                    kids.append(k)
+        else:
+            kids = self._sorted_kids(children, lo, hi, client)
+            if client:
+                owner = self._called(children, span)
         self.kids[span] = kids
-        owner = called if called >= 0 else span
         self.owners[span] = (self.keys[owner], self.near[owner].depth)
         return kids
+
+    def _sorted_kids(self, children: list[int], lo: int, hi: int, client: bool) -> list[int]:
+        """The children overlapping ``[lo, hi]`` (not CONSUMER spans), latest clipped end first,
+        then earliest start, then span id (then arrival: ``children`` is in index order)."""
+        spans = self.spans
+        order: list[tuple[int, int, bytes, int]] = []
+        for k in children:
+            child = spans[k]
+            if child.kind == KIND_CONSUMER:
+                continue
+            end, start = child.end_ns, child.start_ns
+            if end > hi:
+                end = hi
+            if end > (start if start > lo else lo):
+                order.append((-end, start, child.span_id, k))
+        if len(order) > 1:
+            order.sort()
+        return [item[3] for item in order]
+
+    def _called(self, children: list[int], span: int) -> int:
+        """A CLIENT span's SERVER child ending last (then smallest span id), else itself."""
+        spans = self.spans
+        called = span
+        for k in children:
+            child = spans[k]
+            if child.kind == KIND_SERVER and (called == span or _ends_after(child, spans[called])):
+                called = k
+        return called
 
     def _walk(self, x: int) -> Summary:
         """The critical path of request ``x`` (prepared; its downstream requests have theirs).
@@ -194,6 +221,7 @@ class _Walker:
         )
         budget = self.budget
         acc: Summary = {}
+        get = acc.get
         stack: list[tuple[int, int, int, list[int], int, int, int]] = []
         span, lo, hi, idx, forced = x, spans[x].start_ns, spans[x].end_ns, 0, -1
         t, own = hi, 0
@@ -220,7 +248,12 @@ class _Walker:
             if c < 0:  # the span is done: the rest is its own
                 own += t - lo
                 if own or near[span].index == span:  # a request registers its depth
-                    _add(acc, owners[span], own)
+                    key, depth = owners[span]
+                    cur = get(key)
+                    if cur is None:
+                        acc[key] = (own, depth)
+                    else:
+                        acc[key] = (cur[0] + own, depth if depth < cur[1] else cur[1])
                 if not stack:
                     return acc
                 span, lo, hi, kids, idx, t, own = stack.pop()
@@ -230,7 +263,7 @@ class _Walker:
             t = cs = child.start_ns if child.start_ns > lo else lo
             if children[c] is None:  # a leaf: all of its time is its own
                 key, depth = keys[c], near[c].depth
-                cur = acc.get(key)
+                cur = get(key)
                 if cur is None:
                     acc[key] = (ce - cs, depth)
                 else:
@@ -240,9 +273,10 @@ class _Walker:
             if ckids is None:
                 ckids = self._prepare(c)
             sub = summaries[c]
+            child_end = child.end_ns
             if not ckids:
                 _add(acc, owners[c], ce - cs)
-            elif sub is not None and cs == child.start_ns and ce == child.end_ns:
+            elif sub is not None and cs == child.start_ns and ce == child_end:
                 _merge(acc, sub)  # a downstream request inside its clipped parent
             elif sub is not None and budget <= 0:
                 self._scaled(c, ce - cs, acc)
@@ -250,31 +284,22 @@ class _Walker:
                 budget -= sub is not None
                 stack.append((span, lo, hi, kids, idx, t, own))
                 span, lo, hi, kids, idx, t, own = c, cs, ce, ckids, 0, ce, 0
-                if ce < child.end_ns:
-                    idx, forced = self._clipped_start(c, ce)
-
-    def _clipped_start(self, span: int, hi: int) -> tuple[int, int]:
-        """Where the walk of ``span`` with its end clipped to ``hi`` starts: every child ending at
-        or after ``hi`` now ends there, so the first critical one is the earliest to start of
-        them (then the smallest span id).  They lead the sorted kids: returns the index past
-        them and that child (-1 for none)."""
-        spans = self.spans
-        kids = self.kids[span]
-        assert kids is not None
-        own_end = spans[span].end_ns
-        best, idx = -1, 0
-        while idx < len(kids):
-            k = kids[idx]
-            if (spans[k].end_ns if spans[k].end_ns < own_end else own_end) < hi:
-                break
-            idx += 1
-            if spans[k].start_ns < hi and (
-                best < 0
-                or (spans[k].start_ns, spans[k].span_id)
-                < (spans[best].start_ns, spans[best].span_id)
-            ):
-                best = k
-        return idx, best
+                if ce < child_end:
+                    # Every child ending at or after ``ce`` now ends there, so the first
+                    # critical one is the earliest to start of them (then the smallest span
+                    # id).  They lead the sorted kids: the walk goes on past them.
+                    n_kids = len(kids)
+                    best = None
+                    while idx < n_kids:
+                        k = kids[idx]
+                        s = spans[k]
+                        if (s.end_ns if s.end_ns < child_end else child_end) < ce:
+                            break
+                        idx += 1
+                        if s.start_ns < ce and (
+                            best is None or (s.start_ns, s.span_id) < (best.start_ns, best.span_id)
+                        ):
+                            best, forced = s, k
 
     def _scaled(self, request: int, length: int, acc: Summary) -> None:
         """Past the re-walk budget: the request's own summary scaled down to ``length``."""

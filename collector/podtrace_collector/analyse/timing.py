@@ -10,7 +10,9 @@ for most spans.
 from __future__ import annotations
 
 import math
+from typing import TypeVar
 
+from podtrace_collector.aggregate.fields import MAX_ITEMS
 from podtrace_collector.aggregate.histogram import GAMMA, MIN_MS, ZERO_BUCKET, bucket_of
 from podtrace_collector.aggregate.stats import (
     Aggregates,
@@ -24,6 +26,7 @@ from podtrace_collector.analyse.failures import add_capped
 from podtrace_collector.analyse.requests import Request, WorkloadRev
 
 _ceil, _log, _LOG_GAMMA = math.ceil, math.log, math.log(GAMMA)
+_K = TypeVar("_K", tuple[str, str], tuple[str, str, str])
 
 
 def add_times(
@@ -45,24 +48,50 @@ def add_times(
         add_transit(agg, caller, key, transit_ms)
 
 
+def add_request_times(agg: Aggregates, st: RevisionStats, r: Request) -> None:
+    """``add_times`` for an analysed request of ``st``, with ``bucket_of`` and
+    ``Histogram.add`` inlined: this runs for most requests."""
+    self_ms = r.self_time_ms
+    b = _ceil(_log(self_ms) / _LOG_GAMMA) if self_ms > MIN_MS else ZERO_BUCKET
+    h = st.self_time
+    counts = h.counts
+    counts[b] = counts.get(b, 0) + 1
+    h.total += 1
+    own_ms = r.own_ms
+    if own_ms != self_ms:  # equal without transit: one logarithm less
+        b = _ceil(_log(own_ms) / _LOG_GAMMA) if own_ms > MIN_MS else ZERO_BUCKET
+    h = st.own_time
+    counts = h.counts
+    counts[b] = counts.get(b, 0) + 1
+    h.total += 1
+    caller = r.caller_workload
+    if not caller:
+        return
+    callers = st.callers  # ``RevisionStats.callers_add`` inlined
+    if caller not in callers and len(callers) < MAX_ITEMS:
+        callers.add(caller)
+    ms = r.transit_ms
+    b = _ceil(_log(ms) / _LOG_GAMMA) if ms > MIN_MS else ZERO_BUCKET
+    key = r.key
+    _count(agg.transit, (key[0], key[1], caller), b)
+    _count(agg.transit_out, (caller, r.caller_revision), b)
+
+
 def add_transit(agg: Aggregates, caller: WorkloadRev, key: WorkloadRev, ms: float) -> None:
     """One transit sample, to the workload-revision and to the caller's total."""
     bucket = bucket_of(ms)
-    k = (*key, caller[0])
-    transit = agg.transit.get(k)
+    _count(agg.transit, (*key, caller[0]), bucket)
+    _count(agg.transit_out, caller, bucket)
+
+
+def _count(stats: dict[_K, TransitStats], k: _K, bucket: int) -> None:
+    transit = stats.get(k)
     if transit is None:
-        transit = agg.transit[k] = TransitStats()
-    _count(transit, bucket)
-    out = agg.transit_out.get(caller)
-    if out is None:
-        out = agg.transit_out[caller] = TransitStats()
-    _count(out, bucket)
-
-
-def _count(transit: TransitStats, bucket: int) -> None:
+        transit = stats[k] = TransitStats()
     transit.requests += 1
     h = transit.transit
-    h.counts[bucket] = h.counts.get(bucket, 0) + 1
+    counts = h.counts
+    counts[bucket] = counts.get(bucket, 0) + 1
     h.total += 1
 
 
@@ -73,7 +102,7 @@ def add_shares(
     maps.  ``Histogram.add`` and ``bucket_of`` are inlined: this runs for most spans."""
     if r.parent is None:
         add_entry_shares(agg, r, summary, latency_bucket, operation)
-    workload, depth = r.info.workload, r.depth
+    workload, depth = r.key[0], r.depth
     impacts = agg.latency_impacts
     for (w, rev), (ns, at) in summary.items():
         if w == workload or not ns:
@@ -100,8 +129,9 @@ def add_shares(
 def add_entry_shares(
     agg: Aggregates, r: Request, summary: Summary, latency_bucket: int, operation: str
 ) -> None:
-    workload, depth = r.info.workload, r.depth
+    workload, depth = r.key[0], r.depth
     user = r.span.attributes.get("enduser.id")
+    user = None if user is None or user == "" else str(user)
     impacts = agg.entry_latency_impacts
     for (w, rev), (ns, at) in summary.items():
         if not ns:
@@ -111,11 +141,17 @@ def add_entry_shares(
         if imp is None:
             imp = impacts[k] = EntryLatencyImpact()
         imp.exposed_requests += 1
-        imp.shares.add(ns / 1e6)
+        share_ms = ns / 1e6
+        b = _ceil(_log(share_ms) / _LOG_GAMMA) if share_ms > MIN_MS else ZERO_BUCKET
+        h = imp.shares
+        counts = h.counts
+        counts[b] = counts.get(b, 0) + 1
+        h.total += 1
         h = imp.latency
-        h.counts[latency_bucket] = h.counts.get(latency_bucket, 0) + 1
+        counts = h.counts
+        counts[latency_bucket] = counts.get(latency_bucket, 0) + 1
         h.total += 1
         if not imp.nearest or at - depth < imp.nearest - 1:
             imp.nearest = at - depth + 1
-        if user is not None and user != "":
-            add_capped(imp.users, str(user))
+        if user is not None:
+            add_capped(imp.users, user)
