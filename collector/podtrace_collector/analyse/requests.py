@@ -189,7 +189,8 @@ def analyse_trace(spans: Iterable[Span]) -> TraceAnalysis:
     result = TraceAnalysis()
     index = _dedupe(spans, result)
     uniq = result.spans
-    parent = result.parents = [index.get(s.parent_id, -1) if s.parent_id else -1 for s in uniq]
+    get = index.get  # holds no empty id: a root's parent is -1 too
+    parent = result.parents = [get(s.parent_id, -1) for s in uniq]
     order = _tree_order(uniq, parent)
     meta = _resolve(result)
     result.span_keys = [m[1] for m in meta]
@@ -197,8 +198,7 @@ def analyse_trace(spans: Iterable[Span]) -> TraceAnalysis:
     result.span_requests = near
     result.requests = _build_requests(uniq, parent, order, meta, near, result)
     result.absorbed = _propagate(result.requests)
-    for r in result.requests:
-        set_times(r)
+    _set_all_times(result.requests)
     return result
 
 
@@ -361,11 +361,19 @@ def _build_requests(
                 answered[p] = 1
                 if r.sync:
                     ps = spans[p]
+                    caller = meta[p][1]
                     if ps.kind == KIND_CLIENT:
                         r.caller_wait_ns = ps.end_ns - ps.start_ns
-                        r.caller_workload, r.caller_revision = meta[p][1]
-                    if up is not None:
-                        _add_wait(up, r, ps, meta[p][0].workload)
+                        r.caller_workload, r.caller_revision = caller
+                    if up is not None:  # ``up`` waited: see the module docstring
+                        if ps is not up.span and caller[0] == up.key[0]:
+                            interval = (ps.start_ns, ps.end_ns)
+                        else:
+                            interval = (s.start_ns, s.end_ns)
+                        if up.waits is None:
+                            up.waits = [interval]
+                        else:
+                            up.waits.append(interval)
             elif s.parent_id and r.sync:
                 out.orphans.append(r)  # its caller is in another fragment, or never came
         else:
@@ -377,17 +385,6 @@ def _build_requests(
     if not any_request:
         out.detached = bool(requests) and all(r.span.parent_id for r in requests)
     return requests
-
-
-def _add_wait(up: Request, r: Request, ps: Span, ps_workload: str) -> None:
-    if ps is not up.span and ps_workload == up.info.workload:
-        interval = (ps.start_ns, ps.end_ns)
-    else:
-        interval = (r.span.start_ns, r.span.end_ns)
-    if up.waits is None:
-        up.waits = [interval]
-    else:
-        up.waits.append(interval)
 
 
 def _propagate(requests: list[Request]) -> list[tuple[WorkloadRev, str]]:
@@ -414,6 +411,29 @@ def _propagate(requests: list[Request]) -> list[tuple[WorkloadRev, str]]:
                 cur = theirs.get(k)
                 theirs[k] = (lo, hi) if cur is None else (min(cur[0], lo), max(cur[1], hi))
     return absorbed
+
+
+def _set_all_times(requests: list[Request]) -> None:
+    """``set_times`` of every request, ``split_times`` inlined (one or no wait is the rule)."""
+    for r in requests:
+        span = r.span
+        waits = r.waits
+        if waits is None:
+            waited = 0
+        elif len(waits) == 1:
+            start_ns, end_ns = waits[0]
+            waited = end_ns - start_ns if end_ns > start_ns else 0
+        else:
+            waited = union_ns(waits)
+        own_ns = span.end_ns - span.start_ns
+        if own_ns < 0:
+            own_ns = 0
+        self_ns = r.caller_wait_ns - waited
+        r.self_time_ms = self_ns / 1e6 if self_ns > 0 else 0.0
+        r.own_ms = (own_ns - waited) / 1e6 if own_ns > waited else 0.0
+        if r.caller_workload:
+            transit_ns = r.caller_wait_ns - own_ns
+            r.transit_ms = transit_ns / 1e6 if transit_ns > 0 else 0.0
 
 
 def set_times(r: Request) -> None:
