@@ -171,30 +171,24 @@ class _Walker:
                 if (end if end < hi else hi) > (start if start > lo else lo):  # overlaps the span
                     kids.append(k)
         else:
-            kids = self._sorted_kids(children, lo, hi, client)
+            kids = self._sorted_kids(children, lo, hi)
             if client:
                 owner = self._called(children, span)
         self.kids[span] = kids
         self.owners[span] = (self.keys[owner], self.near[owner].depth)
         return kids
 
-    def _sorted_kids(self, children: list[int], lo: int, hi: int, client: bool) -> list[int]:
+    def _sorted_kids(self, children: list[int], lo: int, hi: int) -> list[int]:
         """The children overlapping ``[lo, hi]`` (not CONSUMER spans), latest clipped end first,
         then earliest start, then span id (then arrival: ``children`` is in index order)."""
         spans = self.spans
-        order: list[tuple[int, int, bytes, int]] = []
-        for k in children:
-            child = spans[k]
-            if child.kind == KIND_CONSUMER:
-                continue
-            end, start = child.end_ns, child.start_ns
-            if end > hi:
-                end = hi
-            if end > (start if start > lo else lo):
-                order.append((-end, start, child.span_id, k))
-        if len(order) > 1:
-            order.sort()
-        return [item[3] for item in order]
+        order = [
+            (-(s.end_ns if s.end_ns < hi else hi), s.start_ns, s.span_id, k)
+            for k in children
+            if (s := spans[k]).kind != KIND_CONSUMER
+        ]
+        order.sort()
+        return [item[3] for item in order if -item[0] > (item[1] if item[1] > lo else lo)]
 
     def _called(self, children: list[int], span: int) -> int:
         """A CLIENT span's SERVER child ending last (then smallest span id), else itself."""
@@ -261,45 +255,69 @@ class _Walker:
             own += t - ce
             child = spans[c]
             t = cs = child.start_ns if child.start_ns > lo else lo
-            if children[c] is None:  # a leaf: all of its time is its own
-                key, depth = keys[c], near[c].depth
-                cur = get(key)
-                if cur is None:
-                    acc[key] = (ce - cs, depth)
-                else:
-                    acc[key] = (cur[0] + ce - cs, depth if depth < cur[1] else cur[1])
-                continue
-            ckids = kids_of[c]
-            if ckids is None:
-                ckids = self._prepare(c)
-            sub = summaries[c]
-            child_end = child.end_ns
-            if not ckids:
-                _add(acc, owners[c], ce - cs)
-            elif sub is not None and cs == child.start_ns and ce == child_end:
-                _merge(acc, sub)  # a downstream request inside its clipped parent
-            elif sub is not None and budget <= 0:
-                self._scaled(c, ce - cs, acc)
-            else:  # descend; a clipped downstream request costs budget
-                budget -= sub is not None
-                stack.append((span, lo, hi, kids, idx, t, own))
-                span, lo, hi, kids, idx, t, own = c, cs, ce, ckids, 0, ce, 0
-                if ce < child_end:
-                    # Every child ending at or after ``ce`` now ends there, so the first
-                    # critical one is the earliest to start of them (then the smallest span
-                    # id).  They lead the sorted kids: the walk goes on past them.
-                    n_kids = len(kids)
-                    best = None
-                    while idx < n_kids:
-                        k = kids[idx]
-                        s = spans[k]
-                        if (s.end_ns if s.end_ns < child_end else child_end) < ce:
-                            break
-                        idx += 1
-                        if s.start_ns < ce and (
-                            best is None or (s.start_ns, s.span_id) < (best.start_ns, best.span_id)
-                        ):
-                            best, forced = s, k
+            while True:  # child ``c`` over ``[cs, ce]``
+                grandchildren = children[c]
+                if grandchildren is None:  # a leaf: all of its time is its own
+                    key, depth = keys[c], near[c].depth
+                    cur = get(key)
+                    if cur is None:
+                        acc[key] = (ce - cs, depth)
+                    else:
+                        acc[key] = (cur[0] + ce - cs, depth if depth < cur[1] else cur[1])
+                    break
+                sub = summaries[c]
+                if sub is None and len(grandchildren) == 1:
+                    # One child (a CLIENT span and its SERVER span: most calls), not walked
+                    # apart: the span's own time is around the child clipped to it, and the walk
+                    # goes on in the child.  ``_prepare`` in short.
+                    k = grandchildren[0]
+                    s = spans[k]
+                    kind = s.kind
+                    if kind == KIND_SERVER and child.kind == KIND_CLIENT:
+                        owner = (keys[k], near[k].depth)
+                    else:
+                        owner = (keys[c], near[c].depth)
+                    k_end = s.end_ns if s.end_ns < ce else ce
+                    k_start = s.start_ns if s.start_ns > cs else cs
+                    if kind == KIND_CONSUMER or k_end <= k_start:
+                        _add(acc, owner, ce - cs)
+                        break
+                    if ce - k_end + k_start - cs:
+                        _add(acc, owner, ce - k_end + k_start - cs)
+                    c, child, cs, ce = k, s, k_start, k_end
+                    continue
+                ckids = kids_of[c]
+                if ckids is None:
+                    ckids = self._prepare(c)
+                child_end = child.end_ns
+                if not ckids:
+                    _add(acc, owners[c], ce - cs)
+                elif sub is not None and cs == child.start_ns and ce == child_end:
+                    _merge(acc, sub)  # a downstream request inside its clipped parent
+                elif sub is not None and budget <= 0:
+                    self._scaled(c, ce - cs, acc)
+                else:  # descend; a clipped downstream request costs budget
+                    budget -= sub is not None
+                    stack.append((span, lo, hi, kids, idx, t, own))
+                    span, lo, hi, kids, idx, t, own = c, cs, ce, ckids, 0, ce, 0
+                    if ce < child_end:
+                        # Every child ending at or after ``ce`` now ends there, so the first
+                        # critical one is the earliest to start of them (then the smallest span
+                        # id).  They lead the sorted kids: the walk goes on past them.
+                        n_kids = len(kids)
+                        best = None
+                        while idx < n_kids:
+                            k = kids[idx]
+                            s = spans[k]
+                            if (s.end_ns if s.end_ns < child_end else child_end) < ce:
+                                break
+                            idx += 1
+                            if s.start_ns < ce and (
+                                best is None
+                                or (s.start_ns, s.span_id) < (best.start_ns, best.span_id)
+                            ):
+                                best, forced = s, k
+                break
 
     def _scaled(self, request: int, length: int, acc: Summary) -> None:
         """Past the re-walk budget: the request's own summary scaled down to ``length``."""
