@@ -56,6 +56,16 @@ REWALK_BUDGET = 32
 Summary = dict[WorkloadRev, tuple[int, int]]
 _Owner = tuple[WorkloadRev, int]  # whose a span's own time is, and the depth of that request
 _NO_OWNER: _Owner = (("", ""), 0)
+# The walker's tables, bound once per trace: kids, summaries, near, spans, owners, keys, children.
+_Tables = tuple[
+    list["list[int] | None"],
+    list["Summary | None"],
+    list[Request],
+    list[Span],
+    list[_Owner],
+    list[WorkloadRev],
+    list["list[int] | None"],
+]
 
 
 def critical_shares(
@@ -145,10 +155,11 @@ class _Walker:
         theirs when it is walked."""
         children, summaries = self.children, self.summaries
         prepare, walk = self._prepare, self._walk
+        tables = (self.kids, summaries, self.near, self.spans, self.owners, self.keys, children)
         for r in reversed(trace.requests):
             x = r.index
             if children[x] is not None and prepare(x):
-                summaries[x] = walk(x)
+                summaries[x] = walk(x, tables)
 
     def _prepare(self, span: int) -> list[int]:
         """The children of ``span`` (it has some) a walk goes through, sorted; sets its owner."""
@@ -200,19 +211,12 @@ class _Walker:
                 called = k
         return called
 
-    def _walk(self, x: int) -> Summary:
+    def _walk(self, x: int, tables: _Tables) -> Summary:
         """The critical path of request ``x`` (prepared; its downstream requests have theirs).
 
         Iterative: the span being walked lives in locals, its ancestors on ``stack``.
         """
-        kids_of, summaries = self.kids, self.summaries
-        near, spans, owners, keys, children = (
-            self.near,
-            self.spans,
-            self.owners,
-            self.keys,
-            self.children,
-        )
+        kids_of, summaries, near, spans, owners, keys, children = tables
         budget = self.budget
         acc: Summary = {}
         get = acc.get
@@ -273,17 +277,22 @@ class _Walker:
                     k = grandchildren[0]
                     s = spans[k]
                     kind = s.kind
-                    if kind == KIND_SERVER and child.kind == KIND_CLIENT:
-                        owner = (keys[k], near[k].depth)
-                    else:
-                        owner = (keys[c], near[c].depth)
                     k_end = s.end_ns if s.end_ns < ce else ce
                     k_start = s.start_ns if s.start_ns > cs else cs
                     if kind == KIND_CONSUMER or k_end <= k_start:
-                        _add(acc, owner, ce - cs)
+                        ns = ce - cs
+                    else:
+                        ns = ce - k_end + k_start - cs
+                    if ns:
+                        owner = k if kind == KIND_SERVER and child.kind == KIND_CLIENT else c
+                        key, depth = keys[owner], near[owner].depth
+                        cur = get(key)
+                        if cur is None:
+                            acc[key] = (ns, depth)
+                        else:
+                            acc[key] = (cur[0] + ns, depth if depth < cur[1] else cur[1])
+                    if kind == KIND_CONSUMER or k_end <= k_start:
                         break
-                    if ce - k_end + k_start - cs:
-                        _add(acc, owner, ce - k_end + k_start - cs)
                     c, child, cs, ce = k, s, k_start, k_end
                     continue
                 ckids = kids_of[c]

@@ -250,11 +250,11 @@ def _resolve(out: TraceAnalysis) -> list[_Meta]:
         if s.end_ns > got[3]:
             got[3] = s.end_ns
         append(got)
-    out.seen = [(info, first, last) for info, _, first, last in local.values()]
-    starts = [first for _, first, _ in out.seen]
-    if min(starts, default=1) <= 0:  # a zero start time somewhere: find the earliest real one
-        starts = [s.start_ns for s in spans]
-    out.start_ns = min((t for t in starts if t > 0), default=0)
+    seen = out.seen = [(info, first, last) for info, _, first, last in local.values()]
+    start_ns = min([first for _, first, _ in seen], default=0)
+    if start_ns <= 0 and seen:  # a zero start time somewhere: find the earliest real one
+        start_ns = min([t for s in spans if (t := s.start_ns) > 0], default=0)
+    out.start_ns = start_ns
     return meta
 
 
