@@ -1,0 +1,119 @@
+"""The aggregates of the benchmark's traces, pinned: a faster analysis must give the same ones.
+
+``bench/bench_pipeline.py`` is what the analysis is tuned on, so its traces are what a change made
+for speed most likely breaks.  The golden file holds every aggregate (every map, key and field,
+histogram bins included) of 400 of its traces, through the real decode, assembler and analyser:
+once whole, and once cut into fragments by a short trace timeout, so that the pairing of open ends
+and late fragments count too.  It was written by the analysis before its hot paths were tuned.
+
+Regenerate it only for a deliberate change of what the analysis computes:
+``.venv/bin/python -m tests.collector.analyse.test_analyzer_golden``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+from podtrace_collector.aggregate.histogram import Histogram
+from podtrace_collector.aggregate.stats import MAPS, Aggregates
+from podtrace_collector.analyse.analyzer import Analyzer
+from podtrace_collector.assemble import Assembler
+from podtrace_collector.receive.decode import extract, parse_protobuf
+
+from bench.bench_pipeline import build_bodies, pipeline
+
+GOLDEN = Path(__file__).parent / "golden" / "bench_pipeline_aggregates.json.gz"
+TRACES = 400
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _canonical(value: object) -> Any:
+    if isinstance(value, Histogram):
+        return sorted(value.counts.items())
+    if isinstance(value, set):
+        return sorted(value)
+    return value
+
+
+def _dump(analyzer: Analyzer, buckets: dict[int, Aggregates]) -> dict[str, Any]:
+    for bucket, agg in analyzer.drain().items():
+        buckets.setdefault(bucket, Aggregates()).merge(agg)
+    out: dict[str, Any] = {}
+    for bucket, agg in sorted(buckets.items()):
+        out[str(bucket)] = {
+            spec.name: [
+                [list(key), {f.name: _canonical(getattr(v, f.name)) for f in dataclasses.fields(v)}]
+                for key, v in sorted(getattr(agg, spec.name).items())
+            ]
+            for spec in MAPS
+        }
+    p = analyzer.pairing
+    out["counters"] = [analyzer.traces, analyzer.late_traces, analyzer.spans, p.paired, p.unpaired]
+    return out
+
+
+def _fragmented(bodies: list[bytes]) -> dict[str, Any]:
+    """A 20 ms trace timeout cuts traces into fragments; the analyser drains as a gateway does."""
+    clock = _Clock()
+    analyzer = Analyzer(pair_wait_s=0.05, clock=clock)
+    assembler = Assembler(analyzer, trace_timeout_s=0.02, max_spans=10**7, clock=clock)
+    buckets: dict[int, Aggregates] = {}
+    for i, body in enumerate(bodies):
+        assembler.submit(extract(parse_protobuf(body)).spans)
+        clock.now += 0.01
+        assembler.tick()
+        if i % 7 == 0:
+            for bucket, agg in analyzer.drain().items():
+                buckets.setdefault(bucket, Aggregates()).merge(agg)
+    assembler.close()
+    analyzer.release_waiting()
+    return _dump(analyzer, buckets)
+
+
+def aggregates_of_the_bench() -> dict[str, Any]:
+    """Every aggregate of the benchmark's first traces, whole and in fragments."""
+    bodies, _ = build_bodies(TRACES)
+    return {"whole": _dump(pipeline(bodies), {}), "fragments": _fragmented(bodies)}
+
+
+def test_the_bench_traces_give_the_golden_aggregates() -> None:
+    """Whole and in fragments, every map, key and field equals the golden file's."""
+    expected = json.loads(gzip.decompress(GOLDEN.read_bytes()))
+    got = json.loads(json.dumps(aggregates_of_the_bench()))  # tuples as lists, like the file
+    assert got["whole"]["counters"] == expected["whole"]["counters"]
+    assert got["fragments"]["counters"] == expected["fragments"]["counters"]
+    for run in ("whole", "fragments"):
+        for bucket, maps in expected[run].items():
+            if bucket == "counters":
+                continue
+            for name, rows in maps.items():
+                assert got[run][bucket][name] == rows, (run, bucket, name)
+    assert got == expected
+
+
+def test_the_golden_file_is_not_trivial() -> None:
+    """The pinned aggregates hold failures, latency maps, transit and paired fragments."""
+    expected = json.loads(gzip.decompress(GOLDEN.read_bytes()))
+    maps = [m for run in expected.values() for b, m in run.items() if b != "counters"]
+    for name in ("impacts", "latency_impacts", "entry_latency_impacts", "transit", "absorbed"):
+        assert sum(len(m[name]) for m in maps) > 0, name
+    traces, late, spans, paired, _ = expected["fragments"]["counters"]
+    assert late > 0 and paired > 0 and traces > TRACES and spans > 10 * TRACES
+
+
+if __name__ == "__main__":
+    GOLDEN.parent.mkdir(exist_ok=True)
+    text = json.dumps(aggregates_of_the_bench(), sort_keys=True, separators=(",", ":"))
+    GOLDEN.write_bytes(gzip.compress(text.encode(), mtime=0))
+    print(f"wrote {GOLDEN} ({GOLDEN.stat().st_size} bytes)")
