@@ -11,18 +11,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer, set_span_in_context
+from opentelemetry.trace import Span, SpanKind, StatusCode
 from podtrace_collector.collector import Collector
 from podtrace_collector.config import CollectorConfig
+
+from tests.collector.sdkpods import Pods, start_span, wait_for_frontend_requests
 
 OLD, NEW = "5c4b3a291", "7d9f8c6b5"
 TRACES = 400
@@ -50,47 +46,17 @@ class Oracle:
 
 
 class Shop:
-    """Tracer providers standing in for the pods of a small shop, exporting to a collector."""
+    """The shop's pods (gRPC and HTTP exporters both)."""
 
     def __init__(self, grpc_port: int, http_port: int) -> None:
-        self.providers: list[TracerProvider] = []
-        self.frontend = self._pod("frontend", "6f8b9c7d4", grpc_port=grpc_port)
-        self.checkout = self._pod("checkout", "84c6d5f7b", http_port=http_port)
-        self.payment = self._pod("payment", "59d7c8b6f", grpc_port=grpc_port)
+        self.pods = pods = Pods()
+        self.frontend = pods.pod("frontend", "6f8b9c7d4", grpc_port=grpc_port)
+        self.checkout = pods.pod("checkout", "84c6d5f7b", http_port=http_port)
+        self.payment = pods.pod("payment", "59d7c8b6f", grpc_port=grpc_port)
         self.cart = {
-            OLD: self._pod("cart", OLD, http_port=http_port),
-            NEW: self._pod("cart", NEW, grpc_port=grpc_port),
+            OLD: pods.pod("cart", OLD, http_port=http_port),
+            NEW: pods.pod("cart", NEW, grpc_port=grpc_port),
         }
-
-    def _pod(self, name: str, rs_hash: str, *, grpc_port: int = 0, http_port: int = 0) -> Tracer:
-        resource = Resource.create(
-            {
-                "service.name": name,
-                "k8s.namespace.name": "shop",
-                "k8s.deployment.name": name,
-                "k8s.replicaset.name": f"{name}-{rs_hash}",
-                "k8s.pod.name": f"{name}-{rs_hash}-x7k2p",
-            }
-        )
-        exporter: Any = (
-            GrpcExporter(endpoint=f"127.0.0.1:{grpc_port}", insecure=True)
-            if grpc_port
-            else HttpExporter(endpoint=f"http://127.0.0.1:{http_port}/v1/traces")
-        )
-        provider = TracerProvider(resource=resource)
-        provider.add_span_processor(BatchSpanProcessor(exporter, max_export_batch_size=256))
-        self.providers.append(provider)
-        return provider.get_tracer("e2e")
-
-    def shutdown(self) -> None:
-        for p in self.providers:
-            p.force_flush()
-            p.shutdown()
-
-
-def _span(tracer: Tracer, name: str, kind: SpanKind, parent: Span | None, start: int) -> Span:
-    ctx = set_span_in_context(parent) if parent is not None else None
-    return tracer.start_span(name, context=ctx, kind=kind, start_time=start)
 
 
 def _end(span: Span, end: int, failed: bool) -> None:
@@ -113,17 +79,17 @@ def _one_trace(shop: Shop, oracle: Oracle, rng: random.Random, i: int, t0: int) 
         oracle.users.add(user)
 
     t = t0 + i * 20 * MS
-    fe = _span(shop.frontend, "POST /checkout", SpanKind.SERVER, None, t)
+    fe = start_span(shop.frontend, "POST /checkout", SpanKind.SERVER, None, t)
     fe.set_attributes({"http.request.method": "POST", "http.route": "/checkout"})
     fe.set_attribute("enduser.id", user)
-    fe_call = _span(shop.frontend, "POST", SpanKind.CLIENT, fe, t + 1 * MS)
-    co = _span(shop.checkout, "POST /orders", SpanKind.SERVER, fe_call, t + 2 * MS)
-    co_cart = _span(shop.checkout, "GET", SpanKind.CLIENT, co, t + 3 * MS)
-    cart = _span(shop.cart[rev], "GET /cart", SpanKind.SERVER, co_cart, t + 4 * MS)
+    fe_call = start_span(shop.frontend, "POST", SpanKind.CLIENT, fe, t + 1 * MS)
+    co = start_span(shop.checkout, "POST /orders", SpanKind.SERVER, fe_call, t + 2 * MS)
+    co_cart = start_span(shop.checkout, "GET", SpanKind.CLIENT, co, t + 3 * MS)
+    cart = start_span(shop.cart[rev], "GET /cart", SpanKind.SERVER, co_cart, t + 4 * MS)
     _end(cart, t + 9 * MS, cart_failed)
     _end(co_cart, t + 10 * MS, cart_failed)
-    co_pay = _span(shop.checkout, "POST", SpanKind.CLIENT, co, t + 11 * MS)
-    pay = _span(shop.payment, "POST /pay", SpanKind.SERVER, co_pay, t + 12 * MS)
+    co_pay = start_span(shop.checkout, "POST", SpanKind.CLIENT, co, t + 11 * MS)
+    pay = start_span(shop.payment, "POST /pay", SpanKind.SERVER, co_pay, t + 12 * MS)
     _end(pay, t + 14 * MS, False)
     _end(co_pay, t + 15 * MS, False)
     _end(co, t + 16 * MS, checkout_failed)
@@ -145,27 +111,13 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Or
     t0 = time.time_ns() - TRACES * 20 * MS
     for i in range(TRACES):
         _one_trace(shop, oracle, rng, i, t0)
-    shop.shutdown()
+    shop.pods.shutdown()
     api = f"http://127.0.0.1:{collector.api_port}"
-    _wait_for_requests(api, TRACES)
+    wait_for_frontend_requests(api, TRACES, timeout_s=20)
     try:
         yield api, oracle
     finally:
         collector.stop(5.0)
-
-
-def _wait_for_requests(api: str, expected: int) -> None:
-    """Poll until every trace has been assembled, analysed and written."""
-    deadline = time.monotonic() + 20
-    seen = -1
-    while time.monotonic() < deadline:
-        body = httpx.get(f"{api}/api/v1/workloads").json()
-        frontend = [w for w in body["workloads"] if w["workload"] == "shop/frontend"]
-        seen = sum(r["requests"] for r in frontend[0]["revisions"]) if frontend else 0
-        if seen >= expected:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"only {seen} of {expected} frontend requests stored")
 
 
 def test_report_matches_oracle(scenario: tuple[str, Oracle]) -> None:

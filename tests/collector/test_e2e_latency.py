@@ -19,14 +19,11 @@ from typing import Any
 
 import httpx
 import pytest
-from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import Span, SpanKind, Tracer, set_span_in_context
+from opentelemetry.trace import Span, SpanKind, Tracer
 from podtrace_collector.collector import Collector
 from podtrace_collector.config import CollectorConfig
+
+from tests.collector.sdkpods import Pods, start_span, wait_for_frontend_requests
 
 CART_OLD, CART_NEW = "5c4b3a291", "7d9f8c6b5"
 SEARCH_OLD, SEARCH_NEW = "3e2d1c0b9", "9a8b7c6d5"
@@ -46,54 +43,24 @@ class Oracle:
 
 
 class Shop:
-    """Tracer providers standing in for the shop's pods (gRPC and HTTP exporters both)."""
+    """The shop's pods (gRPC and HTTP exporters both)."""
 
     def __init__(self, grpc_port: int, http_port: int) -> None:
-        self.providers: list[TracerProvider] = []
-        self.frontend = self._pod("frontend", "6f8b9c7d4", grpc_port=grpc_port)
-        self.checkout = self._pod("checkout", "84c6d5f7b", http_port=http_port)
+        self.pods = pods = Pods()
+        self.frontend = pods.pod("frontend", "6f8b9c7d4", grpc_port=grpc_port)
+        self.checkout = pods.pod("checkout", "84c6d5f7b", http_port=http_port)
         self.cart = {
-            CART_OLD: self._pod("cart", CART_OLD, http_port=http_port),
-            CART_NEW: self._pod("cart", CART_NEW, grpc_port=grpc_port),
+            CART_OLD: pods.pod("cart", CART_OLD, http_port=http_port),
+            CART_NEW: pods.pod("cart", CART_NEW, grpc_port=grpc_port),
         }
         self.search = {
-            SEARCH_OLD: self._pod("search", SEARCH_OLD, grpc_port=grpc_port),
-            SEARCH_NEW: self._pod("search", SEARCH_NEW, http_port=http_port),
+            SEARCH_OLD: pods.pod("search", SEARCH_OLD, grpc_port=grpc_port),
+            SEARCH_NEW: pods.pod("search", SEARCH_NEW, http_port=http_port),
         }
-
-    def _pod(self, name: str, rs_hash: str, *, grpc_port: int = 0, http_port: int = 0) -> Tracer:
-        resource = Resource.create(
-            {
-                "service.name": name,
-                "k8s.namespace.name": "shop",
-                "k8s.deployment.name": name,
-                "k8s.replicaset.name": f"{name}-{rs_hash}",
-                "k8s.pod.name": f"{name}-{rs_hash}-x7k2p",
-            }
-        )
-        exporter: Any = (
-            GrpcExporter(endpoint=f"127.0.0.1:{grpc_port}", insecure=True)
-            if grpc_port
-            else HttpExporter(endpoint=f"http://127.0.0.1:{http_port}/v1/traces")
-        )
-        provider = TracerProvider(resource=resource)
-        provider.add_span_processor(BatchSpanProcessor(exporter, max_export_batch_size=256))
-        self.providers.append(provider)
-        return provider.get_tracer("e2e-latency")
-
-    def shutdown(self) -> None:
-        for p in self.providers:
-            p.force_flush()
-            p.shutdown()
-
-
-def _span(tracer: Tracer, name: str, kind: SpanKind, parent: Span | None, start: int) -> Span:
-    ctx = set_span_in_context(parent) if parent is not None else None
-    return tracer.start_span(name, context=ctx, kind=kind, start_time=start)
 
 
 def _entry(tracer: Tracer, route: str, method: str, start: int, user: str) -> Span:
-    span = _span(tracer, f"{method} {route}", SpanKind.SERVER, None, start)
+    span = start_span(tracer, f"{method} {route}", SpanKind.SERVER, None, start)
     span.set_attributes({"http.request.method": method, "http.route": route, "enduser.id": user})
     return span
 
@@ -108,10 +75,10 @@ def _checkout(shop: Shop, oracle: Oracle, rng: random.Random, i: int, t: int) ->
         oracle.through_new_cart += 1
         oracle.users_of_new_cart.add(user)
     fe = _entry(shop.frontend, "/checkout", "POST", t, user)
-    fe_call = _span(shop.frontend, "POST", SpanKind.CLIENT, fe, t + 1 * MS)
-    co = _span(shop.checkout, "POST /orders", SpanKind.SERVER, fe_call, t + 2 * MS)
-    co_cart = _span(shop.checkout, "GET", SpanKind.CLIENT, co, t + 4 * MS)
-    cart = _span(shop.cart[rev], "GET /cart", SpanKind.SERVER, co_cart, t + 5 * MS)
+    fe_call = start_span(shop.frontend, "POST", SpanKind.CLIENT, fe, t + 1 * MS)
+    co = start_span(shop.checkout, "POST /orders", SpanKind.SERVER, fe_call, t + 2 * MS)
+    co_cart = start_span(shop.checkout, "GET", SpanKind.CLIENT, co, t + 4 * MS)
+    cart = start_span(shop.cart[rev], "GET /cart", SpanKind.SERVER, co_cart, t + 5 * MS)
     end = t + 5 * MS + work
     cart.end(end_time=end)
     co_cart.end(end_time=end + 1 * MS)
@@ -126,8 +93,8 @@ def _search(shop: Shop, oracle: Oracle, rng: random.Random, i: int, t: int) -> N
     work = round((4 + rng.random() * 4) * MS)
     oracle.searches += 1
     fe = _entry(shop.frontend, "/search", "GET", t, f"user-{rng.randrange(30)}")
-    call = _span(shop.frontend, "GET", SpanKind.CLIENT, fe, t + 1 * MS)
-    search = _span(shop.search[rev], "GET /search", SpanKind.SERVER, call, t + 2 * MS)
+    call = start_span(shop.frontend, "GET", SpanKind.CLIENT, fe, t + 1 * MS)
+    search = start_span(shop.search[rev], "GET /search", SpanKind.SERVER, call, t + 2 * MS)
     search.end(end_time=t + 2 * MS + work)
     call.end(end_time=t + 3 * MS + work)
     fe.end(end_time=t + 4 * MS + work)
@@ -148,27 +115,13 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Or
     for i in range(ROUNDS):
         _checkout(shop, oracle, rng, i, t0 + i * 200 * MS)
         _search(shop, oracle, rng, i, t0 + i * 200 * MS + 100 * MS)
-    shop.shutdown()
+    shop.pods.shutdown()
     api = f"http://127.0.0.1:{collector.api_port}"
-    _wait_for_requests(api, 2 * ROUNDS)
+    wait_for_frontend_requests(api, 2 * ROUNDS)
     try:
         yield api, oracle
     finally:
         collector.stop(5.0)
-
-
-def _wait_for_requests(api: str, expected: int) -> None:
-    """Poll until every trace has been assembled, analysed and written."""
-    deadline = time.monotonic() + 30
-    seen = -1
-    while time.monotonic() < deadline:
-        body = httpx.get(f"{api}/api/v1/workloads").json()
-        frontend = [w for w in body["workloads"] if w["workload"] == "shop/frontend"]
-        seen = sum(r["requests"] for r in frontend[0]["revisions"]) if frontend else 0
-        if seen >= expected:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"only {seen} of {expected} frontend requests stored")
 
 
 def _report(api: str, workload: str) -> dict[str, Any]:

@@ -27,11 +27,7 @@ from typing import Any
 
 import httpx
 import pytest
-from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Tracer
 from podtrace_collector.aggregate.histogram import Histogram
 from podtrace_collector.aggregate.window import Window
@@ -41,6 +37,7 @@ from podtrace_collector.stage import AnalysisStage
 from podtrace_collector.store.base import read_windows
 
 from tests.collector.otlp_helpers import metric
+from tests.collector.sdkpods import pod_provider
 from tests.collector.shopsim import NONE, Call, Fault, Rollout, Service, emit, simulate, walk
 
 SHOP = {
@@ -100,30 +97,16 @@ LATER = frozenset({"catalog", "cart", "checkout"})
 def _providers(
     grpc_port: int, http_port: int, delay_ms: float, split_s: float
 ) -> dict[tuple[str, str], TracerProvider]:
-    out = {}
+    out: dict[tuple[str, str], TracerProvider] = {}
     revisions = {r.service: r.revision for r in ROLLOUTS}
     pods = [(s, "old0000") for s in SHOP] + [(s, rev) for s, rev in revisions.items()]
     pods.sort(key=lambda pod: pod[0] in LATER)
     for i, (service, rev) in enumerate(pods):
         if service in LATER and not any(key[0] in LATER for key in out):
             time.sleep(split_s)  # the second group starts its export ticks split_s later
-        resource = Resource.create(
-            {
-                "service.name": service,
-                "k8s.namespace.name": "shop",
-                "k8s.deployment.name": service,
-                "k8s.replicaset.name": f"{service}-{rev}",
-                "k8s.pod.name": f"{service}-{rev}-x7k2p",
-            }
-        )
-        exporter: Any = (
-            GrpcExporter(endpoint=f"127.0.0.1:{grpc_port}", insecure=True)
-            if i % 2
-            else HttpExporter(endpoint=f"http://127.0.0.1:{http_port}/v1/traces")
-        )
-        provider = TracerProvider(resource=resource)
-        provider.add_span_processor(
-            BatchSpanProcessor(exporter, max_queue_size=100_000, schedule_delay_millis=delay_ms)
+        port = {"grpc_port": grpc_port} if i % 2 else {"http_port": http_port}
+        provider = pod_provider(
+            service, rev, **port, max_queue_size=100_000, schedule_delay_millis=delay_ms
         )
         out[(service, rev)] = provider
     return out
