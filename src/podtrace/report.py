@@ -235,7 +235,9 @@ def _reach(r: dict[str, Any]) -> str:
         users = f"unknown ({r.get('affected_users_reason') or 'no enduser.id on entry spans'})"
     elif r.get("affected_users_capped"):
         users = f"at least {users}"
-    lines = [f"Affected traces {_num(r.get('affected_traces'))}, affected users {users}"]
+    # Failures only: whom the revision slowed is in the "Slowed (critical path)" section.
+    traces = _num(r.get("affected_traces"))
+    lines = [f"Affected by failures: traces {traces}, users {users}"]
     ids = _texts(r.get("exemplar_trace_ids"))
     if ids:
         lines.append("Exemplar traces")

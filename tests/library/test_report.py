@@ -59,7 +59,7 @@ class TestRender:
         out = render_report(SPEC_REPORT)
         order = ["shop/cart", "VERDICT: REGRESSED", "p = 1e-12", "baseline 5c4b3a291",
                  "Affected services (max 2 hops)", "Entry points", "Slowed (critical path)",
-                 "Contained by", "affected users 42",
+                 "Contained by", "Affected by failures: traces 150, users 42",
                  "4bf92f3577b34da6a3ce929d0e0e4736"]  # fmt: skip
         positions = [out.index(s) for s in order]
         assert positions == sorted(positions)
@@ -81,7 +81,7 @@ class TestRender:
         assert "VERDICT: INSUFFICIENT DATA" in out and "p =" not in out
         assert "first revision" in out
         assert "none: no failure" in out and "none affected" in out and "nowhere" in out
-        assert "affected users at least 42" in out
+        assert "users at least 42" in out
 
     def test_where_a_slowdown_went(self) -> None:
         """slowdown: the verdict is followed by where the time went and the callers' numbers."""
@@ -177,8 +177,8 @@ class TestRenderWords:
         report = {**SPEC_REPORT, "affected_users": None,
                   "affected_users_reason": "no enduser.id on entry spans"}  # fmt: skip
         out = render_report(report)
-        assert "affected users unknown (no enduser.id on entry spans)" in out
-        assert "affected users 0" not in out
+        assert "users unknown (no enduser.id on entry spans)" in out
+        assert "users 0" not in out
 
     def test_one_hop_and_one_first_revision_line(self) -> None:
         """'max 1 hop' in the singular; the first revision is said once, by the reasons."""

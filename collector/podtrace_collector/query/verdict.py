@@ -210,6 +210,8 @@ def _error_test(cur: RevisionStats, base: RevisionStats) -> _Outcome:
     k1, n1 = min(cur.origin_errors, cur.requests), cur.requests
     k0, n0 = min(base.origin_errors, base.requests), base.requests
     evidence = fisher_test(k1, n1 - k1, k0, n0 - k0)
+    if k1 + k0 == 0:  # said plainly, rather than as the p-value no outcome could beat
+        return _Outcome(ERROR_RATE, evidence, not_run="no origin failures on either side")
     r1, r0 = k1 / n1, k0 / n0
     material = r1 - r0 >= MIN_RATE_INCREASE and r1 >= MIN_RATE_RATIO * r0
     if evidence.p_value < ALPHA and material:

@@ -64,6 +64,15 @@ class TestDecide:
         assert v.p_value == pytest.approx(_mw_p(cur, base))
         assert any("origin error rate cannot decide" in r and "p=0.5" in r for r in v.reasons)
 
+    def test_no_failures_on_either_side_is_said_plainly(self) -> None:
+        """Without a failure anywhere the error test has nothing to weigh: said in words, not as
+        the p-value that no outcome could beat; the self-time test still decides."""
+        cur, base = _stats(100, 0, _spread(30.0, 100)), _stats(100, 0, _spread(10.0, 100))
+        v = decide(cur, base)
+        assert v.verdict == REGRESSED
+        assert "origin error rate cannot decide: no origin failures on either side" in v.reasons
+        assert not any("every failure" in r for r in v.reasons)
+
     def test_significant_but_immaterial_error_increase_is_healthy(self) -> None:
         """0.13 % vs 0.10 % over a million requests is significant but below the effect floor."""
         cur, base = _stats(1_000_000, 1300, []), _stats(1_000_000, 1000, [])
