@@ -252,8 +252,9 @@ def test_selection_follows_the_hash_and_clicks(shop: Served, browser: Chromium) 
     )
     assert rows(browser, "#affected") == [["No other workload was affected."]]
     nodes = browser.evaluate(NODES)
-    assert [n["workload"] for n in nodes if "origin" in n["cls"]] == ["shop/catalog"]
-    assert not [n for n in nodes if "affected" in n["cls"]]
+    # No failure started in the healthy catalog: drawn as "this rollout", not as an origin.
+    assert [n["workload"] for n in nodes if "rollout" in n["cls"]] == ["shop/catalog"]
+    assert not [n for n in nodes if "affected" in n["cls"] or "origin" in n["cls"]]
     browser.evaluate(
         "document.querySelector('#rollouts li[data-workload=\"shop/cart\"] a').click()"
     )

@@ -49,31 +49,31 @@ def _cart(pod_hash: str) -> Resource:
     )
 
 
-def _trace(t: Trace, cart: str, i: int) -> None:
+def _trace(t: Trace, cart: str, i: int, *, failing: bool = True, user: str | None = None) -> None:
     """One request of the shop: cart takes 8-10 ms (old) or 88-90 ms (new), the new one failing
-    every third call."""
+    every third call (``failing``); ``user`` on the entry span."""
     cart_ms = (80.0 if cart == SLOW_CART else 0.0) + 8 + i % 5 / 2
-    fail = cart == SLOW_CART and i % 3 == 0
+    fail = failing and cart == SLOW_CART and i % 3 == 0
     if i % 2:
         root = t.server(FRONTEND, "POST /checkout", method="POST", route="/checkout",
-                        error=fail, dur_ms=cart_ms + 30)  # fmt: skip
+                        error=fail, dur_ms=cart_ms + 30, user=user)  # fmt: skip
         chk = t.call(root, CHECKOUT, "POST /orders", error=fail, dur_ms=cart_ms + 20, start_ms=4)
         t.call(chk, _cart(cart), "GET /cart", error=fail, dur_ms=cart_ms, start_ms=10)
     else:
-        root = t.server(FRONTEND, "GET /", method="GET", route="/", dur_ms=cart_ms + 30)
+        root = t.server(FRONTEND, "GET /", method="GET", route="/", dur_ms=cart_ms + 30, user=user)
         rec = t.call(root, RECOMMEND, "GET /recommendations", dur_ms=cart_ms + 20, start_ms=4)
         t.call(rec, _cart(cart), "GET /cart", error=fail, client_error=False, dur_ms=cart_ms,
                start_ms=10)  # fmt: skip
 
 
-def fill(store: SqliteStore, now_s: float) -> None:
+def fill(store: SqliteStore, now_s: float, *, failing: bool = True, users: bool = False) -> None:
     """Twenty minutes of the old cart, then ten of both revisions side by side."""
     buckets: dict[int, Aggregates] = {}
     for i in range(320):
         minutes_ago = 20 - i // 16  # 16 traces a minute
         cart = SLOW_CART if minutes_ago <= 10 and i % 4 >= 2 else OLD_CART
         t = Trace(base_s=minute(now_s, minutes_ago))
-        _trace(t, cart, i)
+        _trace(t, cart, i, failing=failing, user=f"user-{i % 7}" if users else None)
         add(buckets, t)
     store.write(buckets)
 
@@ -171,6 +171,43 @@ def test_a_healthy_canary_draws_no_latency_impact(tmp_path: Path, browser: Chrom
         legend = "document.querySelector('#legend [data-legend=\"slowed\"]')"
         assert browser.evaluate(legend) is None
         assert browser.evaluate("document.querySelector('.kpi[data-kpi=\"slowed\"]')") is None
+    finally:
+        served.stop()
+        store.close()
+
+
+def test_a_slow_canary_that_fails_nothing_is_this_rollout_not_an_origin(
+    tmp_path: Path, browser: Chromium
+) -> None:
+    """Cart's new revision only slower (no failure; users recorded): the graph, its column
+    heading and the legend name cart "this rollout", not the origin of failures, while the
+    workloads it slowed keep their violet rings; no affected user is not shown in alarm red."""
+    store = SqliteStore(tmp_path / "podtrace.db")
+    fill(store, time.time(), failing=False, users=True)
+    served = serve(store)
+    try:
+        report = served.api(f"/api/v1/blast-radius?workload=shop/cart&revision={SLOW_CART}")
+        assert report["verdict"] == "regressed" and report["origin_errors"] == 0
+        assert report["affected_services"] == [] and report["affected_users"] == 0
+        slowed = {s["workload"] for s in report["latency_impact"]["services"]}
+        assert slowed == {"shop/frontend", "shop/checkout", "shop/recommendation"}
+        loaded(browser, served.url + "/")
+        report_of(browser, "shop/cart")
+        shot(browser, "page-latency-only.png")
+        nodes = {n["workload"]: n for n in browser.evaluate(NODES)}
+        cart = nodes["shop/cart"]
+        assert "rollout" in cart["cls"] and not {"origin", "hop-0"} & set(cart["cls"])
+        assert "this rollout" in cart["text"] and "✖" not in cart["text"]
+        assert {w for w, n in nodes.items() if "slowed" in n["cls"]} == slowed
+        headings = "[...document.querySelectorAll('#graph .column-label')].map(t => t.textContent)"
+        assert browser.evaluate(headings)[-1] == "this rollout"
+        assert "origin" not in browser.evaluate(headings)
+        legend = "[...document.querySelectorAll('#legend li')].map(li => li.dataset.legend)"
+        assert "rollout" in browser.evaluate(legend) and "origin" not in browser.evaluate(legend)
+        color = "getComputedStyle(document.querySelector({})).color"
+        users = color.format("'.kpi[data-kpi=\"users\"] dd'")
+        assert browser.evaluate(users) == browser.evaluate(color.format("'body'"))
+        assert browser.evaluate(OVERLAPS)["clashes"] == []
     finally:
         served.stop()
         store.close()

@@ -55,7 +55,10 @@ window.podtraceGraph = (() => {
     for (const e of impact.entrypoints || []) node(e.workload, e.service).entry = true;
     const edges = ((graph && graph.edges) || []).filter(
       (e) => e.source !== e.target && nodes.has(e.source) && nodes.has(e.target));
-    const model = { origin: origin && origin.id, nodes: [...nodes.values()], edges };
+    // The rolled-out workload is drawn as the origin of failures only when failures started in
+    // it; a revision that only slowed others (or nothing) is drawn as "this rollout".
+    const failing = !!origin && ((report.origin_errors || 0) > 0 || (report.affected_services || []).length > 0);
+    const model = { origin: origin && origin.id, failing, nodes: [...nodes.values()], edges };
     group(model);
     return model;
   }
@@ -80,9 +83,9 @@ window.podtraceGraph = (() => {
     return e;
   }
 
-  function nodeClasses(n, origin) {
+  function nodeClasses(n, origin, failing) {
     const cls = ["node", `group-${n.group}`];
-    if (n.id === origin) cls.push("origin", "hop-0");
+    if (n.id === origin) cls.push(...(failing ? ["origin", "hop-0"] : ["rollout"]));
     else if (n.hops !== null) cls.push("affected", `hop-${n.hops}`, n.hops >= 4 ? "hop-far" : "");
     else if (n.slowed) cls.push("slow-only");
     else cls.push("unaffected", "hop-none");
@@ -92,8 +95,8 @@ window.podtraceGraph = (() => {
     return cls.filter(Boolean).join(" ");
   }
 
-  function nodeCaption(n, origin, fmt) {
-    if (n.id === origin) return "origin";
+  function nodeCaption(n, origin, fmt, failing) {
+    if (n.id === origin) return failing ? "origin" : "this rollout";
     const parts = [];
     if (n.hops !== null) {
       parts.push(`${n.hops} hop${n.hops === 1 ? "" : "s"} · ${fmt(n.affected)}/${fmt(n.requests)}`);
@@ -108,11 +111,11 @@ window.podtraceGraph = (() => {
 
   const addedMs = (x) => `+${Number(x).toFixed(x < 10 ? 1 : 0)} ms`;
 
-  function drawNode(n, origin, fmt) {
-    const caption = nodeCaption(n, origin, fmt);
+  function drawNode(n, origin, fmt, failing) {
+    const caption = nodeCaption(n, origin, fmt, failing);
     const slow = n.slowed ? `slowed ${addedMs(n.slowed.p50)} p50` : "";
     const g = el("g", {
-      class: nodeClasses(n, origin), "data-workload": n.id, "data-hops": n.hops ?? "",
+      class: nodeClasses(n, origin, failing), "data-workload": n.id, "data-hops": n.hops ?? "",
       "data-slow-hops": n.slowHops ?? null, "data-absorbed": n.absorbed || null,
       "data-entry": n.entry ? "true" : null, tabindex: 0,
     });
@@ -124,7 +127,7 @@ window.podtraceGraph = (() => {
     if (n.slowed) g.append(el("circle", { class: "slow-ring", r: NODE_R + 4 }));
     g.append(el("circle", { class: "dot", r: NODE_R }));
     const hop = n.hops ?? n.slowHops;
-    const mark = n.id === origin ? "✖" : hop !== null ? String(hop) : n.absorbed ? "↩" : "";
+    const mark = n.id === origin ? (failing ? "✖" : "◆") : hop !== null ? String(hop) : n.absorbed ? "↩" : "";
     g.append(el("text", { class: "mark", dy: "0.35em" }, mark));
     // Long names are cut to keep columns narrow; the node's title has the full name.
     const name = n.service.length > 24 ? `${n.service.slice(0, 23)}…` : n.service;
@@ -282,9 +285,10 @@ window.podtraceGraph = (() => {
     return defs;
   }
 
-  function columnLabel(layer, origin) {
+  function columnLabel(layer, origin, failing) {
     if (origin === null || layer < 0) return "";
-    return layer === 0 ? "origin" : `${layer} hop${layer === 1 ? "" : "s"}`;
+    if (layer === 0) return failing ? "origin" : "this rollout";
+    return `${layer} hop${layer === 1 ? "" : "s"}`;
   }
 
   // Draw the visible part of ``model`` into ``root`` (an SVG group), replacing what was there.
@@ -297,7 +301,7 @@ window.podtraceGraph = (() => {
     const shown = model.nodes.filter((n) => visible.has(n.id));
     const elements = new Map();
     for (const n of shown) {
-      const g = drawNode(n, model.origin, fmt);
+      const g = drawNode(n, model.origin, fmt, model.failing);
       nodes.append(g);
       elements.set(n.id, g);
     }
@@ -313,8 +317,9 @@ window.podtraceGraph = (() => {
         obstacles.push({ id: n.id, box: shift(b, n.x, n.y) });
       }
     }
-    const headings = columns.filter((c) => columnLabel(c.layer, model.origin)).map((c) =>
-      el("text", { class: "column-label", x: c.x.toFixed(1), y: (c.top - 12).toFixed(1) }, columnLabel(c.layer, model.origin)));
+    const label = (c) => columnLabel(c.layer, model.origin, model.failing);
+    const headings = columns.filter(label).map((c) =>
+      el("text", { class: "column-label", x: c.x.toFixed(1), y: (c.top - 12).toFixed(1) }, label(c)));
     heads.append(...headings);
     const labelBoxes = headings.map(textBox);
     for (const b of labelBoxes) {

@@ -32,6 +32,7 @@ window.podtraceReport = (() => {
     $("reasons").replaceChildren(...(rep.reasons || []).map((r) => h("li", {}, r)));
     $("headline").replaceChildren(...items.map(([label, value, key]) =>
       h("div", { class: "kpi", "data-kpi": key, "data-unknown": value === "unknown" ? "true" : null,
+        "data-zero": value === "0" ? "true" : null,
         title: key === "users" ? usersNote(rep) : null },
         h("dt", {}, label), h("dd", {}, value))));
   }
@@ -54,6 +55,10 @@ window.podtraceReport = (() => {
     el.textContent = where ? SLOWDOWN[where] : "";
     el.title = callers.join("\n");
   }
+
+  // Failures started in the revision: its node is then the origin of the failures (graph.js
+  // draws it the same way from the same fields), else just "this rollout".
+  const failing = (rep) => (rep.origin_errors || 0) > 0 || (rep.affected_services || []).length > 0;
 
   // Users are counted from enduser.id on entry spans; without one the count is unknown, not 0.
   const users = (n) => (n === null ? "unknown" : fmt(n));
@@ -120,7 +125,9 @@ window.podtraceReport = (() => {
   }
 
   function renderLegend(rep) {
-    const items = [["origin", "node origin hop-0", "✖", "origin of the failures"],
+    const origin = failing(rep) ? ["origin", "node origin hop-0", "✖", "origin of the failures"]
+      : ["rollout", "node rollout", "◆", "this rollout (no failure started in it)"];
+    const items = [origin,
       ["hop-1", "node affected hop-1", "1", "1 hop away"], ["hop-2", "node affected hop-2", "2", "2 hops"],
       ["hop-3", "node affected hop-3", "3", "3 hops"],
       ["hop-far", "node affected hop-far", "4+", "4+ hops"], ["unaffected", "node unaffected hop-none", "", "not affected"],
@@ -241,10 +248,11 @@ window.podtraceReport = (() => {
     renderSummary(rep);
     renderComparison(rep);
     renderLegend(rep);
-    $("graph-hint").textContent = "One column per hop: the origin on the right, the workloads its "
-      + "failures reached to its left, up to the entry points; unaffected workloads are faded. Arrows "
-      + "point from caller to callee and carry calls · errors in the rollout's window. Drag to pan, "
-      + "wheel to zoom.";
+    $("graph-hint").textContent = (failing(rep)
+      ? "One column per hop: the origin on the right, the workloads its failures reached to its left, "
+      : "One column per hop: this rollout on the right, the workloads it slowed to its left, ")
+      + "up to the entry points; unaffected workloads are faded. Arrows point from caller to callee "
+      + "and carry calls · errors in the rollout's window. Drag to pan, wheel to zoom.";
     const svg = $("graph");
     window.podtraceView.show(rep, graph, fmt);
     svg.dataset.graph = graphError ? "unavailable" : "ok";
