@@ -194,6 +194,9 @@ def test_a_slow_canary_that_fails_nothing_is_this_rollout_not_an_origin(
         loaded(browser, served.url + "/")
         report_of(browser, "shop/cart")
         shot(browser, "page-latency-only.png")
+        card = "document.querySelector('#rollouts .rollout[data-workload=\"shop/cart\"]')"
+        counts = browser.evaluate(f"{card}.querySelector('.rollout-counts').textContent")
+        assert counts.endswith(" · slowed 2 entry points"), counts
         nodes = {n["workload"]: n for n in browser.evaluate(NODES)}
         cart = nodes["shop/cart"]
         assert "rollout" in cart["cls"] and not {"origin", "hop-0"} & set(cart["cls"])

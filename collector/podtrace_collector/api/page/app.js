@@ -129,8 +129,10 @@
     empty.textContent = "No rollouts yet.";
     ol.replaceChildren(...list.map((r) => {
       const isCurrent = current && r.workload === current.workload && r.to_revision === current.to_revision;
+      const slowed = r.slowed_entrypoints || 0;
       const counts = ["requests" in r && `${fmt(r.requests)} req · ${fmt(r.errors)} err`,
-        r.affected_users ? `${fmt(r.affected_users)} users hit` : ""].filter(Boolean).join(" · ");
+        r.affected_users ? `${fmt(r.affected_users)} users hit` : "",
+        slowed ? `slowed ${fmt(slowed)} entry point${slowed === 1 ? "" : "s"}` : ""].filter(Boolean).join(" · ");
       return h("li", { class: `rollout verdict-${r.verdict}`, "data-workload": r.workload,
         "data-revision": r.to_revision, "data-verdict": r.verdict },
       h("a", { href: hashOf(r), "aria-current": isCurrent ? "true" : null },
