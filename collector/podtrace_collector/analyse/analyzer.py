@@ -65,6 +65,7 @@ from podtrace_collector.aggregate.stats import (
 from podtrace_collector.analyse.cardinality import RevisionCap
 from podtrace_collector.analyse.critical import Summary, critical_summaries
 from podtrace_collector.analyse.failures import add_affected, add_entry_impact, add_exemplar
+from podtrace_collector.analyse.fragments import Fragments, Held, waits_on_failure
 from podtrace_collector.analyse.pairing import MAX_WAITING, Pairing, Waiting, open_ends
 from podtrace_collector.analyse.requests import Request, TraceAnalysis, WorkloadRev, analyse_trace
 from podtrace_collector.analyse.timing import (
@@ -216,12 +217,16 @@ class Analyzer:
     The time samples of a request with open ends (a trace analysed in fragments) wait in
     ``pairing`` for the rest of the trace, and are added to their own minute when it comes or
     when they have waited ``pair_wait_s`` (``analyse.pairing``; ``drain`` hands them back, and
-    ``release_waiting`` all of them at shutdown).
+    ``release_waiting`` all of them at shutdown).  A fragment detached from its trace above, or
+    whose failures the rest of its trace would attribute differently, waits whole, as spans, in
+    ``fragments``, and is analysed as one trace with the rest (``analyse.fragments``).
 
     Args:
         cap: the cap on workload-revisions first seen per minute (``--max-new-revisions``).
-        pair_wait_s: how long a request with open ends waits for the rest of its trace.
-        max_waiting: requests held waiting at most; past it they are added as they are.
+        pair_wait_s: how long a request with open ends, or a fragment held, waits for the rest
+            of its trace.
+        max_waiting: requests held waiting at most, and spans of fragments held at most; past
+            them they are analysed and added as they are.
         clock: monotonic seconds, for the waits (injectable for tests).
     """
 
@@ -237,6 +242,7 @@ class Analyzer:
         self._buckets: dict[int, Aggregates] = {}
         self._cap = cap
         self.pairing = Pairing(pair_wait_s=pair_wait_s, max_waiting=max_waiting, clock=clock)
+        self.fragments = Fragments(pair_wait_s=pair_wait_s, max_spans=max_waiting, clock=clock)
         self.traces = 0
         self.late_traces = 0
         self.spans = 0
@@ -260,16 +266,16 @@ class Analyzer:
 
     def _record(self, spans: list[Span], *, late: bool, hold: bool) -> None:
         trace = analyse_trace(spans)
-        with self._lock:
-            earlier = self.pairing.take_fragment(trace.trace_id, spans) if trace.spans else None
-        if earlier is not None:  # a detached fragment of this trace came first: one analysis
-            spans = [*earlier, *spans]
-            trace = analyse_trace(spans)
-        if hold and trace.detached:
+        joined = None
+        if trace.spans:
             with self._lock:
-                if self.pairing.hold_fragment(trace, spans):
-                    return
+                joined = self.fragments.take(trace.trace_id, spans)
+        if joined is not None:  # an earlier fragment of this trace waits for it: one analysis
+            spans = [*joined.spans, *spans]
+            trace = analyse_trace(spans)
         orphans, clients = open_ends(trace)
+        if hold and self._held(trace, spans, clients, joined):
+            return
         bucket = bucket_start_s(trace.start_ns)
         with self._lock:
             agg = self._bucket(bucket)
@@ -285,11 +291,26 @@ class Analyzer:
             self.late_traces += late
             self.spans += len(spans)
 
+    def _held(
+        self,
+        trace: TraceAnalysis,
+        spans: list[Span],
+        clients: list[int],
+        joined: Held | None,
+    ) -> bool:
+        """Whether the fragment is held for the rest of its trace (``analyse.fragments``)."""
+        with self._lock:
+            if trace.detached:
+                return self.fragments.hold(trace, spans, failing=False, since=joined)
+            if waits_on_failure(trace, clients, self.pairing):
+                return self.fragments.hold(trace, spans, failing=True, since=joined)
+        return False
+
     def drain(self) -> dict[int, Aggregates]:
         """Hand over everything accumulated so far, ``{bucket start (Unix s): Aggregates}``,
         with the time samples of requests that waited ``pair_wait_s`` for the rest of their
         trace in vain (each in its own minute)."""
-        self._analyse_detached(everything=False)
+        self._analyse_held(everything=False)
         with self._lock:
             self._add_waited(self.pairing.expire())
             out, self._buckets = self._buckets, {}
@@ -297,14 +318,14 @@ class Analyzer:
 
     def release_waiting(self) -> None:
         """Add every request still waiting for the rest of its trace, as it is (shutdown)."""
-        self._analyse_detached(everything=True)
+        self._analyse_held(everything=True)
         with self._lock:
             self._add_waited(self.pairing.expire(everything=True))
 
-    def _analyse_detached(self, *, everything: bool) -> None:
-        """Detached fragments whose trace sent nothing more: analysed alone, as they are."""
+    def _analyse_held(self, *, everything: bool) -> None:
+        """Held fragments whose trace sent nothing more that they wait for: analysed as they are."""
         with self._lock:
-            stale = self.pairing.expire_fragments(everything=everything)
+            stale = self.fragments.expire(everything=everything)
         for spans in stale:
             try:
                 self._record(spans, late=True, hold=False)

@@ -19,14 +19,14 @@ the minute its fragment was counted in; the later fragment's own requests get th
 (the caller's CLIENT span, or the wait on a child) before they are added.  Past ``pair_wait_s``
 a request is handed back as it is and counted ``unpaired``; while ``max_waiting`` requests wait,
 a new one is not held (``overflow``) and is added as it is at once.  Everything else about a
-request (counts, errors, origins, edges) is added with its fragment, as before.
+request (counts, errors, origins, edges) is added with its fragment.
 
-A fragment *detached* from its trace above (only CLIENT or INTERNAL spans, every root naming a
-parent elsewhere: a pod's batch exported between the ends of its client spans and of its server
-span) is held whole, as spans, until the fragment holding its roots' parents comes: the two are
-analysed as one (its spans are not requests but the calls of a request in the other; the
-requests its calls reached, in other fragments, wait for those calls as for any CLIENT span).
-Past ``pair_wait_s`` it is analysed alone, its root spans standing as requests.
+Some fragments need more than their times mended, and are held whole, as spans, to be analysed
+together with the rest of their trace (``analyse.fragments``): a fragment *detached* from its
+trace above (only CLIENT or INTERNAL spans, every root naming a parent elsewhere), and a fragment
+whose failures the rest of its trace would attribute differently (an origin, propagation,
+containment or entry point across the cut).  Only times are paired for all the others: the
+counts of such a fragment (its first request as an entry point, for one) are taken as it is.
 
 A request whose missing side never comes (a call to an uninstrumented service or an external API,
 or a caller that exports elsewhere) waits ``pair_wait_s`` and is counted ``unpaired``.
@@ -46,7 +46,7 @@ from podtrace_collector.analyse.requests import (
     split_times,
     union_ns,
 )
-from podtrace_collector.model import KIND_CLIENT, Span
+from podtrace_collector.model import KIND_CLIENT
 
 # Client span attributes of calls that never get a child request.
 _NEVER_ANSWERED = frozenset(
@@ -155,9 +155,6 @@ class Pairing:
         self._orphans: dict[TableKey, list[Waiting]] = {}
         self._traces: dict[bytes, int] = {}  # trace id -> its entries in the two tables
         self._queue: deque[Waiting] = deque()  # by deadline (a constant wait)
-        # Detached fragments by trace id: (deadline, spans, the parent ids their roots name).
-        self._fragments: dict[bytes, tuple[float, list[Span], frozenset[bytes]]] = {}
-        self.held_spans = 0
         self.waiting = 0
         self.paired = 0
         self.unpaired = 0
@@ -181,39 +178,13 @@ class Pairing:
         held = self._hold(trace, bucket, orphans, clients) if orphans or clients else set()
         return held, done
 
-    def hold_fragment(self, trace: TraceAnalysis, spans: list[Span]) -> bool:
-        """Hold a detached fragment until the fragment with its parent spans comes (``False``:
-        the table is full)."""
-        if self.held_spans + len(spans) > self.max_waiting:
-            self.overflow += 1
-            return False
-        parents = frozenset(r.span.parent_id for r in trace.requests)  # its roots' parents
-        self._fragments[trace.trace_id] = (self._clock() + self.pair_wait_s, spans, parents)
-        self.held_spans += len(spans)
-        return True
+    def has_client(self, key: TableKey) -> bool:
+        """Whether an open client span with this key waits (its fragment was analysed)."""
+        return key in self._clients
 
-    def take_fragment(self, trace_id: bytes, spans: list[Span]) -> list[Span] | None:
-        """The detached fragment held for this trace when ``spans`` hold a parent of its roots
-        (it is then no longer held); ``None`` otherwise."""
-        held = self._fragments.get(trace_id)
-        if held is None or not any(s.span_id in held[2] for s in spans):
-            return None
-        del self._fragments[trace_id]
-        self.held_spans -= len(held[1])
-        self.paired += 1
-        return held[1]
-
-    def expire_fragments(self, *, everything: bool = False) -> list[list[Span]]:
-        """The detached fragments held ``pair_wait_s`` (or all of them), to analyse alone."""
-        now = self._clock()
-        gone = [t for t, held in self._fragments.items() if everything or held[0] <= now]
-        out = []
-        for trace_id in gone:
-            _, spans, _ = self._fragments.pop(trace_id)
-            self.held_spans -= len(spans)
-            self.unpaired += 1
-            out.append(spans)
-        return out
+    def has_orphan(self, key: TableKey) -> bool:
+        """Whether an orphan whose parent span has this key waits (its fragment was analysed)."""
+        return key in self._orphans
 
     def expire(self, *, everything: bool = False) -> list[Waiting]:
         """Hand back the requests that waited ``pair_wait_s`` (or all of them), as they are."""

@@ -147,6 +147,7 @@ class TraceAnalysis:
         "absorbed",
         "detached",
         "duplicates",
+        "failed",
         "orphans",
         "parents",
         "requests",
@@ -178,6 +179,7 @@ class TraceAnalysis:
         # A fragment cut from its trace above: no SERVER or CONSUMER span, and every root span
         # names a parent that is not here (its root spans stand as requests meanwhile).
         self.detached = False
+        self.failed = False  # a request failed
 
     @property
     def trace_id(self) -> bytes:
@@ -197,7 +199,7 @@ def analyse_trace(spans: Iterable[Span]) -> TraceAnalysis:
     near: list[Request | None] = [None] * len(uniq)
     result.span_requests = near
     result.requests = _build_requests(uniq, parent, order, meta, near, result)
-    result.absorbed = _propagate(result.requests)
+    result.absorbed = _propagate(result.requests, result)
     _set_all_times(result.requests)
     return result
 
@@ -387,12 +389,13 @@ def _build_requests(
     return requests
 
 
-def _propagate(requests: list[Request]) -> list[tuple[WorkloadRev, str]]:
+def _propagate(requests: list[Request], out: TraceAnalysis) -> list[tuple[WorkloadRev, str]]:
     """Children before parents: find origins, pass them up failed sync edges, note absorption."""
     absorbed: list[tuple[WorkloadRev, str]] = []
     for r in reversed(requests):
         if not r.failed:
             continue
+        out.failed = True
         mine = r.origins
         if mine is None:  # no failed synchronous direct downstream request
             r.origin = True

@@ -205,7 +205,8 @@ class TestPairing:
         got = _analysed([pieces[i] for i in order], analyzer)
         assert _times(got) == _times(_analysed([t.spans]))
         assert got.revisions[("shop/frontend", "fe1")].requests == 1
-        assert (analyzer.pairing.unpaired, analyzer.pairing.held_spans) == (0, 0)
+        f = analyzer.fragments
+        assert (analyzer.pairing.unpaired, f.unpaired, f.held_spans, f.joined) == (0, 0, 0, 1)
 
     def test_a_detached_fragment_alone_counts_as_before(self) -> None:
         """Nothing more of its trace comes: after pair_wait_s it is analysed alone."""
@@ -215,11 +216,11 @@ class TestPairing:
         clock = Clock()
         analyzer = Analyzer(clock=clock)
         analyzer.on_trace(clients, late=False)
-        assert analyzer.pairing.held_spans == 1 and analyzer.drain() == {}
+        assert analyzer.fragments.held_spans == 1 and analyzer.drain() == {}
         clock.now = 31.0
         agg = analyzer.drain()[BASE_S]
         assert agg.revisions[("shop/frontend", "fe1")].requests == 1  # the root span, as before
-        assert analyzer.pairing.unpaired >= 1
+        assert (analyzer.fragments.unpaired, analyzer.fragments.held_spans) == (1, 0)
 
     def test_paired_requests_leave_the_queue(self) -> None:
         """Many paired traces: the expiry queue stays within twice the requests waiting."""
