@@ -235,6 +235,30 @@ class _StageMetrics(PromCollector):
             "Requests whose time samples wait for the rest of their trace",
             value=p.waiting,
         )
+        f = self._sink.analyzer.fragments
+        for name, doc, value in (
+            (
+                "podtrace_fragments_joined",
+                "Fragments held as spans and analysed with a later fragment of their trace",
+                f.joined,
+            ),
+            (
+                "podtrace_fragments_unpaired",
+                "Fragments held as spans and analysed alone after --pair-wait",
+                f.unpaired,
+            ),
+            (
+                "podtrace_fragments_overflow",
+                "Fragments that would have been held analysed at once: too many spans were held",
+                f.overflow,
+            ),
+        ):
+            yield CounterMetricFamily(name, doc, value=value)
+        yield GaugeMetricFamily(
+            "podtrace_fragments_held_spans",
+            "Spans of fragments held for the rest of their trace",
+            value=f.held_spans,
+        )
 
 
 def build_analysis_stage(

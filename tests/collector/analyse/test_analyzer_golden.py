@@ -63,10 +63,10 @@ def _dump(analyzer: Analyzer, buckets: dict[int, Aggregates]) -> dict[str, Any]:
     return out
 
 
-def _fragmented(bodies: list[bytes]) -> dict[str, Any]:
+def _fragmented(bodies: list[bytes], pair_wait_s: float = 0.05) -> dict[str, Any]:
     """A 20 ms trace timeout cuts traces into fragments; the analyser drains as a gateway does."""
     clock = _Clock()
-    analyzer = Analyzer(pair_wait_s=0.05, clock=clock)
+    analyzer = Analyzer(pair_wait_s=pair_wait_s, clock=clock)
     assembler = Assembler(analyzer, trace_timeout_s=0.02, max_spans=10**7, clock=clock)
     buckets: dict[int, Aggregates] = {}
     for i, body in enumerate(bodies):
@@ -100,6 +100,33 @@ def test_the_bench_traces_give_the_golden_aggregates() -> None:
             for name, rows in maps.items():
                 assert got[run][bucket][name] == rows, (run, bucket, name)
     assert got == expected
+
+
+def _failures(run: dict[str, Any]) -> dict[str, Any]:
+    """The failure maps of a dumped run, over all its minutes (``revisions``: errors only)."""
+    out: dict[str, Any] = {}
+    for bucket, maps in run.items():
+        if bucket == "counters":
+            continue
+        for name in ("origins", "impacts", "entry_impacts", "absorbed"):
+            for key, value in maps[name]:
+                assert (name, *key) not in out  # each trace in one minute: no merge needed
+                out[(name, *key)] = value
+        for key, value in maps["revisions"]:
+            out[("errors", *key)] = (value["errors"], value["origin_errors"])
+    return out
+
+
+def test_fragments_attribute_failures_as_the_whole_traces() -> None:
+    """Fragments that come within --pair-wait of each other (here 2 s, 200 bodies) give the
+    failure maps of the whole traces: origins (hops, traces, users, exemplars), impacts, entry
+    impacts, containment, errors and origin errors, key for key and field for field."""
+    bodies, _ = build_bodies(TRACES)
+    whole = json.loads(json.dumps(_dump(pipeline(bodies), {})))
+    pieces = json.loads(json.dumps(_fragmented(bodies, pair_wait_s=2.0)))
+    assert pieces["counters"][1] > TRACES / 2  # many late fragments
+    assert _failures(pieces) == _failures(whole)
+    assert sum(1 for k in _failures(whole) if k[0] == "absorbed") > 50
 
 
 def test_the_golden_file_is_not_trivial() -> None:
