@@ -52,9 +52,7 @@ class Held:
         self.failing = failing
 
 
-def waits_on_failure(
-    trace: TraceAnalysis, clients: list[int], pairing: Pairing
-) -> bool:
+def waits_on_failure(trace: TraceAnalysis, clients: list[int], pairing: Pairing) -> bool:
     """Whether the rest of the trace may change how the fragment's failures are attributed, and
     may still come (module docstring); ``clients``: its open clients (``pairing.open_ends``)."""
     spans, near, tid = trace.spans, trace.span_requests, trace.trace_id

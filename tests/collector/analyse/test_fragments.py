@@ -72,7 +72,7 @@ def _failures(agg: Aggregates) -> dict[str, Any]:
 
 
 def _failing_chain() -> Trace:
-    """frontend -> checkout -> cart: cart fails, and the failure reaches the user at the frontend."""
+    """frontend -> checkout -> cart: cart fails, and the failure reaches the frontend's user."""
     t = Trace()
     fe = t.server(FE, "fe", dur_ms=100, error=True, method="POST", route="/checkout", user="u1")
     chk = t.call(fe, CHK, "chk", start_ms=10, dur_ms=70, gap_ms=5, error=True)
@@ -143,7 +143,6 @@ class TestFailingTraceInFragments:
         assert {k: v for k, v in _failures(got).items() if k != "entry_totals"} == {
             k: v for k, v in _failures(whole).items() if k != "entry_totals"
         }
-
 
     @pytest.mark.parametrize("consumer_first", [True, False])
     def test_a_consumer_below_a_healthy_producer(self, consumer_first: bool) -> None:
@@ -284,7 +283,8 @@ def test_a_failing_trace_in_fragments_is_attributed_as_whole(
     rnd.shuffle(frags)
     analyzer = Analyzer()
     got, whole = _analysed(frags, analyzer), _analysed([spans])
-    if all(any(s.status == STATUS_ERROR and s.kind in (KIND_SERVER, KIND_CONSUMER) for s in f) for f in frags):
+    requests = (KIND_SERVER, KIND_CONSUMER)
+    if all(any(s.status == STATUS_ERROR and s.kind in requests for s in f) for f in frags):
         assert got == whole
     else:
         got_f, whole_f = _failures(got), _failures(whole)
