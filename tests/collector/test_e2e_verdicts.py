@@ -242,10 +242,13 @@ def test_fragmented_traces_give_the_same_verdicts(whole: Run, fragmented: Run) -
     # requests paired): a share of the traces that would bias the times without pairing.
     assert fragmented.metric("podtrace_late_traces_total") > len(CALLS) / 4
     paired = fragmented.metric("podtrace_requests_paired_total")
+    # Requests whose times were added as they were, and detached fragments analysed alone.
     unpaired = fragmented.metric("podtrace_requests_unpaired_total")
+    unpaired += fragmented.metric("podtrace_fragments_unpaired_total")
     assert paired > len(CALLS) / 4
     assert unpaired <= paired / 20
     assert fragmented.metric("podtrace_requests_pairing_overflow_total") == 0
+    assert fragmented.metric("podtrace_fragments_overflow_total") == 0
     for workload in ROLLED:
         a, b = whole.report(workload), fragmented.report(workload)
         assert b["verdict"] == a["verdict"], workload
