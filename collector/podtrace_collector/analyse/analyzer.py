@@ -299,6 +299,8 @@ class Analyzer:
         joined: Held | None,
     ) -> bool:
         """Whether the fragment is held for the rest of its trace (``analyse.fragments``)."""
+        if not (trace.detached or trace.failed or clients):
+            return False  # most traces: whole, or a fragment without failure or open client
         with self._lock:
             if trace.detached:
                 return self.fragments.hold(trace, spans, failing=False, since=joined)
