@@ -4,7 +4,7 @@ to end: real OpenTelemetry SDK pods exporting over OTLP into real collectors, an
 Two pods, the frontend and the cart it calls.  A third of the checkouts fail in cart and the
 frontend fails with them (the user sees the error), a third fail in cart and the frontend falls
 back (absorbed), a third succeed.  One collector gets every trace whole; the other, with a 0.3 s
-trace timeout, gets each pod's spans a second apart (the frontend's first for half the traces,
+trace timeout, gets each pod's spans two seconds apart (the frontend's first for half the traces,
 cart's first for the other half), so that every trace is analysed in two fragments.
 """
 
@@ -91,13 +91,13 @@ def _settle(collector: Collector) -> None:
 @pytest.fixture(scope="module")
 def runs() -> Iterator[dict[str, Collector]]:
     """The whole collector (5 s trace timeout, pods flushed together) and the fragmented one
-    (0.3 s trace timeout, pods flushed 1 s apart)."""
+    (0.3 s trace timeout, pods flushed 2 s apart: far past it even on a busy machine)."""
     with (
         running(test_config(trace_timeout_s=5.0, pair_wait_s=10.0)) as whole,
         running(test_config(trace_timeout_s=0.3, pair_wait_s=10.0)) as fragmented,
     ):
         _send(whole, gap_s=0.0)
-        _send(fragmented, gap_s=1.0)
+        _send(fragmented, gap_s=2.0)
         _settle(whole)
         _settle(fragmented)
         yield {"whole": whole, "fragmented": fragmented}
