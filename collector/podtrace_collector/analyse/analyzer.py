@@ -58,21 +58,21 @@ from podtrace_collector.aggregate.histogram import GAMMA, MIN_MS, ZERO_BUCKET
 from podtrace_collector.aggregate.stats import (
     Aggregates,
     Count,
-    EdgeStats,
-    EntryTotal,
     RevisionStats,
 )
 from podtrace_collector.analyse.cardinality import RevisionCap
 from podtrace_collector.analyse.critical import Summary, critical_summaries
+from podtrace_collector.analyse.entries import add_edge, add_entry, add_settled
 from podtrace_collector.analyse.failures import add_affected, add_entry_impact, add_exemplar
 from podtrace_collector.analyse.fragments import Fragments, Held, waits_on_failure
-from podtrace_collector.analyse.pairing import MAX_WAITING, Pairing, Waiting, open_ends
+from podtrace_collector.analyse.pairing import MAX_WAITING, Links, Pairing, Waiting, open_ends
 from podtrace_collector.analyse.requests import Request, TraceAnalysis, WorkloadRev, analyse_trace
 from podtrace_collector.analyse.timing import (
     add_entry_shares,
     add_request_times,
     add_shares,
     add_times,
+    user_of,
 )
 from podtrace_collector.model import Span
 
@@ -100,16 +100,20 @@ def operation_of(span: Span) -> str:
 
 
 def add_trace(
-    agg: Aggregates, trace: TraceAnalysis, held: set[Request] | frozenset[Request] = frozenset()
+    agg: Aggregates,
+    trace: TraceAnalysis,
+    held: set[Request] | frozenset[Request] = frozenset(),
+    links: Links | None = None,
 ) -> None:
     """Add one analysed trace into ``agg`` (in place), but the time samples (self time, own
-    time, transit) of the ``held`` requests: they wait for the rest of the trace (``pairing``)."""
+    time, transit) of the ``held`` requests: they wait for the rest of the trace (``pairing``);
+    ``links``: how its orphans count (``pairing.Links``), instead of as entry points."""
     agg.count(1, len(trace.spans))
     _add_registry(agg, trace)
     reached: set[WorkloadRev] = set()
     summaries = critical_summaries(trace)
     for r in trace.requests:
-        _add_request(agg, r, reached, r not in held, summaries[r.index])
+        _add_request(agg, r, reached, r not in held, summaries[r.index], links)
     for key in reached:
         agg.origins[key].affected_traces += 1
     for (ow, orev), workload in trace.absorbed:
@@ -141,6 +145,7 @@ def _add_request(
     reached: set[WorkloadRev],
     timed: bool,
     summary: Summary | None,
+    links: Links | None,
 ) -> None:
     key = r.key
     st = agg.revisions[key]
@@ -158,36 +163,41 @@ def _add_request(
         add_request_times(agg, st, r)
     parent = r.parent
     operation = ""
-    if parent is None:
-        operation = operation_of(span)
-        k = (key[0], operation)
-        total = agg.entry_totals.get(k)
-        if total is None:
-            total = agg.entry_totals[k] = EntryTotal()
-        total.requests += 1
-        if span.attributes.get("enduser.id") not in (None, ""):
-            total.with_user += 1
+    entry = parent is None
+    if parent is not None:
+        add_edge(agg, parent.key[0], key[0], r.failed, latency_bucket)
     else:
-        k = (parent.key[0], key[0])
-        edge = agg.edges.get(k)
-        if edge is None:
-            edge = agg.edges[k] = EdgeStats()
-        edge.calls += 1
-        edge.errors += r.failed
-        h = edge.latency
-        counts = h.counts
-        counts[latency_bucket] = counts.get(latency_bucket, 0) + 1
-        h.total += 1
+        link = links.get(r) if links else None
+        if link is None:
+            operation = operation_of(span)
+            add_entry(agg, key[0], operation, user_of(r))
+        elif isinstance(link, str):  # its caller's client span waited: a call, as whole
+            entry = False
+            add_edge(agg, link, key[0], r.failed, latency_bucket)
+        elif not r.failed:  # held for its caller: counted when it is handed back
+            entry = False
+            link.defer(operation_of(span), user_of(r), summary)
+        else:  # failed: its failures are attributed now, as an entry point's (``fragments``)
+            operation = operation_of(span)
+            add_entry(agg, key[0], operation, user_of(r))
     if summary is not None:
-        add_shares(agg, r, summary, latency_bucket, operation)
-    elif parent is None and span.end_ns > span.start_ns:  # an entry point's own time, all of it
-        add_entry_shares(agg, r, {key: (span.end_ns - span.start_ns, 0)}, latency_bucket, operation)
+        add_shares(agg, r, summary, latency_bucket, operation, entry=entry)
+    elif entry and span.end_ns > span.start_ns:  # an entry point's own time, all of it
+        add_entry_shares(
+            agg, key[0], r.depth, user_of(r), {key: (span.end_ns - span.start_ns, 0)},
+            latency_bucket, operation,
+        )  # fmt: skip
     if r.failed:
-        _add_failed(agg, r, st, reached, operation)
+        _add_failed(agg, r, st, reached, operation, entry)
 
 
 def _add_failed(
-    agg: Aggregates, r: Request, st: RevisionStats, reached: set[WorkloadRev], operation: str
+    agg: Aggregates,
+    r: Request,
+    st: RevisionStats,
+    reached: set[WorkloadRev],
+    operation: str,
+    entry: bool,
 ) -> None:
     st.errors += 1
     if r.origin:
@@ -196,7 +206,7 @@ def _add_failed(
         return
     for key, min_hops, max_hops in r.affected_by():
         add_affected(agg, r, key, min_hops, max_hops)
-        if r.parent is None:
+        if entry:
             add_entry_impact(agg, r, key, operation, min_hops)
             reached.add(key)
 
@@ -284,8 +294,8 @@ class Analyzer:
                 self.capped_traces += 1
                 self.capped_spans += len(spans)
                 return
-            held, done = self.pairing.settle(trace, bucket, orphans, clients)
-            add_trace(agg, trace, held)
+            held, links, done = self.pairing.settle(trace, bucket, orphans, clients)
+            add_trace(agg, trace, held, links)
             self._add_waited(done)
             self.traces += 1
             self.late_traces += late
@@ -350,6 +360,7 @@ class Analyzer:
                 st = agg.revisions[w.key] = RevisionStats()
             caller = (w.caller, w.caller_revision) if w.caller else None
             add_times(agg, st, w.key, w.self_ms, w.own_ms, caller, w.transit_ms)
+            add_settled(agg, w)
 
     @property
     def pending_buckets(self) -> int:

@@ -38,6 +38,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from podtrace_collector.analyse.critical import Summary
 from podtrace_collector.analyse.requests import (
     Request,
     TraceAnalysis,
@@ -69,6 +70,13 @@ class Waiting:
         deadline: when it is handed back as it is.
         open: open ends left; 0 once paired, expired or flushed.
         self_ms, own_ms, transit_ms: its times, set when it is handed back.
+        operation, user, summary: for an orphan whose entry-or-call counts wait with it
+            (``defer``): its entry operation, ``enduser.id`` and critical-path summary, to
+            count it as an entry point if its caller never comes; ``operation`` is ``None``
+            for every other request.
+        edge_from: the workload of its parent request once its caller came ("" before): it
+            is then counted as a call on that edge instead.
+        failed: its status is ERROR (an edge's errors).
     """
 
     __slots__ = (
@@ -77,14 +85,19 @@ class Waiting:
         "caller_revision",
         "caller_wait_ns",
         "deadline",
+        "edge_from",
         "end_ns",
+        "failed",
         "key",
         "keys",
         "open",
+        "operation",
         "own_ms",
         "self_ms",
         "start_ns",
+        "summary",
         "transit_ms",
+        "user",
         "waited_ns",
         "waits",
     )
@@ -103,6 +116,15 @@ class Waiting:
         self.open = 0
         self.keys: list[TableKey] = []  # its entries in the tables, removed when it leaves
         self.self_ms = self.own_ms = self.transit_ms = 0.0
+        self.failed = r.failed
+        self.operation: str | None = None
+        self.user: str | None = None
+        self.summary: Summary | None = None
+        self.edge_from = ""
+
+    def defer(self, operation: str, user: str | None, summary: Summary | None) -> None:
+        """Count the orphan as an entry point, or as a call, when it is handed back."""
+        self.operation, self.user, self.summary = operation, user, summary
 
     def finish(self) -> None:
         self.open = 0
@@ -115,6 +137,10 @@ class Waiting:
 
 # An open client: the request that waits on it, the client span's interval and workload-revision.
 _Client = tuple[Waiting, int, int, WorkloadRev]
+# A fragment's orphans whose entry-or-call is settled apart: the workload of the parent request
+# (its caller's client span waited here: a call on that edge, at once), or the ``Waiting`` it is
+# held in (counted when handed back: ``Waiting.defer``).
+Links = dict[Request, "str | Waiting"]
 
 
 def open_ends(trace: TraceAnalysis) -> tuple[list[Request], list[int]]:
@@ -153,6 +179,9 @@ class Pairing:
         self._clock = clock
         self._clients: dict[TableKey, _Client] = {}
         self._orphans: dict[TableKey, list[Waiting]] = {}
+        # ``TraceAnalysis.loose`` requests, by their fragment's root span's parent: only their
+        # caller's workload is missing (their times are whole).
+        self._loose: dict[TableKey, list[Waiting]] = {}
         self._traces: dict[bytes, int] = {}  # trace id -> its entries in the two tables
         self._queue: deque[Waiting] = deque()  # by deadline (a constant wait)
         self.waiting = 0
@@ -162,21 +191,24 @@ class Pairing:
 
     def settle(
         self, trace: TraceAnalysis, bucket: int, orphans: list[Request], clients: list[int]
-    ) -> tuple[set[Request], list[Waiting]]:
+    ) -> tuple[set[Request], Links, list[Waiting]]:
         """Pair the trace's open ends (``open_ends``) with those waiting, then hold what is open.
 
         Returns:
             The trace's requests now held (their time samples must not be added with the
-            trace), and the requests of earlier fragments now complete (to add).
+            trace); its orphans' links (``Links``); and the requests of earlier fragments now
+            complete (to add).
         """
         done: list[Waiting] = []
+        links: Links = {}
         if trace.trace_id in self._traces:
             changed = self._pair_spans(trace, clients, done)
-            changed |= self._pair_orphans(trace, orphans, done)
+            changed |= self._pair_orphans(trace, orphans, done, links)
             for r in changed:
                 set_times(r)
-        held = self._hold(trace, bucket, orphans, clients) if orphans or clients else set()
-        return held, done
+        if orphans or clients or trace.loose:
+            return self._hold(trace, bucket, orphans, clients, links), links, done
+        return set(), links, done
 
     def has_client(self, key: TableKey) -> bool:
         """Whether an open client span with this key waits (its fragment was analysed)."""
@@ -208,6 +240,8 @@ class Pairing:
         tid, changed = trace.trace_id, set()
         near, keys = trace.span_requests, trace.span_keys
         for i, s in enumerate(trace.spans):
+            if self._loose:
+                self._pair_loose(trace, i, done)
             waiting = self._orphans.pop((tid, s.span_id), None)
             if waiting is None:
                 continue
@@ -219,17 +253,52 @@ class Pairing:
                     w.caller_wait_ns = s.end_ns - s.start_ns
                     w.caller, w.caller_revision = keys[i]
                 if p is not None:  # the parent request waited on it (``requests._add_wait``)
+                    w.edge_from, w.summary = p.key[0], None
                     inside = s is not p.span and keys[i][0] == p.key[0]
                     wait = (s.start_ns, s.end_ns) if inside else (w.start_ns, w.end_ns)
                     p.waits = [*(p.waits or ()), wait]
                     changed.add(p)
+                elif self._wait_above(w, trace, i):
+                    continue
                 self._close(w, done)
             if i in clients:
                 clients.remove(i)  # its child came
         return changed
 
+    def _pair_loose(self, trace: TraceAnalysis, i: int, done: list[Waiting]) -> None:
+        """Earlier requests whose caller's workload was missing (``_loose``), if span i is it."""
+        tid, span_id = trace.trace_id, trace.spans[i].span_id
+        waiting = self._loose.pop((tid, span_id), None)
+        if waiting is None:
+            return
+        self._untrack(tid, len(waiting))
+        p = trace.span_requests[i]
+        for w in waiting:
+            w.keys.remove((tid, span_id))
+            if p is not None:
+                w.edge_from, w.summary = p.key[0], None
+            elif self._wait_above(w, trace, i):
+                continue
+            self._close(w, done)
+
+    def _wait_above(self, w: Waiting, trace: TraceAnalysis, i: int) -> bool:
+        """An orphan whose parent span (i) came without a request above it (its pod's client
+        spans cut from its server span): its entry-or-call waits on for the span above them."""
+        if w.operation is None:
+            return False  # counted with its fragment already
+        parents = trace.parents
+        while parents[i] >= 0:
+            i = parents[i]
+        parent_id = trace.spans[i].parent_id
+        if not parent_id:
+            return False  # the trace's root: it is an entry point
+        key = (trace.trace_id, parent_id)
+        self._loose.setdefault(key, []).append(w)
+        self._track(w, key)
+        return True
+
     def _pair_orphans(
-        self, trace: TraceAnalysis, orphans: list[Request], done: list[Waiting]
+        self, trace: TraceAnalysis, orphans: list[Request], done: list[Waiting], links: Links
     ) -> set[Request]:
         """This trace's orphans whose caller's CLIENT span waits in an earlier fragment."""
         tid, changed = trace.trace_id, set()
@@ -245,20 +314,35 @@ class Pairing:
             self._close(w, done)
             r.caller_wait_ns = end_ns - start_ns
             r.caller_workload, r.caller_revision = workload
+            links[r] = w.key[0]  # the client's request: its workload is the client's
             changed.add(r)
             orphans.remove(r)
         return changed
 
     def _hold(
-        self, trace: TraceAnalysis, bucket: int, orphans: list[Request], clients: list[int]
+        self,
+        trace: TraceAnalysis,
+        bucket: int,
+        orphans: list[Request],
+        clients: list[int],
+        links: Links,
     ) -> set[Request]:
         tid, spans, near = trace.trace_id, trace.spans, trace.span_requests
         made: dict[Request, Waiting | None] = {}  # None: not held (the table is full)
         for r in orphans:
             w = self._waiting_for(r, bucket, made)
             if w is not None:
+                if not trace.detached:  # alone, its roots count as they are (``fragments``)
+                    links[r] = w
                 key = (tid, r.span.parent_id)
                 self._orphans.setdefault(key, []).append(w)
+                self._track(w, key)
+        for r, parent_id in trace.loose:
+            w = self._waiting_for(r, bucket, made)
+            if w is not None:
+                links[r] = w
+                key = (tid, parent_id)
+                self._loose.setdefault(key, []).append(w)
                 self._track(w, key)
         with_clients = set()
         for i in clients:
@@ -326,12 +410,17 @@ class Pairing:
             client = self._clients.get(key)
             if client is not None and client[0] is w:
                 del self._clients[key]
-            else:
-                waiting = self._orphans.get(key)
-                if waiting is None or w not in waiting:
-                    continue
-                waiting.remove(w)
-                if not waiting:
-                    del self._orphans[key]
+            elif not (self._drop(self._orphans, key, w) or self._drop(self._loose, key, w)):
+                continue
             self._untrack(key[0], 1)
         w.keys.clear()
+
+    @staticmethod
+    def _drop(table: dict[TableKey, list[Waiting]], key: TableKey, w: Waiting) -> bool:
+        waiting = table.get(key)
+        if waiting is None or w not in waiting:
+            return False
+        waiting.remove(w)
+        if not waiting:
+            del table[key]
+        return True

@@ -148,6 +148,7 @@ class TraceAnalysis:
         "detached",
         "duplicates",
         "failed",
+        "loose",
         "orphans",
         "parents",
         "requests",
@@ -176,6 +177,10 @@ class TraceAnalysis:
         # is not in the trace, and the indices of CLIENT spans without a child request.
         self.orphans: list[Request] = []
         self.unanswered: list[int] = []
+        # Synchronous requests without a parent request whose parent span is here, under a root
+        # span naming a parent that is not (a pod's client spans cut from its server span):
+        # with that parent span's id.  Their times are whole; their caller is elsewhere.
+        self.loose: list[tuple[Request, bytes]] = []
         # A fragment cut from its trace above: no SERVER or CONSUMER span, and every root span
         # names a parent that is not here (its root spans stand as requests meanwhile).
         self.detached = False
@@ -376,6 +381,8 @@ def _build_requests(
                             up.waits = [interval]
                         else:
                             up.waits.append(interval)
+                    else:
+                        _add_loose(r, p, spans, parent, out)
             elif s.parent_id and r.sync:
                 out.orphans.append(r)  # its caller is in another fragment, or never came
         else:
@@ -387,6 +394,15 @@ def _build_requests(
     if not any_request:
         out.detached = bool(requests) and all(r.span.parent_id for r in requests)
     return requests
+
+
+def _add_loose(
+    r: Request, p: int, spans: list[Span], parent: list[int], out: TraceAnalysis
+) -> None:
+    while parent[p] >= 0:
+        p = parent[p]
+    if spans[p].parent_id:
+        out.loose.append((r, spans[p].parent_id))
 
 
 def _propagate(requests: list[Request], out: TraceAnalysis) -> list[tuple[WorkloadRev, str]]:

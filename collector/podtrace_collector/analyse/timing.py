@@ -96,12 +96,19 @@ def _count(stats: dict[_K, TransitStats], k: _K, bucket: int) -> None:
 
 
 def add_shares(
-    agg: Aggregates, r: Request, summary: Summary, latency_bucket: int, operation: str
+    agg: Aggregates,
+    r: Request,
+    summary: Summary,
+    latency_bucket: int,
+    operation: str,
+    *,
+    entry: bool,
 ) -> None:
     """One request's critical-path shares (``critical.critical_summaries``) into the latency
-    maps.  ``Histogram.add`` and ``bucket_of`` are inlined: this runs for most spans."""
-    if r.parent is None:
-        add_entry_shares(agg, r, summary, latency_bucket, operation)
+    maps (``entry``: it is an entry point, of ``operation``).  ``Histogram.add`` and
+    ``bucket_of`` are inlined: this runs for most spans."""
+    if entry:
+        add_entry_shares(agg, r.key[0], r.depth, user_of(r), summary, latency_bucket, operation)
     workload, depth = r.key[0], r.depth
     impacts = agg.latency_impacts
     for (w, rev), (ns, at) in summary.items():
@@ -126,12 +133,22 @@ def add_shares(
             imp.nearest = at - depth + 1
 
 
-def add_entry_shares(
-    agg: Aggregates, r: Request, summary: Summary, latency_bucket: int, operation: str
-) -> None:
-    workload, depth = r.key[0], r.depth
+def user_of(r: Request) -> str | None:
+    """The request's ``enduser.id``, or ``None`` without one."""
     user = r.span.attributes.get("enduser.id")
-    user = None if user is None or user == "" else str(user)
+    return None if user is None or user == "" else str(user)
+
+
+def add_entry_shares(
+    agg: Aggregates,
+    workload: str,
+    depth: int,
+    user: str | None,
+    summary: Summary,
+    latency_bucket: int,
+    operation: str,
+) -> None:
+    """An entry request's shares (of workload, at depth) into ``entry_latency_impacts``."""
     impacts = agg.entry_latency_impacts
     for (w, rev), (ns, at) in summary.items():
         if not ns:

@@ -117,16 +117,39 @@ def _failures(run: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _entries_and_edges(run: dict[str, Any]) -> dict[str, Any]:
+    """Entry totals and edges (calls, errors, latency bins) of a dumped run, summed over its
+    minutes: a fragment counts in its own minute, which may be the next one of its trace's."""
+    out: dict[Any, Any] = {}
+    for bucket, maps in run.items():
+        if bucket == "counters":
+            continue
+        for name in ("entry_totals", "edges"):
+            for key, value in maps[name]:
+                for field, v in value.items():
+                    if isinstance(v, list):  # histogram bins
+                        for b, n in v:
+                            k = (name, *key, field, b)
+                            out[k] = out.get(k, 0) + n
+                    else:
+                        k = (name, *key, field)
+                        out[k] = out.get(k, 0) + v
+    return out
+
+
 def test_fragments_attribute_failures_as_the_whole_traces() -> None:
     """Fragments that come within --pair-wait of each other (here 2 s, 200 bodies) give the
     failure maps of the whole traces: origins (hops, traces, users, exemplars), impacts, entry
-    impacts, containment, errors and origin errors, key for key and field for field."""
+    impacts, containment, errors and origin errors, key for key and field for field; and the
+    entry totals and call edges (calls, errors, latency) of the whole traces."""
     bodies, _ = build_bodies(TRACES)
     whole = json.loads(json.dumps(_dump(pipeline(bodies), {})))
     pieces = json.loads(json.dumps(_fragmented(bodies, pair_wait_s=2.0)))
     assert pieces["counters"][1] > TRACES / 2  # many late fragments
     assert _failures(pieces) == _failures(whole)
     assert sum(1 for k in _failures(whole) if k[0] == "absorbed") > 50
+    assert _entries_and_edges(pieces) == _entries_and_edges(whole)
+    assert pieces["counters"][3] > 100  # paired requests: orphans counted as calls
 
 
 def test_the_golden_file_is_not_trivial() -> None:
