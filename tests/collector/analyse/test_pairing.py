@@ -3,6 +3,7 @@ own times and transit it gets whole."""
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Iterable, Sequence
 
@@ -10,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from podtrace_collector.aggregate.histogram import Histogram
-from podtrace_collector.aggregate.stats import Aggregates
+from podtrace_collector.aggregate.stats import MAPS, Aggregates
 from podtrace_collector.analyse.analyzer import Analyzer
 from podtrace_collector.analyse.pairing import open_ends
 from podtrace_collector.analyse.requests import analyse_trace
@@ -72,6 +73,14 @@ def _analysed(fragments: Sequence[Sequence[Span]], analyzer: Analyzer | None = N
     for agg in analyzer.drain().values():
         merged.merge(agg)
     return merged
+
+
+def _counts(agg: Aggregates, *, shares: bool = False) -> dict[str, object]:
+    """Every map but ``totals`` (each fragment counts as a trace) and, unless ``shares``, the
+    critical-path shares (``latency_impacts``, ``entry_latency_impacts``): a request above the
+    cut is walked without the spans below it (docs/blast-radius.md)."""
+    skip = {"totals"} | (set() if shares else {"latency_impacts", "entry_latency_impacts"})
+    return {m.name: getattr(agg, m.name) for m in MAPS if m.name not in skip}
 
 
 def _median(h: Histogram) -> float | None:
@@ -234,20 +243,89 @@ class TestPairing:
         assert len(p._queue) <= 2 * p.waiting + 1025
 
 
+class TestEntryOrCall:
+    """An orphan counts as a call on its caller's edge, not as an entry point, when its caller
+    comes within pair_wait_s, in either order; as an entry point when it never comes."""
+
+    @pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
+    def test_a_chain_in_three_pods_counts_as_whole(self, order: tuple[int, ...]) -> None:
+        """Entry totals, edges and every other map but the critical-path shares are the whole
+        trace's, whichever pod comes first."""
+        t = _chain()
+        frags = _by_pod(t.spans)
+        analyzer = Analyzer()
+        got, whole = _analysed([frags[i] for i in order], analyzer), _analysed([t.spans])
+        assert list(got.entry_totals) == [("shop/frontend", "fe")]
+        assert set(got.edges) == {
+            ("shop/frontend", "shop/checkout"),
+            ("shop/checkout", "shop/cart"),
+        }
+        assert _counts(got) == _counts(whole)
+        assert (analyzer.pairing.unpaired, analyzer.pairing.waiting) == (0, 0)
+
+    @pytest.mark.parametrize("callee_first", [True, False])
+    def test_every_map_of_a_call_within_a_workload(self, callee_first: bool) -> None:
+        """A call between two pods of one workload-revision keeps every critical path in it:
+        then every map, the entry point's latency shares included, is the whole trace's."""
+        t = Trace()
+        fe = t.server(FE, "fe", dur_ms=100, method="GET", route="/", user="u1")
+        t.call(fe, deployment("shop", "frontend", "fe1"), "inner", start_ms=10, dur_ms=50)
+        frags = _by_pod(t.spans)
+        got = _analysed(frags[::-1] if callee_first else frags)
+        whole = _analysed([t.spans])
+        assert got.entry_totals[("shop/frontend", "GET /")].requests == 1
+        assert _counts(got, shares=True) == _counts(whole, shares=True)
+
+    def test_an_orphan_whose_caller_never_comes_is_an_entry_point(self) -> None:
+        """Cart's request waits pair_wait_s, then counts as an entry point of its own (with its
+        latency shares), in its fragment's minute, and no call edge."""
+        t = _chain()
+        cart = _by_pod(t.spans)[2]
+        clock = Clock()
+        analyzer = Analyzer(pair_wait_s=30.0, clock=clock)
+        analyzer.on_trace(cart, late=False)
+        first = analyzer.drain()[BASE_S]
+        assert first.revisions[("shop/cart", "cart1")].requests == 1
+        assert first.entry_totals == {} and first.entry_latency_impacts == {}
+        clock.now = 30.0
+        agg = analyzer.drain()[BASE_S]
+        assert [(k, v.requests) for k, v in agg.entry_totals.items()] == [
+            (("shop/cart", "cart"), 1)
+        ]
+        assert list(agg.entry_latency_impacts) == [("shop/cart", "cart1", "shop/cart", "cart")]
+        assert agg.edges == {} and analyzer.pairing.unpaired == 1
+
+    def test_client_spans_cut_from_their_server_span(self) -> None:
+        """Checkout's pod exported its call to cart before its own request: cart's request,
+        under that client span, waits for the request above it and counts as its call (times
+        are not mended here: checkout's request is timed without its call)."""
+        t = _chain()
+        chk_server = next(s for s in t.spans if s.resource is CHK and s.kind != KIND_CLIENT)
+        rest = [s for s in t.spans if s is not chk_server]
+        cut = [s for s in rest if s.resource is not FE]
+        fe = [s for s in rest if s.resource is FE]
+        analyzer = Analyzer()
+        got, whole = _analysed([cut, [chk_server], fe], analyzer), _analysed([t.spans])
+        assert (got.entry_totals, got.edges) == (whole.entry_totals, whole.edges)
+        assert analyzer.pairing.unpaired == 0
+
+
 # --- the property: any call tree, cut into its pods' fragments, arrives in any order -----------
 
 
 @st.composite
-def call_trees(draw: st.DrawFn) -> list[Span]:
+def call_trees(draw: st.DrawFn, *, messages: bool = True) -> list[Span]:
     """A random tree of synchronous calls across the pods, with database calls, calls to an
-    uninstrumented service, asynchronous messages and internal spans."""
+    uninstrumented service, asynchronous messages (unless not ``messages``) and internal
+    spans."""
     t = Trace()
     root = t.server(draw(st.sampled_from(PODS)), "root", dur_ms=draw(st.integers(50, 500)))
     frontier = [root]
     for _ in range(draw(st.integers(0, 8))):
         parent = draw(st.sampled_from(frontier))
         start = (parent.start_ns - t.base_ns) / 1e6 + draw(st.integers(0, 20))
-        what = draw(st.sampled_from(["call", "call", "db", "external", "publish", "internal"]))
+        kinds = ["call", "call", "db", "external", "internal"] + ["publish"] * messages
+        what = draw(st.sampled_from(kinds))
         dur = draw(st.integers(1, 40))
         if what == "call":
             callee: Resource = draw(st.sampled_from(PODS))
@@ -277,4 +355,24 @@ def test_fragments_in_any_order_time_as_the_whole(spans: list[Span], rnd: random
     assert _times(_analysed(frags, analyzer)) == _times(_analysed([spans]))
     unanswered = sum(1 for s in spans if s.kind == KIND_CLIENT and s.name == "GET")
     assert analyzer.pairing.unpaired <= unanswered
+    assert analyzer.pairing.waiting == 0
+
+
+@settings(max_examples=150, deadline=None)
+@given(call_trees(messages=False), st.integers(2, 3), st.randoms(use_true_random=False))
+def test_fragments_in_any_order_count_as_the_whole(
+    spans: list[Span], n: int, rnd: random.Random
+) -> None:
+    """Pods dealt into 2-3 fragments arriving in any order: entry totals, call edges, revisions
+    (requests, latency, self and own time), transit and every other map but the critical-path
+    shares equal the whole trace's.  Without messages: a consumer whose producer is in another
+    fragment is still an entry point of its own (docs/blast-radius.md)."""
+    pods = list({id(s.resource): s.resource for s in spans}.values())
+    groups: list[list[Span]] = [[] for _ in range(n)]
+    for s in spans:
+        groups[pods.index(s.resource) % n].append(s)
+    frags = [g for g in groups if g]
+    rnd.shuffle(frags)
+    analyzer = Analyzer()
+    assert _counts(_analysed(frags, analyzer)) == _counts(_analysed([spans]))
     assert analyzer.pairing.waiting == 0
