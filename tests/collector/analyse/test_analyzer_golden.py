@@ -148,8 +148,20 @@ def test_fragments_attribute_failures_as_the_whole_traces() -> None:
     assert pieces["counters"][1] > TRACES / 2  # many late fragments
     assert _failures(pieces) == _failures(whole)
     assert sum(1 for k in _failures(whole) if k[0] == "absorbed") > 50
-    assert _entries_and_edges(pieces) == _entries_and_edges(whole)
-    assert pieces["counters"][3] > 100  # paired requests: orphans counted as calls
+    got, want = _entries_and_edges(pieces), _entries_and_edges(whole)
+    diff = {k: got.get(k, 0) - want.get(k, 0) for k in got.keys() | want.keys()}
+    paired, unpaired = pieces["counters"][3:5]
+    assert paired > 1000 and unpaired <= paired / 100
+    # Orphans whose caller came are calls, as whole.  The only requests left as entry points
+    # (and their calls missing) are the few that never paired: the bench sends a pod's server
+    # span in an earlier batch than its client spans (its spans in start order, where SDKs
+    # export in end order), and a request under those client spans cannot find the server
+    # span analysed before them (docs/blast-radius.md).
+    entries = {k: v for k, v in diff.items() if k[0] == "entry_totals" and k[-1] == "requests"}
+    calls = {k: v for k, v in diff.items() if k[0] == "edges" and k[-1] == "calls"}
+    assert all(v >= 0 for v in entries.values()) and sum(entries.values()) <= unpaired
+    assert all(v <= 0 for v in calls.values()) and -sum(calls.values()) <= unpaired
+    assert {k: v for k, v in diff.items() if v and "shop/frontend" in k} == {}
 
 
 def test_the_golden_file_is_not_trivial() -> None:
