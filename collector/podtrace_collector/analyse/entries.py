@@ -52,7 +52,7 @@ def add_settled(agg: Aggregates, w: Waiting) -> None:
     latency_bucket = bucket_of(duration_ns / 1e6)
     workload = w.key[0]
     if w.edge_from:
-        add_edge(agg, w.edge_from, workload, w.failed, latency_bucket)
+        add_edge(agg, w.edge_from, workload, False, latency_bucket)  # only sound ones wait
     else:
         add_entry(agg, workload, operation, w.user)
         summary = w.summary

@@ -55,6 +55,9 @@ _NEVER_ANSWERED = frozenset(
 )
 
 TableKey = tuple[bytes, bytes]  # (trace id, span id)
+# The entry operations of the orphans waiting, one string each (bounded, cleared when full).
+_OPERATIONS: dict[str, str] = {}
+_MAX_OPERATIONS = 4096
 # Requests held at most: about 0.7 KB each with their table entries (``bench/bench_pipeline.py``).
 MAX_WAITING = 50_000
 
@@ -75,8 +78,8 @@ class Waiting:
             count it as an entry point if its caller never comes; ``operation`` is ``None``
             for every other request.
         edge_from: the workload of its parent request once its caller came ("" before): it
-            is then counted as a call on that edge instead.
-        failed: its status is ERROR (an edge's errors).
+            is then counted as a call on that edge instead (a failed orphan is not deferred:
+            its failures are attributed with its fragment, ``analyzer._add_request``).
     """
 
     __slots__ = (
@@ -87,7 +90,6 @@ class Waiting:
         "deadline",
         "edge_from",
         "end_ns",
-        "failed",
         "key",
         "keys",
         "open",
@@ -116,7 +118,6 @@ class Waiting:
         self.open = 0
         self.keys: list[TableKey] = []  # its entries in the tables, removed when it leaves
         self.self_ms = self.own_ms = self.transit_ms = 0.0
-        self.failed = r.failed
         self.operation: str | None = None
         self.user: str | None = None
         self.summary: Summary | None = None
@@ -124,7 +125,13 @@ class Waiting:
 
     def defer(self, operation: str, user: str | None, summary: Summary | None) -> None:
         """Count the orphan as an entry point, or as a call, when it is handed back."""
-        self.operation, self.user, self.summary = operation, user, summary
+        own = (self.end_ns - self.start_ns, 0)
+        if summary is not None and len(summary) == 1 and summary.get(self.key) == own:
+            summary = None  # its own time, all of it: what ``None`` says, in no memory
+        if len(_OPERATIONS) >= _MAX_OPERATIONS:
+            _OPERATIONS.clear()
+        self.operation = _OPERATIONS.setdefault(operation, operation)  # one copy per name
+        self.user, self.summary = user, summary
 
     def finish(self) -> None:
         self.open = 0
