@@ -37,7 +37,9 @@ How the SPEC §4 definitions map onto ``Aggregates`` (read with ``analyse.reques
   W's own entry points included (at 0 hops), with the ``enduser.id`` of those requests.
 * ``entry_totals[(EW, op)]`` — all entry requests (and those with an ``enduser.id``);
   ``edges[(caller W, callee W)]`` — one call per
-  request with a parent request (asynchronous ones too), errors when it failed, its duration.
+  request with a parent request (asynchronous ones too), errors when it failed, its duration
+  (``analyse.entries``; a fragment's orphan is counted as one or the other once its caller
+  came or did not, ``analyse.pairing``).
 * ``transit[(W, R, caller W)]`` — every request of W@R under a CLIENT span of the caller
   workload, with its transit (``requests.Request.transit_ms``); ``transit_out[(caller W,
   caller R)]`` — the same samples summed over every workload the caller calls; the caller
@@ -224,10 +226,11 @@ class Analyzer:
     workload-revisions than this minute allows counts in its minute's totals (traces, spans) and
     in ``capped_traces``/``capped_spans``, and nothing else of it is recorded.
 
-    The time samples of a request with open ends (a trace analysed in fragments) wait in
-    ``pairing`` for the rest of the trace, and are added to their own minute when it comes or
-    when they have waited ``pair_wait_s`` (``analyse.pairing``; ``drain`` hands them back, and
-    ``release_waiting`` all of them at shutdown).  A fragment detached from its trace above, or
+    The time samples of a request with open ends (a trace analysed in fragments), and whether
+    an orphan is an entry point or a call, wait in ``pairing`` for the rest of the trace, and
+    are added to their own minute when it comes or when they have waited ``pair_wait_s``
+    (``analyse.pairing``; ``drain`` hands them back, and ``release_waiting`` all of them at
+    shutdown).  A fragment detached from its trace above, or
     whose failures the rest of its trace would attribute differently, waits whole, as spans, in
     ``fragments``, and is analysed as one trace with the rest (``analyse.fragments``).
 

@@ -18,18 +18,30 @@ side, the request's times are recomputed with it and the request is handed back 
 the minute its fragment was counted in; the later fragment's own requests get the other side
 (the caller's CLIENT span, or the wait on a child) before they are added.  Past ``pair_wait_s``
 a request is handed back as it is and counted ``unpaired``; while ``max_waiting`` requests wait,
-a new one is not held (``overflow``) and is added as it is at once.  Everything else about a
-request (counts, errors, origins, edges) is added with its fragment.
+a new one is not held (``overflow``) and is added as it is at once.
+
+An orphan is an entry point of its fragment but, in the whole trace, a call.  So whether it is
+one or the other waits with its times (``Waiting.defer``, ``Links``; ``analyse.entries`` counts
+it): paired with its caller's span, it counts as a call on the edge from its parent request's
+workload; handed back unpaired (past ``pair_wait_s``, overflow or flush), as an entry point, with
+its entry latency shares.  When the caller's open client waits already, the orphan is a call at
+once.  A *loose* request (``TraceAnalysis.loose``: under a root span of its fragment, such as a
+pod's CLIENT spans cut from its SERVER span, whose parent is elsewhere) waits likewise, keyed by
+that root's parent, for the request above; so does an orphan whose parent span came without a
+request above it.  A failed orphan is not deferred (its failures are attributed with its
+fragment, ``analyse.fragments``), nor are the roots of a detached fragment analysed alone.
+Everything else about a request (counts, errors, origins) is added with its fragment.
 
 Some fragments need more than their times mended, and are held whole, as spans, to be analysed
 together with the rest of their trace (``analyse.fragments``): a fragment *detached* from its
 trace above (only CLIENT or INTERNAL spans, every root naming a parent elsewhere), and a fragment
 whose failures the rest of its trace would attribute differently (an origin, propagation,
-containment or entry point across the cut).  Only times are paired for all the others: the
-counts of such a fragment (its first request as an entry point, for one) are taken as it is.
+containment or entry point across the cut).  Only times and entry-or-call are paired for all
+the others: the other counts of such a fragment are taken as it is.
 
 A request whose missing side never comes (a call to an uninstrumented service or an external API,
-or a caller that exports elsewhere) waits ``pair_wait_s`` and is counted ``unpaired``.
+or a caller that exports elsewhere: an ingress, a browser) waits ``pair_wait_s`` and is counted
+``unpaired`` (and, missing its caller, as an entry point).
 """
 
 from __future__ import annotations
@@ -58,7 +70,7 @@ TableKey = tuple[bytes, bytes]  # (trace id, span id)
 # The entry operations of the orphans waiting, one string each (bounded, cleared when full).
 _OPERATIONS: dict[str, str] = {}
 _MAX_OPERATIONS = 4096
-# Requests held at most: about 0.7 KB each with their table entries (``bench/bench_pipeline.py``).
+# Requests held at most: about 0.8 KB each with their table entries (``bench/bench_pipeline.py``).
 MAX_WAITING = 50_000
 
 
