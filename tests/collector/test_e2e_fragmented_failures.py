@@ -1,5 +1,6 @@
 """A failing trace that reaches the gateway in fragments gets the blast radius it gets whole, end
-to end: real OpenTelemetry SDK pods exporting over OTLP into real collectors, answered by the API.
+to end: real OpenTelemetry SDK pods exporting over OTLP into real collectors, answered by the API;
+a healthy one, the graph and the entry points it gets whole.
 
 Two pods, the frontend and the cart it calls.  A third of the checkouts fail in cart and the
 frontend fails with them (the user sees the error), a third fail in cart and the frontend falls
@@ -18,8 +19,10 @@ import httpx
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from podtrace_collector.aggregate.window import Window
 from podtrace_collector.collector import Collector
 from podtrace_collector.stage import AnalysisStage
+from podtrace_collector.store.base import read_windows
 
 from tests.collector.otlp_helpers import metric, running, test_config
 from tests.collector.sdkpods import pod_provider
@@ -134,3 +137,31 @@ def test_fragments_give_the_blast_radius_of_whole_traces(runs: dict[str, Collect
     assert _report(whole, "shop/frontend")["origin_errors"] == 0
     for workload in ("shop/cart", "shop/frontend"):
         assert _report(fragmented, workload) == _report(whole, workload), workload
+
+
+@pytest.mark.slow
+def test_fragments_give_the_graph_and_entry_points_of_whole_traces(
+    runs: dict[str, Collector],
+) -> None:
+    """Cart's requests are calls from the frontend, not entry points, whichever pod came first,
+    the healthy checkouts' too (not held as fragments, their cart request waited as an orphan
+    or found the frontend's call waiting): the graph's edges and the stored entry totals and
+    edges are those of whole traces."""
+    whole, fragmented = runs["whole"], runs["fragmented"]
+    assert _metric(fragmented, "podtrace_requests_unpaired_total") == 0
+    graphs = [
+        [
+            (e["source"], e["target"], e["calls"], e["errors"])
+            for e in httpx.get(f"http://127.0.0.1:{c.api_port}/api/v1/graph").json()["edges"]
+        ]
+        for c in (whole, fragmented)
+    ]
+    assert graphs[0] == [("shop/frontend", "shop/cart", TRACES, TRACES * 2 // 3)]
+    assert graphs[1] == graphs[0]  # the two runs' spans differ only in their real durations
+    (x,) = read_windows(whole.store, Window())
+    (y,) = read_windows(fragmented.store, Window())
+    assert list(x.entry_totals) == [("shop/frontend", "POST /checkout")]
+    assert y.entry_totals == x.entry_totals
+    assert {k: (e.calls, e.latency.total) for k, e in y.edges.items()} == {
+        k: (e.calls, e.latency.total) for k, e in x.edges.items()
+    }
