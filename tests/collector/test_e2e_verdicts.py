@@ -20,7 +20,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -269,6 +269,28 @@ def test_fragmented_traces_give_the_same_verdicts(whole: Run, fragmented: Run) -
         for k in x.transit
     )
     assert moved <= 8 * unpaired, (moved, unpaired)
+    # An orphan whose caller came is a call, not an entry point: the entry totals (the
+    # reports' entry point denominators) and the graph's calls are the whole traces', but for
+    # a request counted unpaired (an entry point, its call missing) or detached and alone.
+    assert _moved(x.entry_totals, y.entry_totals, "requests") <= unpaired
+    assert _moved(x.edges, y.edges, "calls") <= unpaired
+    graphs = [httpx.get(f"{r.api}/api/v1/graph").json()["edges"] for r in (whole, fragmented)]
+    calls = [{(e["source"], e["target"]): e["calls"] for e in g} for g in graphs]
+    assert sum(abs(calls[0].get(k, 0) - calls[1].get(k, 0)) for k in calls[0] | calls[1]) <= (
+        unpaired
+    )
+    assert sum(calls[0].values()) > len(CALLS)
+    assert {w for w, _ in x.entry_totals} == {"shop/frontend"}
+    fe = {k: v for k, v in y.entry_totals.items() if k[0] == "shop/frontend"}
+    assert fe == x.entry_totals  # the frontend's requests are roots: never orphans
+
+
+def _moved(a: Mapping[Any, Any], b: Mapping[Any, Any], field: str) -> int:
+    """How far two maps' counts (``field`` of each value) are apart, key by key."""
+    return sum(
+        abs((getattr(a[k], field) if k in a else 0) - (getattr(b[k], field) if k in b else 0))
+        for k in a.keys() | b.keys()
+    )
 
 
 def _distance(a: Histogram, b: Histogram) -> int:
