@@ -67,7 +67,7 @@ from podtrace_collector.analyse.critical import Summary, critical_summaries
 from podtrace_collector.analyse.entries import add_edge, add_entry, add_settled
 from podtrace_collector.analyse.failures import add_affected, add_entry_impact, add_exemplar
 from podtrace_collector.analyse.fragments import Fragments, Held, waits_on_failure
-from podtrace_collector.analyse.pairing import MAX_WAITING, Links, Pairing, Waiting, open_ends
+from podtrace_collector.analyse.pairing import MAX_WAITING, Links, Pairing, open_ends
 from podtrace_collector.analyse.requests import Request, TraceAnalysis, WorkloadRev, analyse_trace
 from podtrace_collector.analyse.timing import (
     add_entry_shares,
@@ -76,6 +76,7 @@ from podtrace_collector.analyse.timing import (
     add_times,
     user_of,
 )
+from podtrace_collector.analyse.waiting import Waiting
 from podtrace_collector.model import Span
 
 logger = logging.getLogger(__name__)

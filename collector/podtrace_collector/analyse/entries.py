@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from podtrace_collector.aggregate.histogram import bucket_of
 from podtrace_collector.aggregate.stats import Aggregates, EdgeStats, EntryTotal
-from podtrace_collector.analyse.pairing import Waiting
 from podtrace_collector.analyse.timing import add_entry_shares
+from podtrace_collector.analyse.waiting import Waiting
 
 
 def add_entry(agg: Aggregates, workload: str, operation: str, user: str | None) -> None:
