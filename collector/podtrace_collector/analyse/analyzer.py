@@ -231,9 +231,9 @@ class Analyzer:
     an orphan is an entry point or a call, wait in ``pairing`` for the rest of the trace, and
     are added to their own minute when it comes or when they have waited ``pair_wait_s``
     (``analyse.pairing``; ``drain`` hands them back, and ``release_waiting`` all of them at
-    shutdown).  A fragment detached from its trace above, or
-    whose failures the rest of its trace would attribute differently, waits whole, as spans, in
-    ``fragments``, and is analysed as one trace with the rest (``analyse.fragments``).
+    shutdown).  A fragment detached from its trace above, or whose failures the rest of its
+    trace would attribute differently, waits whole, as spans, in ``fragments``, and is analysed
+    as one trace with the rest (``analyse.fragments``).
 
     Args:
         cap: the cap on workload-revisions first seen per minute (``--max-new-revisions``).
