@@ -25,17 +25,10 @@ from podtrace_collector.assemble import Assembler
 from podtrace_collector.receive.decode import extract, parse_protobuf
 
 from bench.bench_pipeline import build_bodies, pipeline
+from tests.collector.analyse.tracebuilder import Clock
 
 GOLDEN = Path(__file__).parent / "golden" / "bench_pipeline_aggregates.json.gz"
 TRACES = 400
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _canonical(value: object) -> Any:
@@ -65,7 +58,7 @@ def _dump(analyzer: Analyzer, buckets: dict[int, Aggregates]) -> dict[str, Any]:
 
 def _fragmented(bodies: list[bytes], pair_wait_s: float = 0.05) -> dict[str, Any]:
     """A 20 ms trace timeout cuts traces into fragments; the analyser drains as a gateway does."""
-    clock = _Clock()
+    clock = Clock()
     analyzer = Analyzer(pair_wait_s=pair_wait_s, clock=clock)
     assembler = Assembler(analyzer, trace_timeout_s=0.02, max_spans=10**7, clock=clock)
     buckets: dict[int, Aggregates] = {}

@@ -5,17 +5,7 @@ from __future__ import annotations
 from podtrace_collector.analyse.analyzer import Analyzer
 from podtrace_collector.analyse.cardinality import FORGET_AFTER_S, SWEEP_EVERY_S, RevisionCap
 
-from tests.collector.analyse.tracebuilder import Trace, deployment
-
-
-class Clock:
-    """Monotonic seconds the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.collector.analyse.tracebuilder import Clock, Trace, deployment
 
 
 def keys(*names: str) -> set[tuple[str, str]]:
@@ -25,7 +15,7 @@ def keys(*names: str) -> set[tuple[str, str]]:
 class TestRevisionCap:
     def test_admits_up_to_the_cap_per_minute(self) -> None:
         """Three new a minute: the fourth waits for the next minute."""
-        clock = Clock()
+        clock = Clock(1000.0)
         cap = RevisionCap(3, clock=clock)
         assert all(cap.admit(keys(n)) for n in "abc")
         assert not cap.admit(keys("d"))
@@ -37,14 +27,14 @@ class TestRevisionCap:
 
     def test_known_ones_always_pass(self) -> None:
         """Past the cap, traces naming only known workload-revisions still pass."""
-        cap = RevisionCap(1, clock=Clock())
+        cap = RevisionCap(1, clock=Clock(1000.0))
         assert cap.admit(keys("a"))
         assert not cap.admit(keys("b"))
         assert cap.admit(keys("a"))
 
     def test_a_trace_is_admitted_whole_or_not_at_all(self) -> None:
         """Two new ones when one is left: refused, and neither is registered."""
-        cap = RevisionCap(2, clock=Clock())
+        cap = RevisionCap(2, clock=Clock(1000.0))
         assert cap.admit(keys("a"))
         assert not cap.admit(keys("b", "c"))
         assert cap.registered == 1 and len(cap) == 1
@@ -52,13 +42,13 @@ class TestRevisionCap:
 
     def test_seeded_ones_are_not_new(self) -> None:
         """Workload-revisions the store already has do not use the allowance."""
-        cap = RevisionCap(1, known=keys("a", "b", "c"), clock=Clock())
+        cap = RevisionCap(1, known=keys("a", "b", "c"), clock=Clock(1000.0))
         assert cap.admit(keys("a", "b", "c")) and cap.registered == 0
         assert cap.admit(keys("d")) and not cap.admit(keys("e"))
 
     def test_idle_ones_are_forgotten(self) -> None:
         """A workload-revision silent for a day is forgotten (memory stays bounded)."""
-        clock = Clock()
+        clock = Clock(1000.0)
         cap = RevisionCap(10, clock=clock)
         cap.admit(keys("old"))
         clock.now += FORGET_AFTER_S / 2
@@ -81,7 +71,7 @@ class TestAnalyzerPastTheCap:
     def test_over_the_cap_traces_count_in_totals_only(self) -> None:
         """Traces naming new workloads past the cap: in the minute's totals and the capped
         counters, with no registry entry, request, edge or entry operation."""
-        analyzer = Analyzer(cap=RevisionCap(2, clock=Clock()))
+        analyzer = Analyzer(cap=RevisionCap(2, clock=Clock(1000.0)))
         admitted = _trace("frontend", callee="cart")
         analyzer.on_trace(admitted.spans, late=False)
         refused = [_trace(f"fake-{i}", callee="cart") for i in range(5)]

@@ -17,22 +17,16 @@ from podtrace_collector.analyse.pairing import open_ends
 from podtrace_collector.analyse.requests import analyse_trace
 from podtrace_collector.model import KIND_CLIENT, Resource, Span
 
-from tests.collector.analyse.tracebuilder import BASE_S, Trace, deployment
-
-FE = deployment("shop", "frontend", "fe1")
-CHK = deployment("shop", "checkout", "chk1")
-CART = deployment("shop", "cart", "cart1")
-PAY = deployment("shop", "payment", "pay1")
-MAIL = deployment("shop", "email", "mail1")
-PODS = [FE, CHK, CART, PAY, MAIL]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.collector.analyse.tracebuilder import (
+    BASE_S,
+    CART,
+    CHK,
+    FE,
+    PODS,
+    Clock,
+    Trace,
+    deployment,
+)
 
 
 def _chain() -> Trace:

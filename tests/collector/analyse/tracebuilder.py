@@ -305,3 +305,22 @@ class Trace:
 
     def _ms(self, ns: int) -> float:
         return (ns - self.base_ns) / _NS_PER_MS
+
+
+class Clock:
+    """Monotonic seconds a test moves by hand (``now``), for the analysis's injectable clocks."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# The shop of the pairing and fragment tests: one pod per workload.
+FE = deployment("shop", "frontend", "fe1")
+CHK = deployment("shop", "checkout", "chk1")
+CART = deployment("shop", "cart", "cart1")
+PAY = deployment("shop", "payment", "pay1")
+MAIL = deployment("shop", "email", "mail1")
+PODS = [FE, CHK, CART, PAY, MAIL]
