@@ -160,8 +160,19 @@ class Collector:
         """Bind every port and start serving; returns once all servers accept connections.
 
         Raises:
-            CollectorError: a port cannot be bound or a server does not come up.
+            CollectorError: a port cannot be bound or a server does not come up; what had
+                started is stopped first.
         """
+        try:
+            self._start()
+        except BaseException:
+            # Stop what did start, the gRPC receiver's event loop thread above all: a process
+            # exiting with it running can crash in the interpreter's teardown (a SIGSEGV was
+            # seen when the API port was taken), and an embedding process keeps its ports.
+            self.stop(0.0)
+            raise
+
+    def _start(self) -> None:
         cfg = self.config
         _call_optional(self.sink, "start")
         if self.forwarder is not None:

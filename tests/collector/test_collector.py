@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import httpx
@@ -15,6 +17,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 from podtrace_collector.collector import Collector
+from podtrace_collector.errors import CollectorError
 
 from tests.collector.otlp_helpers import RecordingSink, running, test_config
 
@@ -103,3 +106,26 @@ def test_stop_closes_the_sink_and_refuses_new_work() -> None:
     assert sink.closed and collector.ingest.stopping
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"http://127.0.0.1:{api_port}/healthz", timeout=1)
+
+
+def test_a_failed_start_stops_what_it_started() -> None:
+    """The API port taken: start() raises, and the gRPC and OTLP/HTTP servers it had started
+    are stopped (their ports refuse), the sink is closed, and none of its threads is left
+    (grpcio's own process-wide poller, started once per process, is not the collector's)."""
+    before = {t.ident for t in threading.enumerate()}
+    with running() as other:
+        sink = RecordingSink()
+        collector = Collector(test_config(api_port=other.api_port), sink=sink)
+        with pytest.raises(CollectorError, match="Address already in use"):
+            collector.start()
+    assert collector.grpc_port and collector.http_port  # both had been bound
+    for port in (collector.grpc_port, collector.http_port):
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    assert sink.closed
+    left = [
+        t
+        for t in threading.enumerate()
+        if t.ident not in before and t.is_alive() and t.name.startswith("podtrace-")
+    ]
+    assert not left, left
