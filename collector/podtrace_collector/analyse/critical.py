@@ -344,8 +344,11 @@ class _Walker:
 
 
 def _ends_after(a: Span, b: Span) -> bool:
-    """``a`` ends after ``b``, or at the same time with a smaller span id."""
-    return (a.end_ns, b.span_id) > (b.end_ns, a.span_id)
+    """``a`` ends after ``b``, or at the same time with a smaller span id; a span ending before
+    it starts ends where it starts (it lasts 0, as everywhere in the walk)."""
+    a_end = a.end_ns if a.end_ns > a.start_ns else a.start_ns
+    b_end = b.end_ns if b.end_ns > b.start_ns else b.start_ns
+    return (a_end, b.span_id) > (b_end, a.span_id)
 
 
 def _add(acc: Summary, owner: _Owner, ns: int) -> None:

@@ -11,7 +11,15 @@ from hypothesis import strategies as st
 from podtrace_collector.analyse.critical import critical_shares
 from podtrace_collector.analyse.requests import WorkloadRev, analyse_trace
 from podtrace_collector.analyse.workload import workload_of
-from podtrace_collector.model import KIND_CONSUMER, KIND_INTERNAL, KIND_PRODUCER, Resource, Span
+from podtrace_collector.model import (
+    KIND_CLIENT,
+    KIND_CONSUMER,
+    KIND_INTERNAL,
+    KIND_PRODUCER,
+    KIND_SERVER,
+    Resource,
+    Span,
+)
 
 from tests.collector.analyse.critical_oracle import (
     RESOURCES,
@@ -79,6 +87,19 @@ class TestGolden:
         t.call(x, CART, "cart", start_ms=10, dur_ms=30, gap_ms=1)  # client 10-42
         t.call(x, PAY, "pay", start_ms=10, dur_ms=70, gap_ms=1)  # client 10-82
         assert shares_by_name(t.spans)["x"] == {"fe": (28.0, 0), "pay": (72.0, 1)}
+
+    def test_a_callee_lasting_0_ends_where_it_starts(self) -> None:
+        """Two SERVER spans under one CLIENT span: one ends before it starts, so it lasts 0 and
+        ends where it starts, at the other's end; the tie goes to the smaller span id (the
+        client's time is that callee's), as for any tie.  (A Hypothesis counter-example: the
+        raw end of the zero-length span had lost it the tie.)"""
+        t = Trace()
+        x = t.server(FE, "x", dur_ms=1)
+        call = t.span(FE, "call", KIND_CLIENT, parent=x, start_ms=0, dur_ms=1)
+        t.span(FE, "early", KIND_SERVER, parent=call, start_ms=18, dur_ms=-1)  # smaller span id
+        t.span(CART, "late", KIND_SERVER, parent=call, start_ms=1, dur_ms=17)
+        assert shares_by_name(t.spans)["x"] == {"fe": (1.0, 0)}
+        assert shares_by_id(t.spans) == oracle_shares(t.spans)
 
     def test_child_outliving_its_parent_is_clipped(self) -> None:
         """A call still running when its caller ends counts up to the caller's end only; the
