@@ -7,13 +7,12 @@ table entries (``bench/bench_pipeline.py``).
 
 from __future__ import annotations
 
+import sys
+
 from podtrace_collector.analyse.critical import Summary
 from podtrace_collector.analyse.requests import Request, WorkloadRev, split_times
 
 TableKey = tuple[bytes, bytes]  # (trace id, span id)
-# The entry operations of the orphans waiting, one string each (bounded, cleared when full).
-_OPERATIONS: dict[str, str] = {}
-_MAX_OPERATIONS = 4096
 
 
 class Waiting:
@@ -82,9 +81,8 @@ class Waiting:
         own = (self.end_ns - self.start_ns, 0)
         if summary is not None and len(summary) == 1 and summary.get(self.key) == own:
             summary = None  # its own time, all of it: what ``None`` says, in no memory
-        if len(_OPERATIONS) >= _MAX_OPERATIONS:
-            _OPERATIONS.clear()
-        self.operation = _OPERATIONS.setdefault(operation, operation)  # one copy per name
+        # One copy per name among the thousands waiting (freed with the last of them).
+        self.operation = sys.intern(operation)
         self.user, self.summary = user, summary
 
     def finish(self) -> None:
