@@ -30,6 +30,7 @@ from tests.collector.analyse.tracebuilder import (
     PODS,
     Clock,
     Trace,
+    analysed_fragments,
 )
 
 
@@ -37,17 +38,6 @@ def _pods(spans: Iterable[Span], *groups: Sequence[Resource]) -> list[list[Span]
     """The spans of each group of pods, as their batch exporters send them."""
     spans = list(spans)
     return [[s for s in spans if s.resource in group] for group in groups]
-
-
-def _analysed(fragments: Sequence[Sequence[Span]], analyzer: Analyzer | None = None) -> Aggregates:
-    analyzer = analyzer or Analyzer()
-    for f in fragments:
-        analyzer.on_trace(list(f), late=False)
-    analyzer.release_waiting()
-    merged = Aggregates()
-    for agg in analyzer.drain().values():
-        merged.merge(agg)
-    return merged
 
 
 def _failures(agg: Aggregates) -> dict[str, Any]:
@@ -82,8 +72,8 @@ class TestFailingTraceInFragments:
         t.call(fe, CART, "cart", start_ms=10, dur_ms=50, error=True)
         a, b = _pods(t.spans, [FE], [CART])
         analyzer = Analyzer()
-        got = _analysed([a, b] if first == "frontend" else [b, a], analyzer)
-        whole = _analysed([t.spans])
+        got = analysed_fragments([a, b] if first == "frontend" else [b, a], analyzer)
+        whole = analysed_fragments([t.spans])
         assert got == whole
         assert set(got.origins) == {("shop/cart", "cart1")}
         origin = got.origins[("shop/cart", "cart1")]
@@ -99,7 +89,9 @@ class TestFailingTraceInFragments:
         t = _failing_chain()
         frags = _pods(t.spans, [FE], [CHK], [CART])
         analyzer = Analyzer()
-        assert _analysed([frags[i] for i in order], analyzer) == _analysed([t.spans])
+        assert analysed_fragments([frags[i] for i in order], analyzer) == analysed_fragments(
+            [t.spans]
+        )
         assert (analyzer.fragments.unpaired, analyzer.fragments.held_spans) == (0, 0)
         assert analyzer.traces == 1  # analysed once, as one trace
 
@@ -111,8 +103,8 @@ class TestFailingTraceInFragments:
         fe = t.server(FE, "fe", dur_ms=100, method="GET", route="/")
         t.call(fe, CART, "cart", start_ms=10, dur_ms=50, error=True)
         frags = _pods(t.spans, [FE], [CART])
-        got = _analysed([frags[first], frags[1 - first]])
-        assert got == _analysed([t.spans])
+        got = analysed_fragments([frags[first], frags[1 - first]])
+        assert got == analysed_fragments([t.spans])
         assert got.absorbed[("shop/cart", "cart1", "shop/frontend")].requests == 1
         assert list(got.entry_totals) == [("shop/frontend", "GET /")]
 
@@ -122,7 +114,7 @@ class TestFailingTraceInFragments:
         fe = t.spans[0]
         t.call(fe, MAIL, "mail", start_ms=85, dur_ms=5)
         frags = _pods(t.spans, [FE], [CHK, CART], [MAIL])
-        assert _analysed(frags) == _analysed([t.spans])
+        assert analysed_fragments(frags) == analysed_fragments([t.spans])
 
     def test_a_healthy_fragment_before_the_failing_ones(self) -> None:
         """A fragment without a failure is not held, but its request waits in the pairing:
@@ -130,7 +122,7 @@ class TestFailingTraceInFragments:
         t = _failing_chain()
         t.call(t.spans[0], MAIL, "mail", start_ms=85, dur_ms=5)
         mail, rest = _pods(t.spans, [MAIL], [FE, CHK, CART])
-        got, whole = _analysed([mail, rest]), _analysed([t.spans])
+        got, whole = analysed_fragments([mail, rest]), analysed_fragments([t.spans])
         assert ("shop/email", "mail") not in got.entry_totals
         assert _failures(got) == _failures(whole)
         assert got.edges == whole.edges
@@ -146,8 +138,8 @@ class TestFailingTraceInFragments:
         t.call(consumer, PAY, "pay", dur_ms=5, error=True)
         producer, rest = _pods(t.spans, [FE], [CART, PAY])
         analyzer = Analyzer()
-        got = _analysed([rest, producer] if consumer_first else [producer, rest], analyzer)
-        whole = _analysed([t.spans])
+        got = analysed_fragments([rest, producer] if consumer_first else [producer, rest], analyzer)
+        whole = analysed_fragments([t.spans])
         assert whole.entry_impacts == {}
         if consumer_first:
             assert got == whole
@@ -276,7 +268,7 @@ def test_a_failing_trace_in_fragments_is_attributed_as_whole(
     frags = [f for f in _pods(spans, *groups) if f]
     rnd.shuffle(frags)
     analyzer = Analyzer()
-    got, whole = _analysed(frags, analyzer), _analysed([spans])
+    got, whole = analysed_fragments(frags, analyzer), analysed_fragments([spans])
     got_f, whole_f = _failures(got), _failures(whole)
     del got_f["entry_totals"], whole_f["entry_totals"]
     assert got_f == whole_f

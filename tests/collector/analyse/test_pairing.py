@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import pytest
 from hypothesis import given, settings
@@ -25,6 +25,7 @@ from tests.collector.analyse.tracebuilder import (
     PODS,
     Clock,
     Trace,
+    analysed_fragments,
     deployment,
 )
 
@@ -56,17 +57,6 @@ def _times(agg: Aggregates) -> dict[object, dict[int, int]]:
     for tkey, t in agg.transit.items():
         out[("transit", *tkey)] = dict(t.transit.counts)
     return out
-
-
-def _analysed(fragments: Sequence[Sequence[Span]], analyzer: Analyzer | None = None) -> Aggregates:
-    analyzer = analyzer or Analyzer()
-    for f in fragments:
-        analyzer.on_trace(list(f), late=False)
-    analyzer.release_waiting()
-    merged = Aggregates()
-    for agg in analyzer.drain().values():
-        merged.merge(agg)
-    return merged
 
 
 def _counts(agg: Aggregates, *, shares: bool = False) -> dict[str, object]:
@@ -107,10 +97,10 @@ class TestPairing:
     def test_callee_first_then_caller(self) -> None:
         """Cart's pod exports first: its request waits for the caller's client span."""
         t = _chain()
-        whole = _analysed([t.spans])
+        whole = analysed_fragments([t.spans])
         analyzer = Analyzer()
         frags = _by_pod(t.spans)
-        pieces = _analysed(list(reversed(frags)), analyzer)
+        pieces = analysed_fragments(list(reversed(frags)), analyzer)
         assert _times(pieces) == _times(whole)
         cart = pieces.revisions[("shop/cart", "cart1")]
         assert _median(cart.self_time) == pytest.approx(30.0, rel=0.03)  # 20 ms + 2 x 5 network
@@ -123,14 +113,16 @@ class TestPairing:
     def test_caller_first_then_callee(self) -> None:
         """Frontend exports first: its call waits for checkout's request, and so on down."""
         t = _chain()
-        assert _times(_analysed(_by_pod(t.spans))) == _times(_analysed([t.spans]))
+        assert _times(analysed_fragments(_by_pod(t.spans))) == _times(analysed_fragments([t.spans]))
 
     def test_middle_first(self) -> None:
         """Checkout's pod first: it waits on both sides, and both come."""
         t = _chain()
         fe, chk, cart = _by_pod(t.spans)
         analyzer = Analyzer()
-        assert _times(_analysed([chk, cart, fe], analyzer)) == _times(_analysed([t.spans]))
+        assert _times(analysed_fragments([chk, cart, fe], analyzer)) == _times(
+            analysed_fragments([t.spans])
+        )
         assert analyzer.pairing.unpaired == 0
 
     def test_without_pairing_fragments_bias_self_time(self) -> None:
@@ -138,7 +130,7 @@ class TestPairing:
         t = _chain()
         fe, chk, cart = _by_pod(t.spans)
         analyzer = Analyzer(max_waiting=0)  # nothing held: as before pairing
-        alone = _analysed([cart, chk, fe], analyzer)
+        alone = analysed_fragments([cart, chk, fe], analyzer)
         assert analyzer.pairing.overflow == 3
         assert _median(alone.revisions[("shop/cart", "cart1")].self_time) == pytest.approx(
             20.0, rel=0.03
@@ -205,8 +197,8 @@ class TestPairing:
         clients = [s for s in fe if s.name != "fe"]
         pieces = [clients, chk + cart, server]
         analyzer = Analyzer()
-        got = _analysed([pieces[i] for i in order], analyzer)
-        assert _times(got) == _times(_analysed([t.spans]))
+        got = analysed_fragments([pieces[i] for i in order], analyzer)
+        assert _times(got) == _times(analysed_fragments([t.spans]))
         assert got.revisions[("shop/frontend", "fe1")].requests == 1
         f = analyzer.fragments
         assert (analyzer.pairing.unpaired, f.unpaired, f.held_spans, f.joined) == (0, 0, 0, 1)
@@ -248,7 +240,10 @@ class TestEntryOrCall:
         t = _chain()
         frags = _by_pod(t.spans)
         analyzer = Analyzer()
-        got, whole = _analysed([frags[i] for i in order], analyzer), _analysed([t.spans])
+        got, whole = (
+            analysed_fragments([frags[i] for i in order], analyzer),
+            analysed_fragments([t.spans]),
+        )
         assert list(got.entry_totals) == [("shop/frontend", "fe")]
         assert set(got.edges) == {
             ("shop/frontend", "shop/checkout"),
@@ -265,8 +260,8 @@ class TestEntryOrCall:
         fe = t.server(FE, "fe", dur_ms=100, method="GET", route="/", user="u1")
         t.call(fe, deployment("shop", "frontend", "fe1"), "inner", start_ms=10, dur_ms=50)
         frags = _by_pod(t.spans)
-        got = _analysed(frags[::-1] if callee_first else frags)
-        whole = _analysed([t.spans])
+        got = analysed_fragments(frags[::-1] if callee_first else frags)
+        whole = analysed_fragments([t.spans])
         assert got.entry_totals[("shop/frontend", "GET /")].requests == 1
         assert _counts(got, shares=True) == _counts(whole, shares=True)
 
@@ -299,7 +294,10 @@ class TestEntryOrCall:
         cut = [s for s in rest if s.resource is not FE]
         fe = [s for s in rest if s.resource is FE]
         analyzer = Analyzer()
-        got, whole = _analysed([cut, [chk_server], fe], analyzer), _analysed([t.spans])
+        got, whole = (
+            analysed_fragments([cut, [chk_server], fe], analyzer),
+            analysed_fragments([t.spans]),
+        )
         assert (got.entry_totals, got.edges) == (whole.entry_totals, whole.edges)
         assert analyzer.pairing.unpaired == 0
 
@@ -346,7 +344,7 @@ def test_fragments_in_any_order_time_as_the_whole(spans: list[Span], rnd: random
     frags = _by_pod(spans)
     rnd.shuffle(frags)
     analyzer = Analyzer()
-    assert _times(_analysed(frags, analyzer)) == _times(_analysed([spans]))
+    assert _times(analysed_fragments(frags, analyzer)) == _times(analysed_fragments([spans]))
     unanswered = sum(1 for s in spans if s.kind == KIND_CLIENT and s.name == "GET")
     assert analyzer.pairing.unpaired <= unanswered
     assert analyzer.pairing.waiting == 0
@@ -368,5 +366,5 @@ def test_fragments_in_any_order_count_as_the_whole(
     frags = [g for g in groups if g]
     rnd.shuffle(frags)
     analyzer = Analyzer()
-    assert _counts(_analysed(frags, analyzer)) == _counts(_analysed([spans]))
+    assert _counts(analysed_fragments(frags, analyzer)) == _counts(analysed_fragments([spans]))
     assert analyzer.pairing.waiting == 0

@@ -56,6 +56,21 @@ def summarize(spans: Sequence[Span]) -> tuple[int, Aggregates]:
     return bucket, agg
 
 
+def analysed_fragments(
+    fragments: Sequence[Sequence[Span]], analyzer: Analyzer | None = None
+) -> Aggregates:
+    """Fragments of one trace through one ``Analyzer``, in order, then everything still waiting
+    for the rest of its trace released (as past ``--pair-wait``): the aggregates, merged."""
+    analyzer = analyzer or Analyzer()
+    for f in fragments:
+        analyzer.on_trace(list(f), late=False)
+    analyzer.release_waiting()
+    merged = Aggregates()
+    for agg in analyzer.drain().values():
+        merged.merge(agg)
+    return merged
+
+
 def deployment(
     namespace: str,
     name: str,
