@@ -15,9 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 from opentelemetry.trace import Span, SpanKind, StatusCode
-from podtrace_collector.collector import Collector
-from podtrace_collector.config import CollectorConfig
 
+from tests.collector.otlp_helpers import running, test_config
 from tests.collector.sdkpods import Pods, start_span, wait_for_frontend_requests
 
 OLD, NEW = "5c4b3a291", "7d9f8c6b5"
@@ -100,24 +99,17 @@ def _one_trace(shop: Shop, oracle: Oracle, rng: random.Random, i: int, t0: int) 
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Oracle]]:
     db = tmp_path_factory.mktemp("e2e") / "podtrace.db"
-    config = CollectorConfig(
-        grpc_port=0, http_port=0, api_port=0, store=f"sqlite:///{db}", trace_timeout_s=0.5
-    )
-    collector = Collector(config)
-    collector.start()
-    assert collector.grpc_port and collector.http_port
-    shop = Shop(collector.grpc_port, collector.http_port)
-    oracle, rng = Oracle(), random.Random(20261125)
-    t0 = time.time_ns() - TRACES * 20 * MS
-    for i in range(TRACES):
-        _one_trace(shop, oracle, rng, i, t0)
-    shop.pods.shutdown()
-    api = f"http://127.0.0.1:{collector.api_port}"
-    wait_for_frontend_requests(api, TRACES, timeout_s=20)
-    try:
+    with running(test_config(store=f"sqlite:///{db}", trace_timeout_s=0.5)) as collector:
+        assert collector.grpc_port and collector.http_port
+        shop = Shop(collector.grpc_port, collector.http_port)
+        oracle, rng = Oracle(), random.Random(20261125)
+        t0 = time.time_ns() - TRACES * 20 * MS
+        for i in range(TRACES):
+            _one_trace(shop, oracle, rng, i, t0)
+        shop.pods.shutdown()
+        api = f"http://127.0.0.1:{collector.api_port}"
+        wait_for_frontend_requests(api, TRACES, timeout_s=20)
         yield api, oracle
-    finally:
-        collector.stop(5.0)
 
 
 def test_report_matches_oracle(scenario: tuple[str, Oracle]) -> None:

@@ -20,9 +20,8 @@ from typing import Any
 import httpx
 import pytest
 from opentelemetry.trace import Span, SpanKind, Tracer
-from podtrace_collector.collector import Collector
-from podtrace_collector.config import CollectorConfig
 
+from tests.collector.otlp_helpers import running, test_config
 from tests.collector.sdkpods import Pods, start_span, wait_for_frontend_requests
 
 CART_OLD, CART_NEW = "5c4b3a291", "7d9f8c6b5"
@@ -103,25 +102,18 @@ def _search(shop: Shop, oracle: Oracle, rng: random.Random, i: int, t: int) -> N
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Oracle]]:
     db = tmp_path_factory.mktemp("e2e-latency") / "podtrace.db"
-    config = CollectorConfig(
-        grpc_port=0, http_port=0, api_port=0, store=f"sqlite:///{db}", trace_timeout_s=0.5
-    )
-    collector = Collector(config)
-    collector.start()
-    assert collector.grpc_port and collector.http_port
-    shop = Shop(collector.grpc_port, collector.http_port)
-    oracle, rng = Oracle(), random.Random(20261130)
-    t0 = time.time_ns() - ROUNDS * 200 * MS
-    for i in range(ROUNDS):
-        _checkout(shop, oracle, rng, i, t0 + i * 200 * MS)
-        _search(shop, oracle, rng, i, t0 + i * 200 * MS + 100 * MS)
-    shop.pods.shutdown()
-    api = f"http://127.0.0.1:{collector.api_port}"
-    wait_for_frontend_requests(api, 2 * ROUNDS)
-    try:
+    with running(test_config(store=f"sqlite:///{db}", trace_timeout_s=0.5)) as collector:
+        assert collector.grpc_port and collector.http_port
+        shop = Shop(collector.grpc_port, collector.http_port)
+        oracle, rng = Oracle(), random.Random(20261130)
+        t0 = time.time_ns() - ROUNDS * 200 * MS
+        for i in range(ROUNDS):
+            _checkout(shop, oracle, rng, i, t0 + i * 200 * MS)
+            _search(shop, oracle, rng, i, t0 + i * 200 * MS + 100 * MS)
+        shop.pods.shutdown()
+        api = f"http://127.0.0.1:{collector.api_port}"
+        wait_for_frontend_requests(api, 2 * ROUNDS)
         yield api, oracle
-    finally:
-        collector.stop(5.0)
 
 
 def _report(api: str, workload: str) -> dict[str, Any]:
