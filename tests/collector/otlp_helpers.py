@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -161,3 +165,46 @@ def metric(text: str, name: str, **labels: str) -> float:
         if base == name and got == want:
             return float(value)
     return 0.0
+
+
+# A collector on free ports with an in-memory store.
+COLLECTOR_ARGS = ["--grpc-port", "0", "--http-port", "0", "--api-port", "0", "--store", "memory"]
+
+
+@contextmanager
+def collector_process(
+    *args: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, Any]]]:
+    """``podtrace collector`` in a subprocess, on free ports with a memory store unless ``args``
+    say otherwise (a repeated flag takes the last value); yields the process and its "collector
+    started" log entry, its log left to read; killed on exit if it still runs."""
+    command = [sys.executable, "-m", "podtrace._cli", "collector", *COLLECTOR_ARGS, *args]
+    process = subprocess.Popen(
+        command,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+    )
+    try:
+        assert process.stderr is not None
+        for raw in process.stderr:
+            entry = json_log_line(raw)
+            if entry.get("event") == "collector started":
+                yield process, entry
+                return
+        raise AssertionError("collector exited before starting")
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+def json_log_line(raw: bytes) -> dict[str, Any]:
+    """A log line as JSON; lines from native libraries (grpc core) are not ours: skip them."""
+    try:
+        entry = json.loads(raw)
+    except ValueError:
+        return {}
+    return entry if isinstance(entry, dict) else {}

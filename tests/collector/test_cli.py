@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,45 +14,14 @@ import httpx
 import pytest
 from podtrace_collector.cli import main
 
-from tests.collector.otlp_helpers import RecordingSink, make_request, running
-
-BASE = ["--grpc-port", "0", "--http-port", "0", "--api-port", "0", "--store", "memory"]
-
-
-@contextmanager
-def _collector(
-    *args: str, env: dict[str, str] | None = None
-) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, Any]]]:
-    command = [sys.executable, "-m", "podtrace._cli", "collector", *BASE, *args]
-    process = subprocess.Popen(
-        command,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        env={**os.environ, **(env or {})},
-    )
-    try:
-        assert process.stderr is not None
-        for raw in process.stderr:
-            entry = _json_line(raw)
-            if entry.get("event") == "collector started":
-                yield process, entry
-                return
-        raise AssertionError("collector exited before starting")
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(10)
-        if process.stderr is not None:
-            process.stderr.close()
-
-
-def _json_line(raw: bytes) -> dict[str, Any]:
-    """A log line as JSON; lines from native libraries (grpc core) are not ours: skip them."""
-    try:
-        entry = json.loads(raw)
-    except ValueError:
-        return {}
-    return entry if isinstance(entry, dict) else {}
+from tests.collector.otlp_helpers import (
+    COLLECTOR_ARGS,
+    RecordingSink,
+    collector_process,
+    json_log_line,
+    make_request,
+    running,
+)
 
 
 def _post(port: int, body: bytes) -> int:
@@ -70,7 +35,7 @@ def _post(port: int, body: bytes) -> int:
 
 def test_gateway_serves_then_exits_zero_on_sigterm() -> None:
     """A gateway logs JSON lines, serves OTLP and /metrics, and exits 0 on SIGTERM."""
-    with _collector("--log-level", "info") as (process, started):
+    with collector_process("--log-level", "info") as (process, started):
         assert started["mode"] == "gateway" and started["grpc_port"] > 0
         assert _post(started["http_port"], make_request(3).SerializeToString()) == 200
         metrics = httpx.get(f"http://127.0.0.1:{started['api_port']}/metrics").text
@@ -78,13 +43,13 @@ def test_gateway_serves_then_exits_zero_on_sigterm() -> None:
         process.send_signal(signal.SIGTERM)
         assert process.wait(10) == 0
         assert process.stderr is not None
-        events = [_json_line(line).get("event") for line in process.stderr]
+        events = [json_log_line(line).get("event") for line in process.stderr]
     assert "collector stopped" in events
 
 
-def test_uvicorn_logs_json_lines_like_the_collector() -> None:
+def test_uvicorn_logs_json_lines_like_thecollector_process() -> None:
     """uvicorn's own warnings (here: a request that is not HTTP) are JSON lines too."""
-    with _collector() as (process, started):
+    with collector_process() as (process, started):
         with socket.create_connection(("127.0.0.1", started["http_port"])) as conn:
             conn.sendall(b"NOT HTTP AT ALL\r\n\r\n")
             assert conn.recv(4096).startswith(b"HTTP/1.1 400")
@@ -92,7 +57,7 @@ def test_uvicorn_logs_json_lines_like_the_collector() -> None:
         assert process.wait(10) == 0
         assert process.stderr is not None
         lines = [line for line in process.stderr.read().splitlines() if line.strip()]
-    entries = [_json_line(line) for line in lines]
+    entries = [json_log_line(line) for line in lines]
     ours = [e for e in entries if e]
     assert any(
         e["logger"] == "uvicorn.error"
@@ -110,7 +75,7 @@ def test_sidecar_drains_its_queue_on_sigterm() -> None:
     with running(sink=sink) as gateway:
         forward = f"grpc://127.0.0.1:{gateway.grpc_port}"
         env = {"PODTRACE_FORWARD": forward, "PODTRACE_MODE": "sidecar"}
-        with _collector("--drain-timeout", "5s", env=env) as (process, started):
+        with collector_process("--drain-timeout", "5s", env=env) as (process, started):
             assert started["mode"] == "sidecar" and started["forward"] == [forward]
             assert _post(started["http_port"], make_request(50).SerializeToString()) == 200
             process.send_signal(signal.SIGTERM)
@@ -158,7 +123,7 @@ def test_port_in_use_exits_1() -> None:
                 "-m",
                 "podtrace._cli",
                 "collector",
-                *BASE[:4],
+                *COLLECTOR_ARGS[:4],
                 "--api-port",
                 str(other.api_port),
                 "--store",
@@ -202,7 +167,7 @@ def test_a_chdb_gateway_killed_and_restarted_answers_as_before(tmp_path: Any) ->
         "&until=2023-11-14T23:00:00Z",
         "/api/v1/graph?since=2023-11-14T22:00:00Z&until=2023-11-14T23:00:00Z",
     ]
-    with _collector(*store) as (process, started):
+    with collector_process(*store) as (process, started):
         port = started["api_port"]
         for n, seed in ((200, 1), (60, 2)):
             body = make_request(n, spans_per_trace=2, seed=seed).SerializeToString()
@@ -214,7 +179,7 @@ def test_a_chdb_gateway_killed_and_restarted_answers_as_before(tmp_path: Any) ->
         before = [_api_json(port, p) for p in paths]
         process.send_signal(signal.SIGKILL)
         assert process.wait(10) == -signal.SIGKILL
-    with _collector(*store) as (process, started):
+    with collector_process(*store) as (process, started):
         assert [_api_json(started["api_port"], p) for p in paths] == before
         process.send_signal(signal.SIGTERM)
         assert process.wait(15) == 0
@@ -225,11 +190,11 @@ def test_a_damaged_store_exits_1_with_one_line(tmp_path: Path) -> None:
     path = tmp_path / "podtrace.db"
     path.write_bytes(b"SQLite format 3\x00" + b"\xa5" * 16_384)
     done = subprocess.run(
-        [sys.executable, "-m", "podtrace", "collector", *BASE[:6], "--store", f"sqlite:///{path}"],
+        [sys.executable, "-m", "podtrace", "collector", *COLLECTOR_ARGS[:6], "--store", f"sqlite:///{path}"],
         capture_output=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 1
-    lines = [_json_line(line) for line in done.stderr.splitlines() if line.strip()]
+    lines = [json_log_line(line) for line in done.stderr.splitlines() if line.strip()]
     failures = [entry for entry in lines if entry.get("event") == "collector failed to start"]
     assert len(failures) == 1 and str(path) in failures[0]["error"], done.stderr
     assert b"Traceback" not in done.stderr

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,6 +11,7 @@ import pytest
 from podtrace_collector.aggregate.stats import Aggregates, RevisionStats
 from podtrace_collector.store.sqlite import SqliteStore
 
+from tests.collector.otlp_helpers import collector_process
 from tests.collector.store.samples import registry
 
 T0 = 1_700_000_000 - 1_700_000_000 % 3600  # 2023: long before any retention horizon
@@ -41,29 +39,11 @@ def test_sigterm_while_pruning_40k_revisions_stops_promptly(tmp_path: Path) -> N
     right then stops it within seconds, exit 0, and the store opens fine afterwards."""
     path = tmp_path / "podtrace.db"
     _old_store(path)
-    command = [
-        sys.executable, "-m", "podtrace", "collector", "--grpc-port", "0", "--http-port", "0",
-        "--api-port", "0", "--store", f"sqlite:///{path}", "--retention", "1h",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
-    assert process.stderr is not None
-    for raw in process.stderr:
-        try:
-            entry = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(entry, dict) and entry.get("event") == "collector started":
-            break
-    else:
-        raise AssertionError("collector exited before starting")
-    os.kill(process.pid, signal.SIGTERM)
-    stopped = time.monotonic()
-    try:
+    store_args = ["--store", f"sqlite:///{path}", "--retention", "1h"]
+    with collector_process(*store_args) as (process, _):
+        os.kill(process.pid, signal.SIGTERM)
+        stopped = time.monotonic()
         assert process.wait(30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.stderr.close()
     assert time.monotonic() - stopped < 15
     store = SqliteStore(path)  # checked at open (quick_check): not damaged
     left = registry(store)
